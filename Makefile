@@ -1,0 +1,29 @@
+# Two commands on a fresh Debian machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OUT    ?= runs/demo
+
+.PHONY: setup demo test stockfish clean
+
+$(BIN)/transcendence: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+stockfish:
+	@command -v stockfish >/dev/null 2>&1 || test -x /usr/games/stockfish || \
+	  { (apt-get install -y -q stockfish || (apt-get update -q && apt-get install -y -q stockfish)) >/dev/null || \
+	    sudo sh -c 'apt-get update -q && apt-get install -y -q stockfish' >/dev/null; }
+
+setup: $(BIN)/transcendence stockfish
+
+demo: setup
+	$(BIN)/transcendence demo --out $(OUT)
+
+test: setup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+
+clean:
+	rm -rf $(VENV) runs build dist *.egg-info

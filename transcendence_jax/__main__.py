@@ -1,0 +1,5 @@
+import sys
+
+from transcendence_jax.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""`transcendence <command>`: one subcommand per stage, each defined in its own module.
+
+A subcommand module exposes `add_arguments(parser)` and `run(args)`; it is imported only
+when its command runs, so `transcendence --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from transcendence_jax.errors import UserError
+
+# (command words, module, one-line help)
+COMMANDS = [
+    (("data", "build"), "transcendence_jax.data.build", "build ArrayRecord datasets from PGN / .zst / .bz2 / Lichess CSV"),
+    (("data", "experts"), "transcendence_jax.experts", "generate games of synthetic imperfect experts"),
+    (("train",), "transcendence_jax.train", "train a decoder from a config"),
+    (("eval",), "transcendence_jax.evaluate", "play a temperature grid against opponents and rate it"),
+    (("uci",), "transcendence_jax.uci", "run a trained model as a UCI engine"),
+    (("demo",), "transcendence_jax.demo", "the whole experiment on the embedded default, on a laptop CPU"),
+]
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="transcendence", description=__doc__.splitlines()[0])
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for words, module, help_ in COMMANDS:
+        target = subs
+        if len(words) == 2:
+            if words[0] not in groups:
+                group = subs.add_parser(words[0], help=f"{words[0]} subcommands")
+                groups[words[0]] = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+            target = groups[words[0]]
+        sub = target.add_parser(words[-1], help=help_, description=help_)
+        sub.set_defaults(_module=module)
+        # Only the command actually invoked imports its module to declare its arguments.
+        if list(words) == argv[: len(words)]:
+            importlib.import_module(module).add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    try:
+        return importlib.import_module(args._module).run(args) or 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
