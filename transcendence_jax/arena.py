@@ -1,0 +1,310 @@
+"""Many games at once between pluggable players; every finished game goes to PGN and JSONL.
+
+A player has a `name` and a `backend`. Each round the arena collects every game waiting on a
+move, groups the requests by backend and asks each backend once, all backends concurrently in
+threads (the Stockfish pool searches while the model samples). So the model is called once a
+ply for all its games, and the engines are kept busy in parallel.
+
+Results are appended as games end, and `play_games` skips game ids already in games.jsonl:
+an interrupted run resumes with only the unfinished games.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence, Union
+
+import chess
+import chess.pgn
+import numpy as np
+
+from transcendence_jax.errors import UserError
+
+
+@dataclass
+class GameState:
+    """A game waiting on a move; `board` holds the full move stack from its start."""
+
+    game_id: str
+    board: chess.Board
+
+
+@dataclass
+class MoveChoice:
+    """A backend's answer: the move (None: the player forfeits) and the illegal tries before it."""
+
+    move: chess.Move | None
+    illegal: int = 0
+
+
+Pairing = tuple  # (game_id, white player, black player, extra headers dict)
+Opening = Union[str, Sequence[str]]  # a FEN, or moves (UCI/SAN) from the start position
+
+
+def _seed_of(*parts) -> int:
+    """A stable 64-bit seed from strings/ints (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "little")
+
+
+class PolicyBackend:
+    """Runs Python policies in turn; each move's RNG is seeded by (player seed, game, ply), so a
+    game replays identically whatever else is in flight and after a resume."""
+
+    def choose(self, requests):
+        choices = []
+        for player, state in requests:
+            rng = np.random.default_rng(_seed_of(player.seed, state.game_id, state.board.ply()))
+            choices.append(MoveChoice(player.policy(state.board.copy(), rng)))
+        return choices
+
+    def close(self) -> None:
+        pass
+
+
+_POLICY_BACKEND = PolicyBackend()  # stateless: every PolicyPlayer shares it
+
+
+class PolicyPlayer:
+    """A Python policy `policy(board, rng) -> chess.Move` as a player."""
+
+    def __init__(self, name: str, policy: Callable[[chess.Board, np.random.Generator], chess.Move], *,
+                 seed: int = 0):
+        self.name, self.policy, self.seed = name, policy, seed
+        self.backend = _POLICY_BACKEND
+
+
+def random_policy(board: chess.Board, rng: np.random.Generator) -> chess.Move:
+    moves = list(board.legal_moves)
+    return moves[rng.integers(len(moves))]
+
+
+def round_robin(players: Sequence, games_per_pair: int, *, headers: dict | None = None) -> list[Pairing]:
+    """Every pair of players meets `games_per_pair` times, colours alternating."""
+    pairings = []
+    for i, a in enumerate(players):
+        for b in players[i + 1:]:
+            for g in range(games_per_pair):
+                white, black = (a, b) if g % 2 == 0 else (b, a)
+                extra = dict(headers or {}, OpeningKey=g // 2)
+                pairings.append((f"{a.name}-vs-{b.name}-{g:03d}", white, black, extra))
+    return pairings
+
+
+def grid(players: Sequence, opponents: Sequence, games: int, *, headers: dict | None = None) -> list[Pairing]:
+    """Each player (e.g. the model at each temperature) meets each opponent `games` times,
+    colours alternating. Game 2k and 2k+1 share opening k, for every player and opponent."""
+    pairings = []
+    for p in players:
+        for o in opponents:
+            for g in range(games):
+                white, black = (p, o) if g % 2 == 0 else (o, p)
+                extra = dict(headers or {}, Player=p.name, Opponent=o.name, OpeningKey=g // 2)
+                if getattr(p, "temperature", None) is not None:
+                    extra["Temperature"] = p.temperature
+                pairings.append((f"{p.name}-vs-{o.name}-{g:03d}", white, black, extra))
+    return pairings
+
+
+def opening_board(openings, key, seed: int) -> chess.Board:
+    """The start of a game: the standard position, N random plies, or one of a list of openings."""
+    if openings is None or openings == 0:
+        return chess.Board()
+    if isinstance(openings, int):
+        for attempt in range(100):
+            rng = np.random.default_rng(_seed_of("opening", seed, key, attempt))
+            board = chess.Board()
+            for _ in range(openings):
+                board.push(random_policy(board, rng))
+                if board.is_game_over():
+                    break
+            if not board.is_game_over():
+                return board
+        raise UserError(f"no {openings}-ply random opening without a finished game; use fewer plies")
+    opening = openings[_seed_of("opening", seed, key) % len(openings)]
+    if isinstance(opening, str) and "/" in opening:
+        return chess.Board(opening)
+    board = chess.Board()
+    for move in opening.split() if isinstance(opening, str) else opening:
+        try:
+            board.push_uci(move) if len(move) >= 4 and move[1].isdigit() else board.push_san(move)
+        except ValueError:
+            raise UserError(f"opening {opening!r}: move {move!r} is not legal; give UCI or SAN moves") from None
+    return board
+
+
+class _Game:
+    def __init__(self, game_id, white, black, headers, board):
+        self.game_id, self.white, self.black, self.headers, self.board = game_id, white, black, headers, board
+        self.start_ply = len(board.move_stack)
+        self.illegal = {chess.WHITE: 0, chess.BLACK: 0}
+        self.moves = {chess.WHITE: 0, chess.BLACK: 0}
+        self.result = self.termination = None
+
+    def to_move(self):
+        return self.white if self.board.turn == chess.WHITE else self.black
+
+    def finish(self, result: str, termination: str) -> None:
+        self.result, self.termination = result, termination
+
+
+def _check_end(game: _Game, max_plies: int, adjudicate) -> None:
+    outcome = game.board.outcome(claim_draw=False)  # mate, stalemate, material, 75-move, fivefold
+    if outcome is not None:
+        game.finish(outcome.result(), outcome.termination.name.lower())
+    elif len(game.board.move_stack) >= max_plies:
+        result = adjudicate(game.board) if adjudicate else "1/2-1/2"
+        game.finish(result or "1/2-1/2", "max_plies" if not adjudicate else "adjudicated")
+
+
+def _record(game: _Game) -> dict:
+    score = {"1-0": 1.0, "0-1": 0.0, "1/2-1/2": 0.5}[game.result]
+    extra = {k: v for k, v in game.headers.items()}
+    return dict(game_id=game.game_id, white=game.white.name, black=game.black.name, result=game.result,
+                score_white=score, plies=len(game.board.move_stack), termination=game.termination,
+                illegal_white=game.illegal[chess.WHITE], illegal_black=game.illegal[chess.BLACK],
+                moves_white=game.moves[chess.WHITE], moves_black=game.moves[chess.BLACK],
+                opening_plies=game.start_ply, **{_snake(k): v for k, v in extra.items()})
+
+
+def _snake(key: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(key))
+
+
+def _pgn(game: _Game, record: dict) -> str:
+    pgn = chess.pgn.Game.from_board(game.board)
+    pgn.headers.update(Event="transcendence-jax arena", Site="-",
+                       Date=datetime.date.today().strftime("%Y.%m.%d"), Round="-",
+                       White=game.white.name, Black=game.black.name, Result=game.result)
+    pgn.headers["GameId"] = game.game_id
+    for key, value in game.headers.items():
+        pgn.headers[key] = str(value)
+    pgn.headers["IllegalWhite"] = str(record["illegal_white"])
+    pgn.headers["IllegalBlack"] = str(record["illegal_black"])
+    pgn.headers["Termination"] = game.termination
+    pgn.headers["PlyCount"] = str(record["plies"])
+    return str(pgn) + "\n\n"
+
+
+def load_results(out_dir: str) -> list[dict]:
+    """Finished games in out_dir/games.jsonl; a torn last line (a crash mid-write) is dropped."""
+    path = os.path.join(out_dir, "games.jsonl")
+    if not os.path.exists(path):
+        return []
+    records, torn = [], False
+    with open(path) as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                torn = True
+    if torn or (records and not open(path).read().endswith("\n")):
+        with open(path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+    return records
+
+
+def _drop_unrecorded_pgn(out_dir: str, done: set[str]) -> None:
+    """Keep games.pgn in step with games.jsonl (a crash may fall between the two appends)."""
+    path = os.path.join(out_dir, "games.pgn")
+    if not os.path.exists(path):
+        return
+    keep, stale = [], False
+    with open(path) as f:
+        while (g := chess.pgn.read_game(f)) is not None:
+            if g.headers.get("GameId") in done:
+                keep.append(str(g) + "\n\n")
+            else:
+                stale = True
+    if stale:
+        with open(path, "w") as f:
+            f.writelines(keep)
+
+
+def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 178,
+               adjudicate: Callable[[chess.Board], str | None] | None = None, openings=None,
+               seed: int = 0, progress: bool = True) -> list[dict]:
+    """Play every pairing not yet in out_dir/games.jsonl, all at once; returns all results.
+
+    max_plies: the paper's 89-move cap (counting opening plies), scored a draw unless
+    `adjudicate(board) -> "1-0" | "0-1" | "1/2-1/2"` says otherwise. openings: None, N random
+    plies, or a list of FENs / move lists (chosen by the pairing's OpeningKey header, else its id).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    pairings = list(pairings)
+    ids = [p[0] for p in pairings]
+    if len(set(ids)) != len(ids):
+        raise UserError("pairings repeat a game id; every game needs its own id")
+    previous = load_results(out_dir)
+    done = {r["game_id"] for r in previous}
+    _drop_unrecorded_pgn(out_dir, done)
+    games = [_Game(gid, w, b, dict(h or {}), opening_board(openings, (h or {}).get("OpeningKey", gid), seed))
+             for gid, w, b, h in pairings if gid not in done]
+    bar = None
+    if progress and games:
+        from tqdm import tqdm
+        bar = tqdm(total=len(pairings), initial=len(pairings) - len(games), desc="games", unit="game")
+    new = []
+    pgn_file = open(os.path.join(out_dir, "games.pgn"), "a")
+    jsonl_file = open(os.path.join(out_dir, "games.jsonl"), "a")
+    active = list(games)
+    for game in active:
+        _check_end(game, max_plies, adjudicate)  # an opening may already be at the cap
+    executor = concurrent.futures.ThreadPoolExecutor(max(1, len({id(p.backend) for g in games
+                                                                  for p in (g.white, g.black)})))
+    try:
+        while active:
+            waiting = {}
+            for game in active:
+                if game.result is None:
+                    player = game.to_move()
+                    waiting.setdefault(id(player.backend), (player.backend, []))[1].append(game)
+            futures = {key: executor.submit(backend.choose, [(g.to_move(), GameState(g.game_id, g.board.copy()))
+                                                              for g in gs])
+                       for key, (backend, gs) in waiting.items()}
+            for key, (backend, gs) in waiting.items():
+                for game, choice in zip(gs, futures[key].result()):
+                    color = game.board.turn
+                    game.illegal[color] += choice.illegal
+                    if choice.move is None or choice.move not in game.board.legal_moves:
+                        if choice.move is not None:
+                            game.illegal[color] += 1
+                        game.finish("0-1" if color == chess.WHITE else "1-0", "forfeit")
+                        continue
+                    game.board.push(choice.move)
+                    game.moves[color] += 1
+                    _check_end(game, max_plies, adjudicate)
+            still = []
+            for game in active:
+                if game.result is None:
+                    still.append(game)
+                    continue
+                record = _record(game)
+                pgn_file.write(_pgn(game, record))
+                pgn_file.flush()
+                jsonl_file.write(json.dumps(record) + "\n")  # written last: it marks the game done
+                jsonl_file.flush()
+                new.append(record)
+                if bar is not None:
+                    bar.update(1)
+            active = still
+    finally:
+        executor.shutdown(wait=True)
+        pgn_file.close()
+        jsonl_file.close()
+        if bar is not None:
+            bar.close()
+    return previous + new
+
+
+def close_players(players: Iterable) -> None:
+    """Close each distinct backend once (engine processes, sampler state)."""
+    seen = {}
+    for p in players:
+        seen.setdefault(id(p.backend), p.backend)
+    for backend in seen.values():
+        backend.close()

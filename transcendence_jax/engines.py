@@ -1,0 +1,195 @@
+"""UCI engines (Stockfish) as arena players, served by a pool of engine processes.
+
+Strength must not depend on the machine or on how many engines share its cores, so the
+default limits are nodes or depth, never time. Stockfish's "Skill Level" L picks its
+handicapped move at search depth 1 + L (Skill::time_to_pick), so `sfL` = skill L searched to
+depth L + 1 applies exactly the paper's move-choice rule (skill L at 0.1 s a move) on any
+machine; `sfL@0.1s` is the paper's time limit itself.
+
+A pool runs one engine process per worker thread. A process that dies or hangs (no answer
+within `timeout` seconds) is killed, replaced, and asked the same position again: the game
+continues from its moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import shutil
+import signal
+import threading
+
+import chess
+import chess.engine
+
+from transcendence_jax.arena import MoveChoice
+from transcendence_jax.errors import UserError
+
+INSTALL_HINT = "install it with `apt-get install stockfish` or set STOCKFISH_PATH to the binary"
+
+
+def find_stockfish(path: str | None = None) -> str:
+    """The Stockfish binary: the flag, then $STOCKFISH_PATH, then PATH, then /usr/games."""
+    if path:
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise UserError(f"engine {path!r} is not an executable file; pass the path of a UCI engine")
+        return path
+    env = os.environ.get("STOCKFISH_PATH")
+    if env:
+        if not (os.path.isfile(env) and os.access(env, os.X_OK)):
+            raise UserError(f"STOCKFISH_PATH={env!r} is not an executable file; {INSTALL_HINT}")
+        return env
+    found = shutil.which("stockfish") or shutil.which("stockfish", path="/usr/games")
+    if not found:
+        raise UserError(f"Stockfish not found (flag, STOCKFISH_PATH, PATH, /usr/games); {INSTALL_HINT}")
+    return found
+
+
+class EnginePool:
+    """One engine process per worker thread; `choose` asks all its requests in parallel."""
+
+    _shared: dict[tuple, "EnginePool"] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, path: str | None = None, *, workers: int | None = None, threads: int = 1,
+                 hash_mb: int = 16, timeout: float = 30.0, retries: int = 3):
+        self.path = find_stockfish(path)
+        self.workers = workers or os.cpu_count() or 1
+        self.options = {"Threads": threads, "Hash": hash_mb}
+        self.timeout, self.retries = timeout, retries
+        self.restarts = 0  # engine processes replaced after a crash or a hang
+        self._local = threading.local()
+        self._engines: list[chess.engine.SimpleEngine] = []
+        self._lock = threading.Lock()
+        self._executor = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="engine")
+        self._key = None
+
+    @classmethod
+    def shared(cls, path: str | None = None, *, threads: int = 1, hash_mb: int = 16) -> "EnginePool":
+        """The pool every EnginePlayer with these settings uses unless given one (one backend)."""
+        key = (find_stockfish(path), threads, hash_mb)
+        with cls._shared_lock:
+            pool = cls._shared.get(key)
+            if pool is None or pool._executor is None:
+                pool = cls._shared[key] = cls(key[0], threads=threads, hash_mb=hash_mb)
+                pool._key = key
+        return pool
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [e.transport.get_pid() for e in self._engines]
+
+    def _start(self) -> chess.engine.SimpleEngine:
+        try:
+            engine = chess.engine.SimpleEngine.popen_uci(self.path, timeout=self.timeout)
+        except (OSError, chess.engine.EngineError, asyncio.TimeoutError) as e:
+            raise UserError(f"cannot start engine {self.path!r} ({e}); {INSTALL_HINT}") from e
+        engine.configure({k: v for k, v in self.options.items() if k in engine.options})
+        with self._lock:
+            self._engines.append(engine)
+        return engine
+
+    def _kill(self, engine: chess.engine.SimpleEngine) -> None:
+        with self._lock:
+            if engine in self._engines:
+                self._engines.remove(engine)
+        try:
+            os.kill(engine.transport.get_pid(), signal.SIGKILL)
+        except (ProcessLookupError, TypeError):
+            pass
+        engine.close()
+
+    def _play(self, player: "EnginePlayer", game_id: str, board: chess.Board) -> chess.Move:
+        """One move in this worker thread's engine; a dead or hung engine is replaced."""
+        for attempt in range(self.retries + 1):
+            engine = getattr(self._local, "engine", None)
+            if engine is None:
+                engine = self._local.engine = self._start()
+            options = {"Skill Level": 20 if player.skill is None else player.skill} \
+                if "Skill Level" in engine.options else {}
+            # SimpleEngine only times out time-limited searches; a hung node/depth search must too.
+            coro = engine.protocol.play(board, player.limit, game=game_id, options=options)
+            future = asyncio.run_coroutine_threadsafe(coro, engine.protocol.loop)
+            try:
+                result = future.result(self.timeout + (player.limit.time or 0.0))
+                if result.move is None:
+                    raise chess.engine.EngineError("engine returned no move")
+                return result.move
+            except (chess.engine.EngineError, concurrent.futures.TimeoutError, asyncio.TimeoutError) as e:
+                future.cancel()
+                self._kill(engine)
+                self._local.engine = None
+                self.restarts += 1
+                if attempt == self.retries:
+                    raise RuntimeError(f"engine {self.path} failed {attempt + 1} times on game "
+                                       f"{game_id} at {board.fen()}: {e!r}") from e
+        raise AssertionError("unreachable")
+
+    def choose(self, requests):
+        futures = [self._executor.submit(self._play, p, s.game_id, s.board.copy()) for p, s in requests]
+        return [MoveChoice(f.result()) for f in futures]
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        with self._lock:
+            engines, self._engines = self._engines, []
+        for engine in engines:
+            try:
+                engine.quit()
+            except Exception:  # noqa: BLE001 - a dead engine needs no quit
+                pass
+            engine.close()
+        with EnginePool._shared_lock:
+            if self._key is not None and EnginePool._shared.get(self._key) is self:
+                del EnginePool._shared[self._key]
+
+
+class EnginePlayer:
+    """A UCI engine at a fixed strength. Players sharing a pool are one arena backend."""
+
+    def __init__(self, name: str, *, path: str | None = None, skill: int | None = None,
+                 nodes: int | None = None, depth: int | None = None, movetime: float | None = None,
+                 threads: int = 1, hash_mb: int = 16, pool: EnginePool | None = None):
+        if nodes is None and depth is None and movetime is None:
+            if skill is not None:  # the paper's move-choice rule, machine-independent (see top)
+                depth = skill + 1
+            else:
+                raise UserError(f"engine player {name!r} has no limit; give nodes, depth or movetime")
+        self.name, self.skill, self.nodes, self.depth, self.movetime = name, skill, nodes, depth, movetime
+        self.limit = chess.engine.Limit(nodes=nodes, depth=depth, time=movetime)
+        self.backend = pool or EnginePool.shared(path, threads=threads, hash_mb=hash_mb)
+
+    def describe(self) -> dict:
+        return {k: v for k, v in dict(skill=self.skill, nodes=self.nodes, depth=self.depth,
+                                      movetime=self.movetime).items() if v is not None}
+
+
+def parse_engine_spec(spec: str, *, path: str | None = None, pool: EnginePool | None = None) -> EnginePlayer:
+    """An opponent from a spec: `sf3` (skill 3 at depth 4), `sf3@0.1s` (skill 3 at 0.1 s a move,
+    the paper's), or `key=value` pairs among skill, nodes, depth, movetime (e.g. `nodes=50`,
+    `skill=5,depth=8`). The spec is the player's name."""
+    spec = spec.strip()
+    kw: dict = {}
+    try:
+        if spec.startswith("sf"):
+            level, _, time_ = spec[2:].partition("@")
+            kw["skill"] = int(level)
+            if time_:
+                kw["movetime"] = float(time_.removesuffix("s"))
+            else:
+                kw["depth"] = kw["skill"] + 1
+        else:
+            for part in spec.split(","):
+                key, _, value = part.partition("=")
+                if key not in ("skill", "nodes", "depth", "movetime"):
+                    raise ValueError(key)
+                kw[key] = float(value) if key == "movetime" else int(value)
+    except ValueError:
+        raise UserError(f"opponent {spec!r} not understood; use sfN, sfN@0.1s or "
+                        "skill=N,nodes=N,depth=N,movetime=S") from None
+    if kw.get("skill") is not None and not 0 <= kw["skill"] <= 20:
+        raise UserError(f"opponent {spec!r}: Stockfish skill levels are 0..20")
+    return EnginePlayer(spec, path=path, pool=pool, **kw)
