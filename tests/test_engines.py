@@ -1,0 +1,94 @@
+"""Real Stockfish at tiny strength: discovery, limits, and crash/hang replacement."""
+
+import os
+import signal
+
+import chess
+import pytest
+
+from transcendence_jax.arena import GameState, PolicyPlayer, grid, play_games, random_policy
+from transcendence_jax.engines import EnginePlayer, EnginePool, find_stockfish, parse_engine_spec
+from transcendence_jax.errors import UserError
+
+try:
+    STOCKFISH = find_stockfish()
+except UserError:
+    STOCKFISH = None
+needs_stockfish = pytest.mark.skipif(STOCKFISH is None, reason="Stockfish not installed (apt-get install stockfish)")
+
+
+def test_missing_stockfish_is_a_user_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("STOCKFISH_PATH", raising=False)
+    monkeypatch.setattr("shutil.which", lambda name, path=None: None)
+    with pytest.raises(UserError, match="apt-get install stockfish"):
+        find_stockfish()
+    monkeypatch.setenv("STOCKFISH_PATH", str(tmp_path / "nope"))
+    with pytest.raises(UserError, match="STOCKFISH_PATH"):
+        find_stockfish()
+    with pytest.raises(UserError, match="not an executable"):
+        find_stockfish(str(tmp_path / "nope"))
+
+
+@needs_stockfish
+def test_stockfish_found_by_env(monkeypatch):
+    monkeypatch.setenv("STOCKFISH_PATH", STOCKFISH)
+    assert find_stockfish() == STOCKFISH
+
+
+def test_engine_specs():
+    sf3 = parse_engine_spec("sf3") if STOCKFISH else None
+    if sf3 is not None:
+        assert (sf3.skill, sf3.depth, sf3.movetime) == (3, 4, None)  # paper's pick rule, no clock
+        paper = parse_engine_spec("sf5@0.1s")
+        assert (paper.skill, paper.movetime, paper.depth) == (5, 0.1, None)
+        n = parse_engine_spec("skill=2,nodes=50")
+        assert (n.skill, n.nodes) == (2, 50) and n.backend is sf3.backend  # one pool: one backend
+    for bad in ("sfx", "speed=3", "sf30"):
+        with pytest.raises(UserError):
+            parse_engine_spec(bad)
+
+
+@needs_stockfish
+def test_node_limited_search_is_reproducible():
+    pool = EnginePool(workers=2)
+    try:
+        player = EnginePlayer("n30", nodes=30, pool=pool)
+        board = chess.Board()
+        for uci in ["e2e4", "e7e5", "g1f3"]:
+            board.push_uci(uci)
+        reqs = [(player, GameState(f"g{i}", board.copy())) for i in range(6)]
+        moves = {c.move for c in pool.choose(reqs)}
+        assert len(moves) == 1 and next(iter(moves)) in board.legal_moves
+    finally:
+        pool.close()
+
+
+class _Saboteur:
+    """A policy that, on its 4th move of game 0, kills (or freezes) every engine process."""
+
+    def __init__(self, pool, sig):
+        self.pool, self.sig, self.fired = pool, sig, False
+
+    def __call__(self, board, rng):
+        if not self.fired and board.ply() >= 7 and self.pool.pids():
+            for pid in self.pool.pids():
+                os.kill(pid, self.sig)
+            self.fired = True
+        return random_policy(board, rng)
+
+
+@needs_stockfish
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP])
+def test_dead_or_hung_engine_is_replaced_and_the_game_goes_on(tmp_path, sig):
+    pool = EnginePool(workers=2, timeout=1.0)  # a frozen engine counts as hung after 1 s
+    try:
+        saboteur = _Saboteur(pool, sig)
+        sf = EnginePlayer("sf-n20", nodes=20, pool=pool)
+        results = play_games(grid([PolicyPlayer("rand", saboteur)], [sf], 2), out_dir=str(tmp_path),
+                             max_plies=40, progress=False)
+        assert saboteur.fired and pool.restarts >= 1
+        assert len(results) == 2 and all(r["termination"] != "forfeit" for r in results)
+        assert all(r["plies"] > 8 for r in results)  # both games went on past the kill
+    finally:
+        pool.close()
