@@ -1,7 +1,7 @@
 """Ratings from game results: the paper's Glicko-2 and an order-free Elo with confidence intervals.
 
 A game is `(white, black, score_white)` with score 1 / 0.5 / 0, or a `games.jsonl` row (a dict
-with those keys, plus optional `illegal_white`, `illegal_black`, `plies` for the table).
+with those keys, plus optional `illegal_white`, `illegal_black`, `moves_white`... for the table).
 
 - `glicko2_paper` replays the paper's figure: Glickman's Glicko-2 (system tau 0.5, start
   1500 / RD 500 / volatility 0.06), one rating period per game, games taken in the order given,
@@ -277,9 +277,17 @@ def read_games(path: str) -> list[dict]:
             return [json.loads(line) for line in f if line.strip()]
     except FileNotFoundError:
         raise UserError(f"results file {path} not found: run `transcendence eval` first or pass its games.jsonl")
-    except json.JSONDecodeError as e:
-        raise UserError(f"results file {path} line {e.lineno if hasattr(e, 'lineno') else '?'} is not JSON: "
-                        "delete the partial last line and rerun") from None
+    except json.JSONDecodeError:
+        raise UserError(f"results file {path} has a line that is not JSON: delete the partial last line "
+                        "and rerun") from None
+
+
+def _moves_played(row: Mapping, colour: str) -> int:
+    """Moves this colour chose itself: `moves_<colour>`, else counted from `plies` after the opening."""
+    if f"moves_{colour}" in row:
+        return int(row[f"moves_{colour}"])
+    n, o = int(row.get("plies", 0)), int(row.get("opening_plies", 0) or 0)
+    return (n + 1) // 2 - (o + 1) // 2 if colour == "white" else n // 2 - o // 2
 
 
 def _record(games) -> dict[str, dict[str, float]]:
@@ -292,10 +300,9 @@ def _record(games) -> dict[str, dict[str, float]]:
             r["games"] += 1
             r["points"] += score
             r["win" if score == 1.0 else "loss" if score == 0.0 else "draw"] += 1
-            if isinstance(g, Mapping) and f"illegal_{colour}" in g and "plies" in g:
-                plies = int(g["plies"])
+            if isinstance(g, Mapping) and f"illegal_{colour}" in g:
                 r["illegal"] += int(g[f"illegal_{colour}"] or 0)
-                r["moves"] += (plies + 1) // 2 if colour == "white" else plies // 2
+                r["moves"] += _moves_played(g, colour)
                 r["has_illegal"] = 1
     return rec
 
@@ -305,7 +312,8 @@ def format_table(ratings, games, players: Sequence[str] | None = None) -> str:
 
     ratings: a `Ratings` (Elo with CI) or `glicko2_paper`'s dict (rating +- RD: not a CI).
     games: the games rated; the illegal column appears when they are jsonl rows with
-    `illegal_white` / `illegal_black` / `plies` (illegal tries / (tries + moves played)).
+    `illegal_white` / `illegal_black` (rate = illegal tries / (illegal tries + moves the player chose;
+    `moves_white` / `moves_black`, else counted from `plies` after `opening_plies`)).
     players: rows to show, in order; default all, strongest first.
     """
     games = list(games)
