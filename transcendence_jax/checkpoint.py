@@ -1,0 +1,146 @@
+"""Checkpoints: orbax CheckpointManager over `workdir/checkpoints`, and loading a model for inference.
+
+A checkpoint step holds two items: "state" (step, params, optimizer state: sharded arrays) and
+"data" (each process's grain iterator state, one JSON file per process). Orbax writes a step
+into a temporary directory and renames it when complete, so a kill -9 mid-save leaves no
+half-written step that counts; a step that is unreadable anyway (disk corruption, truncated
+files) is moved to `workdir/corrupt_checkpoints/` with a warning and the previous one is used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import jax
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from transcendence_jax.errors import UserError
+
+
+def _dir(workdir: str) -> str:
+    return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def make_manager(workdir: str, *, keep: int = 3, async_save: bool = True) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
+    return ocp.CheckpointManager(_dir(workdir), item_names=("state", "data"), options=options)
+
+
+class _FrozenIterator:
+    """The iterator's state captured now: an async save must not see batches drawn after this step."""
+
+    def __init__(self, state):
+        self._state = state
+
+    def get_state(self):
+        return self._state
+
+
+def save(manager: ocp.CheckpointManager, step: int, state, data_iter) -> None:
+    """Start an async save of `state` and the data iterator position after `step` steps."""
+    import grain
+
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=grain.checkpoint.CheckpointSave(_FrozenIterator(data_iter.get_state()))), force=True)
+
+
+def _abstract(tree):
+    """ShapeDtypeStructs carrying each array's (target) sharding: restore lays shards out directly."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+
+
+def restore_latest(manager: ocp.CheckpointManager, target_state, data_iter, workdir: str):
+    """(step, state) from the newest readable checkpoint, or None when there is none.
+
+    `target_state` gives shapes and target shardings (any mesh: restoring onto a different mesh
+    reshards); `data_iter` is set to the saved position. Unreadable steps are quarantined.
+    """
+    import grain
+
+    abstract = _abstract(target_state)
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            args = {"state": ocp.args.StandardRestore(abstract)}
+            if data_iter is not None:
+                args["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+            restored = manager.restore(step, args=ocp.args.Composite(**args))
+            return step, restored["state"]
+        except Exception as e:  # noqa: BLE001 - any failure to read means: use an older step
+            print(f"warning: checkpoint step {step} in {_dir(workdir)} is unreadable "
+                  f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                  f"falling back to the previous checkpoint", file=sys.stderr)
+            _quarantine(workdir, step)
+    return None
+
+
+def _quarantine(workdir: str, step: int) -> None:
+    """Move a bad step out of the manager's sight (process 0 moves; everyone waits for it)."""
+    if jax.process_index() == 0:
+        src = os.path.join(_dir(workdir), str(step))
+        dst_root = os.path.join(os.path.abspath(workdir), "corrupt_checkpoints")
+        os.makedirs(dst_root, exist_ok=True)
+        dst = os.path.join(dst_root, str(step))
+        if os.path.exists(dst):
+            shutil.rmtree(dst)
+        if os.path.exists(src):
+            shutil.move(src, dst)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"quarantine checkpoint {step}")
+
+
+def load_model(workdir: str, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
+    """(model, config, step) from a training workdir, for inference (sampler, uci, eval).
+
+    Parameters are restored onto a mesh over this machine's devices (default: all on the data
+    axis, so parameters are replicated and batches split); `step` None means the newest readable.
+    """
+    from transcendence_jax import sharding
+    from ml_collections import ConfigDict
+
+    from transcendence_jax.model import Transformer
+
+    config_path = os.path.join(os.path.abspath(workdir), "config.json")
+    if not os.path.exists(config_path) or not os.path.isdir(_dir(workdir)):
+        raise UserError(f"{workdir} is not a training workdir (no config.json / checkpoints/): "
+                        "train one with `transcendence train --config ... --workdir DIR`")
+    with open(config_path) as f:
+        config = ConfigDict(json.load(f))
+    manager = make_manager(workdir, async_save=False)
+    steps = sorted(manager.all_steps(), reverse=True)
+    if not steps:
+        raise UserError(f"{workdir} has no checkpoint yet: train until config.train.checkpoint_every steps have run")
+    if step is not None:
+        if step not in steps:
+            raise UserError(f"{workdir} has no checkpoint at step {step}; it has steps {sorted(steps)}")
+        steps = [step]
+    mesh = sharding.make_mesh(mesh_shape)
+    abstract_model = nnx.eval_shape(lambda: Transformer(config.model, rngs=nnx.Rngs(0)))
+    graphdef, abs_params, rest = nnx.split(abstract_model, nnx.Param, ...)
+    shardings = sharding.param_shardings(abs_params, mesh, config.mesh.rules)
+    abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abs_params, shardings)
+    error = None
+    for s in steps:
+        try:
+            # Only the params of the "state" item are read; the optimizer state stays on disk.
+            restored = manager.restore(s, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+                item={"params": abstract}, restore_args=ocp.checkpoint_utils.construct_restore_args({"params": abstract}),
+                partial_restore=True)))
+            params = restored["state"]["params"]
+            # Non-parameter variables (dropout RNG streams) come from a fresh model.
+            rest = nnx.state(Transformer(config.model, rngs=nnx.Rngs(0)), nnx.Not(nnx.Param)) if jax.tree.leaves(rest) else rest
+            model = nnx.merge(graphdef, params, rest)
+            manager.close()
+            return model, config, s
+        except Exception as e:  # noqa: BLE001
+            error = e
+            print(f"warning: checkpoint step {s} in {_dir(workdir)} is unreadable ({type(e).__name__}); "
+                  "trying the previous one", file=sys.stderr)
+    manager.close()
+    raise UserError(f"no readable checkpoint in {_dir(workdir)} ({type(error).__name__}: {error})")
