@@ -1,0 +1,463 @@
+"""Stream games from PGN (.pgn / .pgn.zst / .pgn.bz2) and Lichess-transcript CSV into GameRecords.
+
+Why it is shaped this way:
+- Monthly Lichess dumps are tens of GB: files are streamed line by line (constant memory)
+  and at most a few chunks of games are in flight at once (bounded back-pressure, not
+  `Pool.imap`, which would read the whole input ahead).
+- The parent only splits the text on game boundaries (cheap); worker processes filter on
+  the headers first (the rating cap drops most games before any move is parsed), then run
+  a small movetext parser: strip comments / clocks / NAGs / variations, SAN -> move with
+  `board.parse_san` + `board.push`, with no python-chess GameNode tree.
+- Every input game is either returned or counted under one named drop reason in
+  `counts["dropped"]`, so `kept + sum(dropped) == input_games`. A file whose compressed
+  stream breaks mid-way is recorded in `counts["file_errors"]`; its partial last game is
+  counted as "truncated", and the run goes on. A file that cannot be opened is a UserError.
+"""
+
+from __future__ import annotations
+
+import bz2
+import collections
+import csv
+import dataclasses
+import io
+import multiprocessing as mp
+import os
+import re
+import sys
+import time
+from typing import IO, Iterator
+
+import chess
+import numpy as np
+
+from transcendence_jax import tokenizer
+from transcendence_jax.data.records import RESULTS, GameRecord
+from transcendence_jax.errors import UserError
+
+DROP_REASONS = (
+    "no_headers",  # text that is not a PGN game (garbage between games)
+    "variant",  # a Variant header other than standard chess
+    "from_position",  # SetUp / FEN header or Variant "From Position"
+    "unrated",  # Event does not say "Rated"
+    "missing_rating",  # WhiteElo or BlackElo absent or "?"
+    "bad_rating",  # a rating that is not an integer
+    "over_max_rating",  # max(WhiteElo, BlackElo) > the cap
+    "no_result",  # Result is not 1-0 / 0-1 / 1/2-1/2
+    "bad_move",  # an illegal or unparsable move
+    "truncated",  # movetext without a termination marker (cut-off file)
+    "no_moves",  # zero half-moves
+    "too_short",  # fewer half-moves than min_moves
+)
+CHUNK_GAMES = 256
+_STANDARD_VARIANTS = {"", "standard", "chess", "normal"}
+_HEADER_RE = re.compile(r'^\[([A-Za-z0-9_]+)\s+"(.*)"\s*\]\s*$', re.M)
+_COMMENT_RE = re.compile(r"\{[^}]*\}")
+_VARIATION_RE = re.compile(r"\([^()]*\)")
+_LINE_COMMENT_RE = re.compile(r";[^\n]*")
+_NAG_RE = re.compile(r"\$\d+")
+_TERMINATIONS = {"1-0", "0-1", "1/2-1/2", "*"}
+# (from, to, promotion) -> token: skips building UCI strings in the hot loop.
+_TOKEN_OF_MOVE = {}
+for _tok, _uci in enumerate(tokenizer.MOVES, tokenizer.NUM_SPECIAL):
+    _m = chess.Move.from_uci(_uci)
+    _TOKEN_OF_MOVE[(_m.from_square, _m.to_square, _m.promotion)] = _tok
+
+
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    """Which games to keep. `max_rating=None` keeps every rating."""
+
+    max_rating: int | None = None
+    min_moves: int = 1
+    rated_only: bool = True
+
+
+# --- reading files ----------------------------------------------------------------------
+
+
+def _base_name(path: str) -> str:
+    name = os.path.basename(path).lower()
+    for ext in (".zst", ".bz2"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+class _ZstdStream(io.RawIOBase):
+    """Zstandard frames, decompressed incrementally. Unlike `stream_reader`, a file cut off
+    mid-frame raises EOFError instead of silently ending early."""
+
+    def __init__(self, f: IO[bytes]):
+        import zstandard
+
+        self._f, self._dctx = f, zstandard.ZstdDecompressor(max_window_size=2**31)
+        self._obj, self._in_frame = self._dctx.decompressobj(), False
+        self._buf, self._pos = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while self._pos >= len(self._buf):
+            raw = self._f.read(1 << 20)
+            if not raw:
+                if self._in_frame:
+                    raise EOFError("compressed stream ends mid-frame (truncated .zst)")
+                return 0
+            out = []
+            while raw:
+                self._in_frame = True
+                out.append(self._obj.decompress(raw))
+                raw = b""
+                if self._obj.eof:  # a frame ended: the rest of the input starts the next one
+                    raw, self._obj, self._in_frame = self._obj.unused_data, self._dctx.decompressobj(), False
+            self._buf, self._pos = b"".join(out), 0
+        n = min(len(b), len(self._buf) - self._pos)
+        b[:n] = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def open_binary(path: str) -> IO[bytes]:
+    """The decompressed byte stream of `path` (by extension); UserError if it can't be opened."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise UserError(f"cannot open input {path!r}: {e.strerror or e}; check the path and permissions") from None
+    lower = path.lower()
+    if lower.endswith(".zst"):
+        return io.BufferedReader(_ZstdStream(f), buffer_size=1 << 16)
+    if lower.endswith(".bz2"):
+        return bz2.BZ2File(f)
+    return f
+
+
+def open_text(path: str) -> IO[str]:
+    """Text lines of `path`; undecodable bytes become U+FFFD (the game then fails to parse)."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8-sig", errors="replace", newline=None)
+
+
+def _pgn_items(f: IO[str]) -> Iterator[tuple]:
+    """Split a PGN text stream into ("pgn", header_text, movetext) items, without parsing.
+
+    A game starts at a header line that follows movetext or a blank line after headers."""
+    headers: list[str] = []
+    moves: list[str] = []
+    blank_after_headers = False
+    for line in f:
+        if line.startswith("["):
+            if moves or blank_after_headers:
+                yield ("pgn", "".join(headers), "".join(moves))
+                headers, moves = [], []
+            headers.append(line)
+            blank_after_headers = False
+        elif not line.strip():
+            blank_after_headers = bool(headers) and not moves
+        elif line.startswith("%"):
+            continue  # PGN escape line
+        else:
+            moves.append(line)
+    if headers or moves:
+        yield ("pgn", "".join(headers), "".join(moves))
+
+
+def _csv_items(f: IO[str], path: str) -> Iterator[tuple]:
+    """("csv", headers, transcript) items of a Lichess-transcript CSV."""
+    reader = csv.reader(f)
+    try:
+        columns = [c.strip().lower() for c in next(reader)]
+    except StopIteration:
+        return
+    need = ("whiteelo", "blackelo", "result", "transcript")
+    missing = [c for c in need if c not in columns]
+    if missing:
+        raise UserError(f"CSV {path!r} lacks column(s) {', '.join(missing)}: expected a header line "
+                        "`url,WhiteElo,BlackElo,result,transcript`")
+    idx = {c: columns.index(c) for c in need}
+    for row in reader:
+        if not row:
+            continue
+        get = lambda c: row[idx[c]].strip() if idx[c] < len(row) else ""  # noqa: E731
+        headers = {"WhiteElo": get("whiteelo"), "BlackElo": get("blackelo"), "Result": get("result")}
+        yield ("csv", headers, get("transcript"))
+
+
+def read_items(path: str, file_errors: list) -> Iterator[tuple]:
+    """Raw game items of one file; a broken stream ends the file with a "truncated" item."""
+    import zstandard
+
+    f = open_text(path)
+    try:
+        yield from _csv_items(f, path) if _base_name(path).endswith(".csv") else _pgn_items(f)
+    except (OSError, EOFError, zstandard.ZstdError, csv.Error) as e:
+        file_errors.append({"file": path, "error": f"{type(e).__name__}: {e}"})
+        yield ("truncated", None, None)
+    finally:
+        try:
+            f.close()
+        except Exception:  # closing a stream that already failed may fail again
+            pass
+
+
+# --- parsing one game (in a worker) -----------------------------------------------------
+
+
+def movetext_sans(movetext: str) -> tuple[list[str], bool]:
+    """The SAN words of a movetext and whether it ended with a termination marker."""
+    s = movetext
+    if "{" in s:
+        s = _COMMENT_RE.sub(" ", s)
+    while "(" in s:
+        s2 = _VARIATION_RE.sub(" ", s)
+        if s2 == s:
+            break
+        s = s2
+    if ";" in s:
+        s = _LINE_COMMENT_RE.sub(" ", s)
+    if "$" in s:
+        s = _NAG_RE.sub(" ", s)
+    sans = []
+    for word in s.split():
+        if word in _TERMINATIONS:
+            return sans, True
+        if word[0].isdigit() and "." in word:
+            word = word.rsplit(".", 1)[1]  # "12." "12..." "12.e4" (the paper's transcripts)
+            if not word:
+                continue
+        word = word.rstrip("!?")
+        if word:
+            sans.append(word)
+    return sans, False
+
+
+_SAN_RE = re.compile(r"^([NBRQ])?([a-h])?([1-8])?(x)?([a-h][1-8])([+#])?$")
+_SAN_CACHE: dict[str, tuple | None] = {}
+_PIECE_OF = {"N": chess.KNIGHT, "B": chess.BISHOP, "R": chess.ROOK, "Q": chess.QUEEN, None: chess.PAWN}
+
+
+def _san_parts(san: str) -> tuple | None:
+    """(piece type, from-square mask, to square, capture) of a plain SAN, or None for the
+    moves left to `board.parse_san` (king moves, castling, promotions, anything unusual)."""
+    m = _SAN_RE.match(san)
+    if m is None:
+        return None
+    piece, file, rank, capture, to, _ = m.groups()
+    mask = chess.BB_ALL
+    if file:
+        mask &= chess.BB_FILES[ord(file) - ord("a")]
+    if rank:
+        mask &= chess.BB_RANKS[int(rank) - 1]
+    to_sq = chess.parse_square(to)
+    if piece is None and (chess.square_rank(to_sq) in (0, 7) or (not capture and (file or rank)) or (capture and not file)):
+        return None
+    return _PIECE_OF[piece], mask, to_sq, bool(capture)
+
+
+def san_to_move(board: chess.Board, san: str) -> chess.Move:
+    """`board.parse_san(san)`, with a fast path for the common case that skips generating
+    legal moves: one piece of the named type can reach the square, our side is not in
+    check and the piece is not pinned (then a pseudo-legal non-king move is legal)."""
+    try:
+        parts = _SAN_CACHE[san]
+    except KeyError:
+        parts = _SAN_CACHE[san] = _san_parts(san) if len(_SAN_CACHE) < 100_000 else None
+    if parts is not None:
+        piece, mask, to, capture = parts
+        us = board.turn
+        ours = board.pieces_mask(piece, us) & mask
+        to_bb = chess.BB_SQUARES[to]
+        if piece == chess.PAWN:
+            if capture:  # exd5: from the named file, one rank behind; en passant goes the slow way
+                cands = ours & chess.BB_PAWN_ATTACKS[not us][to] if board.occupied_co[not us] & to_bb else 0
+            else:
+                step = -8 if us == chess.WHITE else 8
+                one = to + step
+                if board.occupied & to_bb:
+                    cands = 0
+                elif ours & chess.BB_SQUARES[one]:
+                    cands = chess.BB_SQUARES[one]
+                elif (chess.square_rank(to) == (3 if us == chess.WHITE else 4)
+                      and not board.occupied & chess.BB_SQUARES[one]):
+                    cands = ours & chess.BB_SQUARES[one + step]
+                else:
+                    cands = 0
+        else:
+            cands = ours & board.attackers_mask(us, to) if not board.occupied_co[us] & to_bb else 0
+            if capture != bool(board.occupied_co[not us] & to_bb):
+                cands = 0  # "x" must match a capture: let parse_san decide
+        if cands and not cands & (cands - 1) and not board.is_check():
+            frm = cands.bit_length() - 1
+            king = board.king(us)
+            if king is None or not chess.BB_RAYS[king][frm] or board.pin_mask(us, frm) == chess.BB_ALL:
+                return chess.Move(frm, to)
+    return board.parse_san(san)
+
+
+def parse_game(item: tuple, filters: Filters, boards: bool = False, source: str = "") -> tuple[str | None, GameRecord | None]:
+    """(None, record) for a kept game, else (drop reason, None)."""
+    kind, head, movetext = item
+    if kind == "truncated":
+        return "truncated", None
+    if kind == "pgn":
+        headers = dict(_HEADER_RE.findall(head))
+        if not headers:
+            return "no_headers", None
+        variant = headers.get("Variant", "").strip().lower()
+        if variant == "from position" or headers.get("SetUp", "0").strip() == "1" or "FEN" in headers:
+            return "from_position", None
+        if variant not in _STANDARD_VARIANTS:
+            return "variant", None
+        event = headers.get("Event", "").lower()
+        if filters.rated_only and ("rated" not in event or "unrated" in event):
+            return "unrated", None
+    else:
+        headers = head
+        movetext = movetext.lstrip(";")
+    elos = []
+    for key in ("WhiteElo", "BlackElo"):
+        raw = headers.get(key, "").strip()
+        if raw in ("", "?", "-"):
+            return "missing_rating", None
+        try:
+            elos.append(int(raw))
+        except ValueError:
+            return "bad_rating", None
+    if filters.max_rating is not None and max(elos) > filters.max_rating:
+        return "over_max_rating", None
+    result = headers.get("Result", "").strip()
+    if result not in RESULTS:
+        return "no_result", None
+    sans, terminated = movetext_sans(movetext)
+    if kind == "pgn" and not terminated:
+        return "truncated", None
+    board = chess.Board()
+    tokens = [tokenizer.BOS]
+    moves = []
+    try:
+        for san in sans:
+            move = san_to_move(board, san)
+            tokens.append(_TOKEN_OF_MOVE[(move.from_square, move.to_square, move.promotion)])
+            board.push(move)
+            if boards:
+                moves.append(move)
+    except (ValueError, KeyError):
+        return "bad_move", None
+    n = len(tokens) - 1
+    if n == 0 and filters.min_moves > 0:
+        return "no_moves", None
+    if n < filters.min_moves:
+        return "too_short", None
+    rec = GameRecord(tokens=np.asarray(tokens, np.uint16), result=result, white_elo=elos[0], black_elo=elos[1],
+                     source=source, boards=tokenizer.game_boards(moves) if boards else None)
+    return None, rec
+
+
+def _parse_chunk(args) -> list:
+    items, filters, boards, source = args
+    return [parse_game(item, filters, boards, source) for item in items]
+
+
+# --- the driver -------------------------------------------------------------------------
+
+
+def _chunks(paths: list[str], file_errors: list, per_file: collections.Counter) -> Iterator[tuple[str, list]]:
+    for path in paths:
+        chunk = []
+        for item in read_items(path, file_errors):
+            per_file[path] += 1
+            chunk.append(item)
+            if len(chunk) == CHUNK_GAMES:
+                yield path, chunk
+                chunk = []
+        if chunk:
+            yield path, chunk
+
+
+def _pool(workers: int):
+    # fork is cheap; after jax is imported (threads) fork is unsafe, so use forkserver then.
+    method = "forkserver" if "jax" in sys.modules else "fork"
+    return mp.get_context(method).Pool(workers)
+
+
+def ingest(
+    paths: list[str],
+    *,
+    filters: Filters | None = None,
+    workers: int | None = None,
+    boards: bool = False,
+    counts: dict | None = None,
+    progress: IO[str] | None = None,
+) -> Iterator[GameRecord]:
+    """Yield the kept games of `paths` in input order; fill `counts` as it goes.
+
+    counts: input_games, kept, dropped {reason: n}, dropped_total, files {path: games},
+    file_errors [{file, error}], filters. workers: processes (None = all cores, 0 = in-process).
+    """
+    filters = filters or Filters()
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        raise UserError("no input files given: pass one or more .pgn / .pgn.zst / .pgn.bz2 / .csv files")
+    for path in paths:  # fail fast, before hours of work, on a path that can't be opened
+        open_binary(path).close()
+    counts = {} if counts is None else counts
+    dropped = collections.Counter({r: 0 for r in DROP_REASONS})
+    file_errors: list = []
+    per_file: collections.Counter = collections.Counter()
+    counts.update(input_games=0, kept=0, dropped=dropped, dropped_total=0, files=per_file,
+                  file_errors=file_errors, filters=dataclasses.asdict(filters))
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    tasks = ((items, filters, boards, os.path.basename(path)) for path, items in _chunks(paths, file_errors, per_file))
+    start, last = time.perf_counter(), 0.0
+
+    def account(results):
+        nonlocal last
+        for reason, rec in results:
+            counts["input_games"] += 1
+            if reason is None:
+                counts["kept"] += 1
+                yield rec
+            else:
+                dropped[reason] += 1
+                counts["dropped_total"] += 1
+        now = time.perf_counter()
+        if progress is not None and now - last > 1.0:
+            last = now
+            rate = counts["input_games"] / max(now - start, 1e-9)
+            print(f"\r{counts['input_games']} games read, {counts['kept']} kept, {rate:.0f} games/s",
+                  end="", file=progress, flush=True)
+
+    try:
+        if workers == 0:
+            for task in tasks:
+                yield from account(_parse_chunk(task))
+        else:
+            with _pool(workers) as pool:
+                pending: collections.deque = collections.deque()
+                for task in tasks:
+                    pending.append(pool.apply_async(_parse_chunk, (task,)))
+                    if len(pending) >= 2 * workers:
+                        yield from account(pending.popleft().get())
+                while pending:
+                    yield from account(pending.popleft().get())
+    finally:
+        counts["dropped"] = dict(dropped)
+        counts["files"] = dict(per_file)
+        if progress is not None:
+            print(file=progress)
+
+
+def summary(stats: dict, seconds: float | None = None) -> str:
+    """A few human lines: games in, kept, drops by reason, speed."""
+    lines = [f"{stats.get('input_games', stats['kept'])} games read, {stats['kept']} kept"
+             + (f" in {seconds:.1f}s ({stats.get('input_games', stats['kept']) / max(seconds, 1e-9):.0f} games/s)" if seconds else "")]
+    drops = {k: v for k, v in stats.get("dropped", {}).items() if v}
+    if drops:
+        lines.append("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items(), key=lambda kv: -kv[1])))
+    for err in stats.get("file_errors", []):
+        lines.append(f"warning: {err['file']}: {err['error']} (read up to the error)")
+    return "\n".join(lines)
