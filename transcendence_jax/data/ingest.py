@@ -39,7 +39,7 @@ DROP_REASONS = (
     "no_headers",  # text that is not a PGN game (garbage between games)
     "variant",  # a Variant header other than standard chess
     "from_position",  # SetUp / FEN header or Variant "From Position"
-    "unrated",  # Event does not say "Rated"
+    "unrated",  # Event says casual / unrated
     "missing_rating",  # WhiteElo or BlackElo absent or "?"
     "bad_rating",  # a rating that is not an integer
     "over_max_rating",  # max(WhiteElo, BlackElo) > the cap
@@ -312,8 +312,11 @@ def parse_game(item: tuple, filters: Filters, boards: bool = False, source: str 
             return "from_position", None
         if variant not in _STANDARD_VARIANTS:
             return "variant", None
+        # Lichess names casual games "Casual ... game"; a player's export names arena games
+        # after the tournament ("Hourly Blitz Arena"), which are rated: so drop only what
+        # the Event marks as casual / unrated rather than keep only what says "Rated".
         event = headers.get("Event", "").lower()
-        if filters.rated_only and ("rated" not in event or "unrated" in event):
+        if filters.rated_only and ("casual" in event or "unrated" in event):
             return "unrated", None
     else:
         headers = head
