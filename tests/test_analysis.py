@@ -64,3 +64,20 @@ def test_rollout_values_gains_and_summary():
     assert A.agreement([{mate: 1.0}, uniform], [mate, mate]) == pytest.approx((1 + 1 / len(values)) / 2)
     with pytest.raises(UserError, match="no value for move"):
         A.expected_reward({chess.Move.from_uci("a2a3"): 1.0}, {})
+
+
+def test_model_policies_match_the_sampler():
+    model_mod = pytest.importorskip("transcendence_jax.model", reason="model.py has not landed")
+    sampling = pytest.importorskip("transcendence_jax.sampling", reason="sampling.py has not landed")
+    from flax import nnx
+    from ml_collections import ConfigDict
+
+    cfg = ConfigDict(dict(vocab_size=2048, num_layers=1, num_heads=2, embed_dim=32, mlp_dim=64, max_len=32,
+                          dropout=0.0, board_input=True, dtype="float32", param_dtype="float32", remat=False))
+    model = model_mod.Transformer(cfg, rngs=nnx.Rngs(0))
+    board = chess.Board()
+    board.push_uci("e2e4")
+    (cold_warm,) = A.model_policies(model, [board], [0.001, 0.5])
+    assert set(cold_warm[0.5]) == set(board.legal_moves) and max(cold_warm[0.001].values()) == 1.0
+    ref = sampling.move_probabilities(model, board, 0.5)
+    assert max(abs(ref[m] - cold_warm[0.5][m]) for m in ref) < 1e-6
