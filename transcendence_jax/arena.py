@@ -227,12 +227,14 @@ def _drop_unrecorded_pgn(out_dir: str, done: set[str]) -> None:
 
 def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 178,
                adjudicate: Callable[[chess.Board], str | None] | None = None, openings=None,
-               seed: int = 0, progress: bool = True) -> list[dict]:
+               seed: int = 0, progress: bool = True, max_active: int | None = None) -> list[dict]:
     """Play every pairing not yet in out_dir/games.jsonl, all at once; returns all results.
 
     max_plies: the paper's 89-move cap (counting opening plies), scored a draw unless
     `adjudicate(board) -> "1-0" | "0-1" | "1/2-1/2"` says otherwise. openings: None, N random
     plies, or a list of FENs / move lists (chosen by the pairing's OpeningKey header, else its id).
+    max_active: at most this many games in flight (e.g. the model's cache slots); default all.
+    A backend with a `release(game_id)` method is told when each of its games ends.
     """
     os.makedirs(out_dir, exist_ok=True)
     pairings = list(pairings)
@@ -251,13 +253,15 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
     new = []
     pgn_file = open(os.path.join(out_dir, "games.pgn"), "a")
     jsonl_file = open(os.path.join(out_dir, "games.jsonl"), "a")
-    active = list(games)
-    for game in active:
-        _check_end(game, max_plies, adjudicate)  # an opening may already be at the cap
+    queue = games[::-1]
+    active: list[_Game] = []
     executor = concurrent.futures.ThreadPoolExecutor(max(1, len({id(p.backend) for g in games
                                                                   for p in (g.white, g.black)})))
     try:
-        while active:
+        while active or queue:
+            while queue and (max_active is None or len(active) < max_active):
+                active.append(queue.pop())
+                _check_end(active[-1], max_plies, adjudicate)  # an opening may already be at the cap
             waiting = {}
             for game in active:
                 if game.result is None:
@@ -289,6 +293,9 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
                 jsonl_file.write(json.dumps(record) + "\n")  # written last: it marks the game done
                 jsonl_file.flush()
                 new.append(record)
+                for backend in {id(p.backend): p.backend for p in (game.white, game.black)}.values():
+                    if hasattr(backend, "release"):
+                        backend.release(game.game_id)
                 if bar is not None:
                     bar.update(1)
             active = still

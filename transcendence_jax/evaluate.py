@@ -1,0 +1,221 @@
+"""`transcendence eval`: the model at each temperature against Stockfish, then ratings.
+
+Plays the grid (temperatures x opponents, N games each, colours alternating) with every game
+in flight at once: one sampler call per ply for all games waiting on the model while the engine
+pool answers the others. Rates the model two ways: the paper's Glicko-2 (Stockfish levels fixed
+at their anchors, one temperature's games pooled in sequence; +-RD is not a CI) and the
+order-free Bradley-Terry Elo with bootstrap 95% CIs that we report. Writes games.pgn,
+games.jsonl, ratings.json and rating_vs_temperature.png to the output directory; rerunning
+with the same output directory resumes and plays only the unfinished games.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from transcendence_jax import rating
+from transcendence_jax.arena import grid, play_games
+from transcendence_jax.engines import EnginePool, parse_engine_spec
+from transcendence_jax.errors import UserError
+
+DEFAULT_TEMPERATURES = (0.001, 0.01, 0.1, 0.3, 0.5, 0.75, 1.0, 1.5)
+DEFAULT_OPPONENTS = ("sf1", "sf3", "sf5")
+
+
+def paper_anchors(opponents) -> dict[str, float]:
+    """The paper's fixed ratings of the Stockfish levels among `opponents` (sfN or sfN@T)."""
+    anchors = {}
+    for o in opponents:
+        if o.startswith("sf") and o[2:].split("@")[0].isdigit():
+            level = int(o[2:].split("@")[0])
+            if level in rating.PAPER_STOCKFISH_ELO:
+                anchors[o] = rating.PAPER_STOCKFISH_ELO[level]
+    return anchors
+
+
+class _Timed:
+    """Wraps a backend to measure the wall time spent inside it (the model's share of eval)."""
+
+    def __init__(self, backend):
+        self.inner, self.seconds, self.calls = backend, 0.0, 0
+
+    def choose(self, requests):
+        t = time.perf_counter()
+        try:
+            return self.inner.choose(requests)
+        finally:
+            self.seconds += time.perf_counter() - t
+            self.calls += 1
+
+    def release(self, game_id):
+        if hasattr(self.inner, "release"):
+            self.inner.release(game_id)
+
+    def close(self):
+        self.inner.close()
+
+
+def _check_settings(out_dir: str, settings: dict) -> None:
+    """An output directory holds games of one setting; resuming with another would mix them."""
+    path = os.path.join(out_dir, "eval_settings.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        changed = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        if changed:
+            what = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            raise UserError(f"{out_dir} holds games played with other settings ({what}); "
+                            "pass a new --out or delete that directory")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(settings, f, indent=2)
+
+
+def model_name(temperature: float) -> str:
+    return f"model@{temperature:g}"
+
+
+def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAULT_TEMPERATURES,
+             opponents=DEFAULT_OPPONENTS, games: int = 100, max_plies: int = 178, legal: str = "mask",
+             openings: int = 0, seed: int = 0, stockfish: str | None = None, engines: int | None = None,
+             max_games: int = 256, bootstrap: int = 500, progress: bool = True) -> dict:
+    """Play and rate the grid; returns the summary written to out_dir/ratings.json."""
+    from transcendence_jax.sampling import ModelPlayer, Sampler
+
+    temperatures, opponents = [float(t) for t in temperatures], list(opponents)
+    if not temperatures or not opponents or games < 1:
+        raise UserError("eval needs at least one temperature, one opponent and --games >= 1")
+    _check_settings(out_dir, dict(step=step, max_plies=max_plies, legal=legal, openings=openings, seed=seed))
+    pool = EnginePool(stockfish, workers=engines)
+    sampler = None
+    try:
+        opp_players = [parse_engine_spec(o, pool=pool) for o in opponents]
+        n_model = len(temperatures) * len(opponents) * games
+        sampler = Sampler(model, max_games=min(max_games, n_model), max_len=max_plies + 1, legal=legal, seed=seed)
+        timed = _Timed(sampler)
+        models = [ModelPlayer(model_name(t), sampler, t) for t in temperatures]
+        for m in models:
+            m.backend = timed  # still one backend: all temperatures in one sampler call a ply
+        pairings = grid(models, opp_players, games, headers={"CheckpointStep": step, "Legal": legal})
+        t0 = time.perf_counter()
+        results = play_games(pairings, out_dir=out_dir, max_plies=max_plies, openings=openings or None,
+                             seed=seed, progress=progress, max_active=min(max_games, n_model))
+        wall = time.perf_counter() - t0
+    finally:
+        if sampler is not None:
+            sampler.close()
+        pool.close()
+    wanted = {p[0] for p in pairings}
+    results = [r for r in results if r["game_id"] in wanted]
+    summary = rate(results, temperatures, opponents, out_dir=out_dir, legal=legal, bootstrap=bootstrap,
+                   seed=seed)
+    summary.update(step=step, legal=legal, max_plies=max_plies, games_per_pair=games,
+                   wall_seconds=wall, model_seconds=timed.seconds, model_calls=timed.calls,
+                   model_time_share=timed.seconds / wall if wall > 0 else None, engine_restarts=pool.restarts)
+    with open(os.path.join(out_dir, "ratings.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def rate(results: list[dict], temperatures, opponents, *, out_dir: str, legal: str = "mask",
+         bootstrap: int = 500, seed: int = 0) -> dict:
+    """Ratings per temperature (paper Glicko-2 and MLE Elo), the printed tables, and the plot."""
+    anchors = paper_anchors(opponents)
+    elo = rating.elo_mle([(r["white"], r["black"], r["score_white"]) for r in results],
+                         anchor=anchors or list(opponents), bootstrap=bootstrap, seed=seed)
+    names = [model_name(t) for t in temperatures]
+    rows, elo_pts, glicko_pts = [], [], []
+    for t, name in zip(temperatures, names):
+        mine = [r for r in results if name in (r["white"], r["black"])]
+        rec = rating._record(mine).get(name, {})
+        row = dict(temperature=t, player=name, games=len(mine), win=rec.get("win", 0), draw=rec.get("draw", 0),
+                   loss=rec.get("loss", 0), illegal=rec.get("illegal", 0), moves=rec.get("moves", 0))
+        # illegal draws / all draws: mask draws once a move (freely, beside the masked draw);
+        # paper draws again after each illegal draw.
+        draws = row["moves"] + (row["illegal"] if legal == "paper" else 0)
+        row["illegal_rate"] = row["illegal"] / draws if draws else None
+        if name in elo.elo:
+            row["elo"], row["elo_ci95"] = elo.elo[name], list(elo.ci[name])
+            elo_pts.append((t, elo.elo[name], *elo.ci[name]))
+        if anchors:
+            g = rating.glicko2_paper([(r["white"], r["black"], r["score_white"]) for r in mine], anchors).get(name)
+            if g is not None:
+                row["glicko2"], row["glicko2_rd"] = g.rating, g.rd
+                glicko_pts.append((t, g.rating, g.rating - g.rd, g.rating + g.rd))
+        rows.append(row)
+    series = {"Elo, MLE (95% CI)": elo_pts}
+    if glicko_pts:
+        series["Glicko-2 as the paper (+-RD)"] = glicko_pts
+    plot = rating.plot_rating_vs_temperature(series, os.path.join(out_dir, "rating_vs_temperature.png"),
+                                             title="Model rating against temperature")
+    return dict(anchors=anchors or f"mean of {', '.join(opponents)} = 0", temperatures=rows,
+                elo=elo.to_dict(), table=format_table(rows), plot=plot)
+
+
+def format_table(rows: list[dict]) -> str:
+    """One line per temperature: games, W/D/L, illegal-move rate, Elo with 95% CI, paper Glicko-2."""
+    head = ["tau", "games", "W/D/L", "illegal", "Elo", "95% CI", "Glicko-2 +-RD"]
+    lines = [head]
+    for r in rows:
+        ci = "[{:.0f}, {:.0f}]".format(*r["elo_ci95"]) if "elo_ci95" in r else "-"
+        lines.append([f"{r['temperature']:g}", str(r["games"]), f"{r['win']}/{r['draw']}/{r['loss']}",
+                      "-" if r["illegal_rate"] is None else f"{100 * r['illegal_rate']:.2f}%",
+                      f"{r['elo']:.0f}" if "elo" in r else "-", ci,
+                      f"{r['glicko2']:.0f} +-{r['glicko2_rd']:.0f}" if "glicko2" in r else "-"])
+    widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
+    text = ["  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines]
+    text.insert(1, "-" * len(text[0]))
+    return "\n".join(text)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--workdir", required=True, help="a `transcendence train` workdir")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    parser.add_argument("--temperatures", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
+    parser.add_argument("--opponents", default=",".join(DEFAULT_OPPONENTS),
+                        help="sfN (skill N, depth N+1: the paper's pick rule, machine-independent), "
+                             "sfN@0.1s (the paper's clock), or skill=N,nodes=N,depth=N,movetime=S "
+                             "(separate opponents with ';' when specs hold commas)")
+    parser.add_argument("--games", type=int, default=100, help="games per (temperature, opponent)")
+    parser.add_argument("--max-plies", type=int, default=178, help="cap, scored a draw (the paper's 89 moves)")
+    parser.add_argument("--legal", choices=("mask", "paper"), default="mask",
+                        help="mask: sample among legal moves; paper: resample illegal moves, 5 tries then forfeit")
+    parser.add_argument("--openings", type=int, default=0, help="random plies before the game (0: start position)")
+    parser.add_argument("--out", default=None, help="output directory (default WORKDIR/eval)")
+    parser.add_argument("--stockfish", default=None, help="engine binary (default: STOCKFISH_PATH, PATH, /usr/games)")
+    parser.add_argument("--engines", type=int, default=None, help="engine processes (default: CPU count)")
+    parser.add_argument("--max-games", type=int, default=256, help="model games in flight (KV cache slots)")
+    parser.add_argument("--bootstrap", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _split(text: str, sep: str) -> list[str]:
+    return [s.strip() for s in text.split(sep) if s.strip()]
+
+
+def run(args) -> int:
+    from transcendence_jax.checkpoint import load_model
+
+    if not os.path.isdir(args.workdir):
+        raise UserError(f"workdir {args.workdir} not found; pass the --workdir of a `transcendence train` run")
+    try:
+        temperatures = [float(t) for t in _split(args.temperatures, ",")]
+    except ValueError:
+        raise UserError(f"--temperatures {args.temperatures!r}: give numbers separated by commas") from None
+    if any(t < 0 for t in temperatures):
+        raise UserError("--temperatures must be >= 0")
+    opponents = _split(args.opponents, ";" if ";" in args.opponents or "=" in args.opponents else ",")
+    model, _, step = load_model(args.workdir, args.step)
+    out = args.out or os.path.join(args.workdir, "eval")
+    summary = evaluate(model, out_dir=out, step=step, temperatures=temperatures, opponents=opponents,
+                       games=args.games, max_plies=args.max_plies, legal=args.legal, openings=args.openings,
+                       seed=args.seed, stockfish=args.stockfish, engines=args.engines,
+                       max_games=args.max_games, bootstrap=args.bootstrap)
+    print(summary["table"])
+    print(f"checkpoint step {step}; anchors: {summary['anchors']}")
+    print(f"{sum(r['games'] for r in summary['temperatures'])} model games in {summary['wall_seconds']:.1f}s "
+          f"({100 * (summary['model_time_share'] or 0):.1f}% in the model); results in {out}/ "
+          "(games.pgn, games.jsonl, ratings.json, rating_vs_temperature.png)")
+    return 0
