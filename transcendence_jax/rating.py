@@ -290,8 +290,9 @@ def _moves_played(row: Mapping, colour: str) -> int:
     return (n + 1) // 2 - (o + 1) // 2 if colour == "white" else n // 2 - o // 2
 
 
-def _record(games) -> dict[str, dict[str, float]]:
-    """Per player: games, wins, draws, losses, points, and (from jsonl rows) illegal tries and moves."""
+def player_records(games) -> dict[str, dict[str, float]]:
+    """Per player: games, win, draw, loss, points, and (from jsonl rows) illegal tries and moves
+    (`has_illegal` set when any row carried illegal counts)."""
     rec: dict[str, dict[str, float]] = {}
     for g in games:
         w, b, s = _games([g])[0]
@@ -307,6 +308,9 @@ def _record(games) -> dict[str, dict[str, float]]:
     return rec
 
 
+_record = player_records  # the old private name, still used by evaluate.py
+
+
 def format_table(ratings, games, players: Sequence[str] | None = None) -> str:
     """A text table: player, games, W/D/L, score, rating, 95% CI (or +-RD), illegal-move rate.
 
@@ -317,7 +321,7 @@ def format_table(ratings, games, players: Sequence[str] | None = None) -> str:
     players: rows to show, in order; default all, strongest first.
     """
     games = list(games)
-    rec = _record(games)
+    rec = player_records(games)
     glicko = not isinstance(ratings, Ratings)
     value = {p: (r.rating if glicko else r) for p, r in (ratings.items() if glicko else ratings.elo.items())}
     if players is None:
