@@ -170,6 +170,7 @@ def make_train_step(config, graphdef, tx, schedule, mesh, state_shardings, rest_
     A = tc.grad_accum
     use_dropout = mc.dropout > 0
     base_key = jax.random.key(tc.seed + 1)
+    param_shardings = state_shardings["params"]
 
     def step_fn(state, rest, batch):
         params, step = state["params"], state["step"]
@@ -188,14 +189,17 @@ def make_train_step(config, graphdef, tx, schedule, mesh, state_shardings, rest_
 
             (_, m), g = jax.value_and_grad(scaled, has_aux=True)(params)
             grads, loss_sum, correct = carry
-            grads = jax.tree.map(jnp.add, grads, g)
+            grads = jax.lax.with_sharding_constraint(jax.tree.map(jnp.add, grads, g), param_shardings)
             return (grads, loss_sum + m["loss"] * m["tokens"], correct + m["accuracy"] * m["tokens"]), None
 
-        # Microbatch i takes rows i, A+i, 2A+i...: each device keeps its own rows (no resharding).
-        micro_batches = {k: v.reshape(v.shape[0] // A, A, *v.shape[1:]).swapaxes(0, 1) for k, v in batch.items()}
-        zeros = jax.tree.map(jnp.zeros_like, params)
+        zeros = jax.lax.with_sharding_constraint(jax.tree.map(jnp.zeros_like, params), param_shardings)
         init = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
-        (grads, loss_sum, correct), _ = jax.lax.scan(micro, init, (jnp.arange(A), micro_batches))
+        if A == 1:
+            (grads, loss_sum, correct), _ = micro(init, (0, batch))
+        else:
+            # Microbatch i takes rows i, A+i, 2A+i...: each device keeps its own rows (no resharding).
+            micro_batches = {k: v.reshape(v.shape[0] // A, A, *v.shape[1:]).swapaxes(0, 1) for k, v in batch.items()}
+            (grads, loss_sum, correct), _ = jax.lax.scan(micro, init, (jnp.arange(A), micro_batches))
         updates, opt_state = tx.update(grads, state["opt_state"], params)
         params = optax.apply_updates(params, updates)
         metrics = {"loss": loss_sum / total, "accuracy": correct / total, "grad_norm": optax.global_norm(grads),
@@ -237,11 +241,9 @@ def _loaders(config):
     val_loader = None
     if tc.eval_every and tc.eval_batches:
         try:
-            val_files = dataset_files(dc.path, "validation")
+            val_loader = make_loader(dataset_files(dc.path, "validation"), seed=dc.seed, shuffle=False, **kw)
         except UserError as e:
             print(f"warning: no validation loss ({e})", file=sys.stderr)
-        else:
-            val_loader = make_loader(val_files, seed=dc.seed, shuffle=False, **kw)
     return train_loader, val_loader
 
 
