@@ -1,0 +1,416 @@
+"""Synthetic imperfect experts: the controlled population that makes transcendence visible.
+
+Every expert plays one shared, fast, learnable base policy (`base_policy`); each has one
+learnable flaw: captures landing on its own set of blind squares are invisible to it, its
+own (it misses them) and the opponent's (it leaves pieces there en prise, and moves pieces
+onto them as if they were safe). With
+"diverse" experts each square is blind for only one or two of them, so the mixture of their
+policies (what a model trained on their games learns) still plays the base move everywhere,
+and its arg-max is better than any single expert. With "clones" all experts share one blind
+set at the same per-expert error rate, so the mixture keeps the flaw. See docs/EXPERTS.md.
+
+The base policy, in order of preference (ties broken uniformly at random):
+  1. the capture or promotion with the largest material gain, counting the mover as lost
+     when the target square is attacked by the opponent, or the move that saves the most
+     valuable hanging piece (attacked and undefended, or attacked by a cheaper piece) to a
+     square the opponent does not attack;
+  2. any safe move: a quiet move to a square the opponent does not attack, or an even trade;
+  3. any legal move.
+Attacks are read off the current board (no search), so the policy is a near-linear function
+of the board that a small model learns quickly; it runs at ~4-5k moves/s per process here
+(about 2/3 of plain MVV-LVA on the same machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import time
+from typing import Callable, Iterable, Sequence
+
+import chess
+import numpy as np
+
+from transcendence_jax.data.records import GameRecord
+from transcendence_jax.errors import UserError
+from transcendence_jax.tokenizer import encode_game, game_boards
+
+VALUE = (0, 1, 3, 3, 5, 9, 0)  # by chess piece type: none, P, N, B, R, Q, K
+MAX_PLIES = 100
+ADJUDICATE_LEAD = 3
+BLIND_FRACTION = 0.2  # 13 squares: ~280 Elo below the base (docs/EXPERTS.md)
+Policy = Callable[[chess.Board, np.random.Generator], chess.Move]
+
+
+# --- the base policy and the flaw ------------------------------------------------------
+
+
+def _attacks(board: chess.Board, color: chess.Color) -> int:
+    """Bitmask of the squares `color` attacks on the current board."""
+    mask = 0
+    for sq in chess.scan_forward(board.occupied_co[color]):
+        mask |= board.attacks_mask(sq)
+    return mask
+
+
+def _scores(board: chess.Board, moves: Sequence[chess.Move], blind: int = 0) -> tuple[list[float], list[float]]:
+    """The base policy's preference for each move (higher is better; see the module doc), as
+    the base sees it and as an expert blind to captures onto `blind` (a square mask) sees it:
+    it misses its own captures there, and the opponent's, so to it a piece there is never
+    attacked. Returns (true scores, seen scores); captures onto blind squares score -1 seen."""
+    us, them = board.turn, not board.turn
+    theirs, ours = _attacks(board, them), _attacks(board, us)
+    piece_at, occ_them, ep = board.piece_type_at, board.occupied_co[them], board.ep_square
+    # Hanging pieces of ours: attacked, and undefended or attacked by something cheaper.
+    hanging = {}
+    for sq in chess.scan_forward(board.occupied_co[us] & theirs & ~board.kings):
+        value = VALUE[piece_at(sq)]
+        if not ours >> sq & 1 or min(VALUE[piece_at(a)] for a in chess.scan_forward(board.attackers_mask(them, sq))) < value:
+            hanging[sq] = value
+    true, seen = [], []
+    for m in moves:
+        fr, to = m.from_square, m.to_square
+        attacked = theirs >> to & 1
+        if occ_them >> to & 1:
+            victim = VALUE[piece_at(to)]
+        elif to == ep and board.pawns >> fr & 1:
+            victim = 1
+        elif not m.promotion:  # a quiet move: a rescue, safe, or a blunder
+            score = _quiet(attacked, hanging.get(fr, 0))
+            true.append(score)
+            if blind:
+                score = _quiet(attacked and not blind >> to & 1, 0 if blind >> fr & 1 else hanging.get(fr, 0))
+            seen.append(score)
+            continue
+        else:
+            victim = 0
+        cost = (VALUE[m.promotion] if m.promotion else VALUE[piece_at(fr)]) if attacked else 0
+        gain = victim + (VALUE[m.promotion] - 1 if m.promotion else 0) - cost
+        best = max(gain, (0 if attacked else hanging.get(fr, 0)) - 0.5)
+        true.append(10.0 + best if best > 0 else (1.0 if gain == 0 else 0.0))
+        if not blind:
+            seen.append(true[-1])
+        elif blind >> to & 1:  # an invisible capture, or a promotion that looks safe
+            seen.append(-1.0 if victim else 10.0 + VALUE[m.promotion] - 1)
+        else:
+            best = max(gain, (0 if attacked or blind >> fr & 1 else hanging.get(fr, 0)) - 0.5)
+            seen.append(10.0 + best if best > 0 else (1.0 if gain == 0 else 0.0))
+    return true, seen
+
+
+def _quiet(attacked: int, rescue: int) -> float:
+    return 0.0 if attacked else (9.5 + rescue if rescue else 1.0)
+
+
+def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0) -> tuple[chess.Move | None, bool]:
+    """(move, blind) of the base policy played by an expert blind to captures onto
+    `blind_squares` (a 64-bit square mask), ties broken uniformly at random.
+
+    `blind` is True when the flaw cost something: the move played is not among the base
+    policy's best moves. Returns (None, False) when there is no legal move."""
+    moves = list(board.legal_moves)
+    if not moves:
+        return None, False
+    true, seen = _scores(board, moves, blind_squares)
+    top = max(seen)
+    choices = [i for i, s in enumerate(seen) if s == top]
+    i = choices[int(rng.integers(len(choices)))] if len(choices) > 1 else choices[0]
+    return moves[i], true[i] != max(true)
+
+
+def base_policy(board: chess.Board, rng: np.random.Generator) -> chess.Move:
+    """The unflawed base policy, as an arena policy (interface F)."""
+    return decide(board, rng)[0]
+
+
+def material(board: chess.Board) -> int:
+    """White's material minus Black's (pawn 1, knight/bishop 3, rook 5, queen 9)."""
+    total = 0
+    for pt in range(1, 6):
+        total += VALUE[pt] * (len(board.pieces(pt, chess.WHITE)) - len(board.pieces(pt, chess.BLACK)))
+    return total
+
+
+def adjudicate(board: chess.Board, lead: int = ADJUDICATE_LEAD) -> str:
+    """The result of a game stopped at `board`: mate and stalemate as chess scores them,
+    otherwise a material lead of `lead` or more wins, anything else is a draw."""
+    if board.is_checkmate():
+        return "0-1" if board.turn == chess.WHITE else "1-0"
+    diff = material(board)
+    if board.is_stalemate() or abs(diff) < lead:
+        return "1/2-1/2"
+    return "1-0" if diff > 0 else "0-1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Expert:
+    """One expert: the base policy blind to captures onto `blind` (a 64-bit square mask).
+
+    Callable as an arena policy: `expert(board, rng) -> chess.Move`."""
+
+    id: int
+    blind: int
+    kind: str = "diverse"
+
+    @property
+    def name(self) -> str:
+        return f"expert{self.id}"
+
+    @property
+    def squares(self) -> list[str]:
+        return [chess.SQUARE_NAMES[s] for s in chess.scan_forward(self.blind)]
+
+    def decide(self, board: chess.Board, rng: np.random.Generator) -> tuple[chess.Move | None, bool]:
+        return decide(board, rng, self.blind)
+
+    def __call__(self, board: chess.Board, rng: np.random.Generator) -> chess.Move:
+        return decide(board, rng, self.blind)[0]
+
+
+BASE = Expert(id=-1, blind=0, kind="base")
+
+# How often the base policy's chosen move captures on each square (a1, b1, ..., h8), per 1000
+# base-vs-base moves, from `capture_traffic(300)`. Used only to deal blind squares so that
+# every expert's set carries the same capture traffic: diverse and clones then share one
+# per-expert error rate.
+TRAFFIC = (
+    1.7, 1.3, 1.2, 0.7, 0.1, 1.0, 1.2, 1.6, 1.3, 1.3, 0.7, 0.8, 0.7, 1.2, 0.7, 1.3,
+    1.0, 1.2, 1.1, 1.2, 1.0, 1.1, 1.2, 1.1, 1.9, 1.2, 1.3, 0.9, 1.2, 1.3, 1.7, 2.2,
+    1.9, 1.3, 1.3, 1.0, 1.5, 1.0, 1.2, 1.7, 1.1, 1.4, 1.2, 1.3, 1.1, 0.8, 1.2, 1.1,
+    1.1, 0.8, 0.8, 0.8, 0.8, 1.1, 0.9, 1.0, 1.3, 1.3, 1.2, 0.7, 0.3, 0.9, 1.3, 1.8,
+)
+
+
+def capture_traffic(games: int = 300, seed: int = 0) -> np.ndarray:
+    """Per square, the rate (per 1000 moves) at which the base policy's chosen move captures there."""
+    counts, plies = np.zeros(64), 0
+    for g in range(games):
+        game = play_game(BASE, BASE, np.random.default_rng([seed, g]))
+        board = chess.Board()
+        for move in game.moves:
+            if board.is_capture(move):
+                counts[move.to_square] += 1
+            board.push(move)
+        plies += len(game.moves)
+    return 1000 * counts / max(plies, 1)
+
+
+def _deal(k: int, n: int, squares: list[int]) -> list[int]:
+    """k masks of n squares each from `squares`, every square used as evenly as possible and
+    every mask carrying about the same TRAFFIC (greedy: the lightest mask takes the least-used,
+    busiest square it lacks)."""
+    sets, total, used = [set() for _ in range(k)], [0.0] * k, {sq: 0 for sq in squares}
+    for _ in range(n):
+        for e in sorted(range(k), key=lambda e: (total[e], e)):
+            sq = min((s for s in squares if s not in sets[e]), key=lambda s: (used[s], -TRAFFIC[s]))
+            sets[e].add(sq)
+            total[e] += TRAFFIC[sq]
+            used[sq] += 1
+    return [sum(1 << s for s in st) for st in sets]
+
+
+def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fraction: float = BLIND_FRACTION,
+               overlap: float | None = None) -> list[Expert]:
+    """K experts, each blind on round(blind_fraction * 64) squares.
+
+    kind "diverse": the squares are dealt so each is blind for as few experts as possible
+    (one or two for the default 5 x 20); "clones": every expert has diverse expert 0's set
+    (so the same traffic, hence the same per-expert error rate). `overlap` in [0, 1] sets the
+    shared fraction of each set directly (0 = diverse, 1 = clones). `seed` shuffles which
+    squares go together."""
+    if kind not in ("diverse", "clones"):
+        raise UserError(f"unknown population {kind!r}: use diverse or clones")
+    if k < 1:
+        raise UserError(f"--experts must be >= 1, got {k}")
+    n = round(blind_fraction * 64)
+    if not 0 <= n <= 64:
+        raise UserError(f"--blind-fraction must be in [0, 1], got {blind_fraction}")
+    overlap = (0.0 if kind == "diverse" else 1.0) if overlap is None else overlap
+    if not 0.0 <= overlap <= 1.0:
+        raise UserError(f"--overlap must be in [0, 1], got {overlap}")
+    rng = np.random.default_rng(seed)
+    squares = [int(s) for s in rng.permutation(64)]  # the order breaks traffic ties
+    first = _deal(k, n, squares)[0]
+    s = round(overlap * n)
+    shared = sum(1 << sq for sq in [q for q in squares if first >> q & 1][:s])
+    rest = [q for q in squares if not shared >> q & 1]
+    own = _deal(k, n - s, rest) if s < n else [0] * k
+    return [Expert(id=i, blind=shared | own[i], kind=kind) for i in range(k)]
+
+
+# --- games -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Game:
+    moves: list[chess.Move]
+    blind: list[bool]
+    result: str
+    termination: str  # checkmate | stalemate | insufficient | cap
+
+
+def play_game(white: Expert, black: Expert, rng: np.random.Generator, max_plies: int = MAX_PLIES) -> Game:
+    """One game from the start position: mate and stalemate end it, bare kings draw, and at
+    `max_plies` `adjudicate` scores it."""
+    board, moves, blind = chess.Board(), [], []
+    termination = "cap"
+    while len(moves) < max_plies:
+        if board.is_insufficient_material():
+            termination = "insufficient"
+            break
+        move, was_blind = (white if board.turn == chess.WHITE else black).decide(board, rng)
+        if move is None:
+            termination = "checkmate" if board.is_check() else "stalemate"
+            break
+        board.push(move)
+        moves.append(move)
+        blind.append(was_blind)
+    return Game(moves, blind, adjudicate(board), termination)
+
+
+def schedule(k: int, games: int) -> list[tuple[int, int]]:
+    """(white, black) of each game: all pairs in turn, colours alternating each round."""
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    if not pairs:
+        raise UserError(f"need at least 2 experts to play games, got {k}")
+    return [pairs[g % len(pairs)][:: 1 if (g // len(pairs)) % 2 == 0 else -1] for g in range(games)]
+
+
+def _play_chunk(job) -> list[tuple[int, Game]]:
+    players, seed, chunk = job
+    return [(g, play_game(players[w], players[b], np.random.default_rng([seed, g]))) for g, w, b in chunk]
+
+
+def play_many(players: Sequence[Expert], pairings: Sequence[tuple[int, int]], *, seed: int = 0,
+              workers: int = 1, chunk: int = 50) -> Iterable[tuple[int, Game]]:
+    """Play every (white, black) pairing, yielding (index, Game) in order. Game g is seeded by
+    (seed, g) alone, so the games are the same whatever the number of workers."""
+    jobs = [(list(players), seed, [(g, w, b) for g, (w, b) in list(enumerate(pairings))[i : i + chunk]])
+            for i in range(0, len(pairings), chunk)]
+    if workers <= 1:
+        for job in jobs:
+            yield from _play_chunk(job)
+        return
+    # spawn, not fork: the caller may have started JAX threads.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for out in pool.imap(_play_chunk, jobs):
+            yield from out
+
+
+def round_robin_scores(players: Sequence[Expert], games_per_pair: int, *, seed: int = 0,
+                       workers: int = 1) -> dict:
+    """Score of each player against each other (row's points per game), blind-move rates and
+    terminations, from `games_per_pair` games a pair, colours alternating."""
+    k = len(players)
+    pairings = schedule(k, games_per_pair * k * (k - 1) // 2)
+    points, count = np.zeros((k, k)), np.zeros((k, k))
+    blind, moves, ends = np.zeros(k), np.zeros(k), {}
+    for g, game in play_many(players, pairings, seed=seed, workers=workers):
+        w, b = pairings[g]
+        s = {"1-0": 1.0, "0-1": 0.0}.get(game.result, 0.5)
+        points[w, b] += s
+        points[b, w] += 1 - s
+        count[w, b] += 1
+        count[b, w] += 1
+        for ply, flag in enumerate(game.blind):
+            mover = w if ply % 2 == 0 else b
+            blind[mover] += flag
+            moves[mover] += 1
+        ends[game.termination] = ends.get(game.termination, 0) + 1
+    return {"names": [p.name for p in players], "score": (points / np.maximum(count, 1)).tolist(),
+            "blind_rate": (blind / np.maximum(moves, 1)).tolist(), "terminations": ends,
+            "games": len(pairings)}
+
+
+def elo_gap(score: float) -> float:
+    """The Elo difference implied by a score in (0, 1)."""
+    score = min(max(score, 1e-3), 1 - 1e-3)
+    return 400 * math.log10(score / (1 - score))
+
+
+# --- datasets ----------------------------------------------------------------------------
+
+
+def records(experts: Sequence[Expert], games: int, *, seed: int = 0, workers: int = 1, boards: bool = True,
+            stats: dict | None = None) -> Iterable[GameRecord]:
+    """The round robin of `experts` as GameRecords (white_id/black_id = expert ids, blind =
+    per-move flag, source "experts-<kind>"); `stats`, when given, is filled with counts."""
+    pairings = schedule(len(experts), games)
+    source = f"experts-{experts[0].kind}"
+    blind, moves, ends = np.zeros(len(experts)), np.zeros(len(experts)), {}
+    for g, game in play_many(experts, pairings, seed=seed, workers=workers):
+        w, b = pairings[g]
+        flags = np.asarray(game.blind, np.uint8)
+        blind[w] += flags[0::2].sum()
+        blind[b] += flags[1::2].sum()
+        moves[w] += len(flags[0::2])
+        moves[b] += len(flags[1::2])
+        ends[game.termination] = ends.get(game.termination, 0) + 1
+        yield GameRecord(tokens=encode_game(game.moves), result=game.result, source=source,
+                         white_id=experts[w].id, black_id=experts[b].id, blind=flags,
+                         boards=game_boards(game.moves) if boards else None)
+    if stats is not None:
+        stats.update(games=len(pairings), terminations=ends, moves=int(moves.sum()),
+                     blind_rate=float(blind.sum() / max(moves.sum(), 1)),
+                     blind_rate_per_expert=(blind / np.maximum(moves, 1)).round(4).tolist())
+
+
+def describe(experts: Sequence[Expert]) -> dict:
+    """The population as JSON: each expert's blind squares and how many experts share each."""
+    cover = [sum(e.blind >> sq & 1 for e in experts) for sq in range(64)]
+    return {"kind": experts[0].kind, "experts": [{"id": e.id, "name": e.name, "blind_squares": " ".join(e.squares)}
+                                                 for e in experts],
+            "experts_blind_per_square": {str(c): cover.count(c) for c in sorted(set(cover))}}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output dataset directory (ArrayRecord shards + stats.json)")
+    parser.add_argument("--population", choices=("diverse", "clones"), default="diverse",
+                        help="diverse: each square blind for one or two experts; clones: one shared blind set")
+    parser.add_argument("--experts", type=int, default=5, help="number of experts K (default 5)")
+    parser.add_argument("--games", type=int, default=20000, help="games in all, over all pairs (default 20000)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the squares dealt and every game")
+    parser.add_argument("--blind-fraction", type=float, default=BLIND_FRACTION,
+                        help=f"fraction of the 64 squares each expert is blind on (default {BLIND_FRACTION})")
+    parser.add_argument("--overlap", type=float, default=None,
+                        help="shared fraction of each blind set, 0 (diverse) .. 1 (clones); overrides --population's")
+    parser.add_argument("--boards", action=argparse.BooleanOptionalAction, default=True,
+                        help="store each position's board planes in the records (default: yes)")
+    parser.add_argument("--shards", type=int, default=4, help="train shards (default 4)")
+    parser.add_argument("--val-fraction", type=float, default=0.05, help="validation fraction (default 0.05)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from transcendence_jax.data.build import write_dataset
+
+    if args.games < 1:
+        raise UserError(f"--games must be >= 1, got {args.games}")
+    experts = population(args.population, args.experts, args.seed, blind_fraction=args.blind_fraction,
+                         overlap=args.overlap)
+    stats, start = {}, time.time()
+    print(f"{args.population}: {args.experts} experts blind on {round(args.blind_fraction * 64)} squares each; "
+          f"{args.games} games on {args.workers} workers")
+
+    def progress():
+        for n, rec in enumerate(records(experts, args.games, seed=args.seed, workers=args.workers,
+                                        boards=args.boards, stats=stats), 1):
+            if n % 2000 == 0 or n == args.games:
+                print(f"  {n}/{args.games} games, {time.time() - start:.0f}s", flush=True)
+            yield rec
+
+    extra = {"experts": describe(experts), "generation": stats}
+    out = write_dataset(progress(), args.out, num_shards=args.shards, val_fraction=args.val_fraction,
+                        seed=args.seed, extra_stats=extra)
+    seconds = time.time() - start
+    stats["seconds"] = round(seconds, 1)
+    with open(os.path.join(args.out, "stats.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"wrote {args.out}/ ({out['train']} train, {out['validation']} validation games, "
+          f"{stats['moves']} moves in {seconds:.0f}s; blind-move rate {stats['blind_rate']:.3f}; "
+          f"ends {stats['terminations']})")
+    return 0
