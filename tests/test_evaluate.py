@@ -1,0 +1,69 @@
+"""`transcendence eval`: a random-init model against real Stockfish, tiny games."""
+
+import json
+
+import chess.pgn
+import ml_collections
+import pytest
+from flax import nnx
+
+from transcendence_jax import cli
+from transcendence_jax.engines import find_stockfish
+from transcendence_jax.errors import UserError
+from transcendence_jax.evaluate import evaluate, paper_anchors
+
+try:
+    find_stockfish()
+    HAVE_STOCKFISH = True
+except UserError:
+    HAVE_STOCKFISH = False
+
+
+def _model():
+    from transcendence_jax.model import Transformer
+
+    cfg = ml_collections.ConfigDict(dict(vocab_size=2048, num_layers=1, num_heads=2, embed_dim=16, mlp_dim=32,
+                                         max_len=32, dropout=0.0, board_input=False, dtype="float32",
+                                         param_dtype="float32", remat=False))
+    return Transformer(cfg, rngs=nnx.Rngs(0))
+
+
+def test_missing_workdir_or_checkpoint_is_one_line_error(tmp_path, capsys):
+    assert cli.main(["eval", "--workdir", str(tmp_path / "nope")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert cli.main(["eval", "--workdir", str(tmp_path)]) == 2  # exists, but no checkpoint
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+
+
+def test_paper_anchors():
+    assert paper_anchors(["sf1", "sf3@0.1s", "sf4", "nodes=5"]) == {"sf1": 1552.0, "sf3@0.1s": 1842.0}
+
+
+@pytest.mark.skipif(not HAVE_STOCKFISH, reason="Stockfish not installed (apt-get install stockfish)")
+def test_short_eval_plays_rates_and_resumes(tmp_path):
+    model, out = _model(), str(tmp_path / "eval")
+    kw = dict(out_dir=out, step=3, temperatures=[0.001, 1.0], opponents=["sf1", "nodes=1"], games=2,
+              max_plies=12, bootstrap=20, progress=False)
+    s = evaluate(model, **kw)
+    rows = {r["temperature"]: r for r in s["temperatures"]}
+    assert set(rows) == {0.001, 1.0} and all(r["games"] == 4 for r in rows.values())
+    assert all(r["win"] + r["draw"] + r["loss"] == 4 and "elo" in r and "glicko2" in r for r in rows.values())
+    assert s["anchors"] == {"sf1": 1552.0} and s["model_calls"] > 0 and 0 < s["model_time_share"] <= 1
+    assert "tau" in s["table"] and (tmp_path / "eval" / "rating_vs_temperature.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "eval" / "ratings.json").read_text())["step"] == 3
+    with open(tmp_path / "eval" / "games.pgn") as f:
+        games = [g for g in iter(lambda: chess.pgn.read_game(f), None)]
+    assert len(games) == 8
+    for g in games:
+        board = g.board()
+        for move in g.mainline_moves():
+            assert move in board.legal_moves  # mask mode never lets an illegal move through
+            board.push(move)
+        assert g.headers["CheckpointStep"] == "3" and g.headers["Opponent"] in ("sf1", "nodes=1")
+        assert float(g.headers["Temperature"]) in (0.001, 1.0)
+    # rerun: nothing left to play, same results
+    again = evaluate(model, **kw)
+    assert again["model_calls"] == 0 and again["temperatures"] == s["temperatures"]
+    with pytest.raises(UserError, match="other settings"):
+        evaluate(model, **dict(kw, max_plies=20))
