@@ -1,0 +1,160 @@
+"""The decoder: cached decoding equals the full forward, causality, board input, legal loss."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import nnx
+
+from transcendence_jax.model import Transformer, count_params, cross_entropy
+
+
+def small_cfg(**kw):
+    cfg = dict(vocab_size=2048, num_layers=2, num_heads=4, embed_dim=32, mlp_dim=128, max_len=24,
+               dropout=0.0, board_input=True, dtype="float32", param_dtype="float32", remat=False)
+    cfg.update(kw)
+    return ml_collections.ConfigDict(cfg)
+
+
+def batch(B=3, T=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(5, 1973, (B, T)).astype(np.int32), rng.integers(0, 13, (B, T, 64)).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return Transformer(small_cfg(), rngs=nnx.Rngs(0))
+
+
+def test_forward_shape_and_dtype(model):
+    tok, bd = batch()
+    logits = model(tok, bd)
+    assert logits.shape == (3, 20, 2048) and logits.dtype == jnp.float32
+    assert np.isfinite(np.asarray(logits)).all()
+
+
+def test_prefill_then_one_token_at_a_time_matches_full_forward(model):
+    tok, bd = batch()
+    full = np.asarray(model(tok, bd))
+    cache = model.init_cache(3)
+    logits, cache = model.extend(tok[:, :7], bd[:, :7], cache, jnp.zeros(3, jnp.int32))
+    outs = [logits]
+    step = jax.jit(lambda t, b, c, p: model.extend(t, b, c, p))
+    for t in range(7, 20):
+        logits, cache = step(tok[:, t:t + 1], bd[:, t:t + 1], cache, jnp.full(3, t, jnp.int32))
+        outs.append(logits)
+    np.testing.assert_allclose(np.concatenate(outs, 1), full, atol=2e-5)
+
+
+def test_chunks_of_varying_length_per_row_match_full_forward(model):
+    """Each row advances by its own number of tokens a call, padding the chunk on the right."""
+    tok, bd = batch(B=3, T=20, seed=1)
+    full = np.asarray(model(tok, bd))
+    lengths = [[5, 3, 8, 4], [1, 9, 2, 8], [7, 7, 6, 0]]  # per row, per call; sums to 20
+    C = 9
+    cache, pos = model.init_cache(3), np.zeros(3, np.int32)
+    got = np.zeros_like(full)
+    for call in range(4):
+        chunk_t = np.zeros((3, C), np.int32)
+        chunk_b = np.zeros((3, C, 64), np.uint8)
+        for b in range(3):
+            n = lengths[b][call]
+            chunk_t[b, :n], chunk_b[b, :n] = tok[b, pos[b]:pos[b] + n], bd[b, pos[b]:pos[b] + n]
+            chunk_t[b, n:] = 999  # garbage padding: must never be seen
+        logits, cache = model.extend(chunk_t, chunk_b, cache, jnp.asarray(pos))
+        for b in range(3):
+            n = lengths[b][call]
+            got[b, pos[b]:pos[b] + n] = np.asarray(logits[b, :n])
+            pos[b] += n
+    np.testing.assert_allclose(got, full, atol=2e-5)
+
+
+def test_writes_past_max_len_are_dropped(model):
+    tok, bd = batch(B=1, T=24)
+    cache = model.init_cache(1)
+    _, cache = model.extend(tok[:, :20], bd[:, :20], cache, jnp.zeros(1, jnp.int32))
+    before = np.asarray(cache.k[0][0, :20])
+    _, cache = model.extend(tok[:, :8], bd[:, :8], cache, jnp.full(1, 20, jnp.int32))  # 20..27, S=24
+    np.testing.assert_array_equal(np.asarray(cache.k[0][0, :20]), before)  # no clamped overwrite
+    assert cache.k[0].shape[1] == 24
+
+
+def test_causality(model):
+    tok, bd = batch()
+    tok2, bd2 = tok.copy(), bd.copy()
+    tok2[:, 12:] = 7
+    bd2[:, 12:] = 0
+    a, b = np.asarray(model(tok, bd)), np.asarray(model(tok2, bd2))
+    np.testing.assert_allclose(a[:, :12], b[:, :12], atol=1e-6)
+    assert np.abs(a[:, 12:] - b[:, 12:]).max() > 1e-3
+
+
+def test_board_input_changes_logits(model):
+    tok, bd = batch()
+    bd2 = bd.copy()
+    bd2[:, 5, 10] = (bd2[:, 5, 10] + 1) % 13
+    a, b = np.asarray(model(tok, bd)), np.asarray(model(tok, bd2))
+    np.testing.assert_allclose(a[:, :5], b[:, :5], atol=1e-6)
+    assert np.abs(a[:, 5] - b[:, 5]).max() > 1e-4
+    with pytest.raises(ValueError, match="board"):
+        model(tok)
+
+
+def test_legal_loss_ignores_illegal_logits():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 16)).astype(np.float32)
+    legal = np.zeros((2, 3, 16), bool)
+    legal[..., 4:8] = True
+    targets = np.full((2, 3), 5)
+    w = np.ones((2, 3), np.float32)
+    loss, m = cross_entropy(logits, targets, w, legal)
+    bumped = logits.copy()
+    bumped[..., 8:] += 50.0  # illegal logits: no effect on the restricted loss
+    loss2, _ = cross_entropy(bumped, targets, w, legal)
+    np.testing.assert_allclose(loss, loss2, rtol=1e-6)
+    expected = -jax.nn.log_softmax(logits[..., 4:8], -1)[..., 1].mean()
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    assert float(cross_entropy(bumped, targets, w)[0]) > float(loss) + 10  # unrestricted does see them
+    # Weights: padding positions count for nothing.
+    w0 = w.copy()
+    w0[:, 2] = 0
+    bumped[:, 2] = 1e3 * rng.normal(size=16)
+    np.testing.assert_allclose(cross_entropy(bumped, targets, w0, legal)[0],
+                               cross_entropy(logits, targets, w0, legal)[0], rtol=1e-6)
+    assert m["tokens"] == 6
+
+
+def test_every_param_has_logical_axes(model):
+    leaves = jax.tree.leaves(nnx.state(model, nnx.Param), is_leaf=lambda x: isinstance(x, nnx.Variable))
+    assert leaves
+    for v in leaves:
+        axes = v.get_metadata().get("out_sharding")
+        assert axes is not None and len(axes) == v.shape.__len__(), (v.shape, axes)
+    assert model.wte.get_metadata()["out_sharding"] == ("vocab", "embed")
+    assert model.blocks[0].mlp.fc.get_metadata()["out_sharding"] == ("embed", "mlp")
+
+
+def test_bf16_remat_dropout_variants_train_under_jit():
+    """bf16 compute on fp32 params, remat and dropout: finite grads through a pure jitted step."""
+    cfg = small_cfg(dtype="bfloat16", remat=True, dropout=0.1)
+    model = Transformer(cfg, rngs=nnx.Rngs(1))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)  # rest: dropout RNG state
+    tok, bd = batch()
+
+    @jax.jit
+    def loss_fn(params, rest):
+        def f(params):
+            m = nnx.merge(graphdef, params, rest, copy=True)  # copy: fresh Variables at this trace level
+            logits = m(tok[:, :-1], bd[:, :-1], deterministic=False)
+            return cross_entropy(logits, tok[:, 1:], np.ones((3, 19)))[0]
+        return jax.value_and_grad(f)(params)
+
+    loss, grads = loss_fn(params, rest)
+    assert np.isfinite(float(loss))
+    params = nnx.state(model, nnx.Param)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
+    g = [x for x in jax.tree.leaves(grads) if jnp.issubdtype(x.dtype, jnp.floating)]
+    assert all(np.isfinite(np.asarray(x)).all() for x in g)
+    assert model(tok, bd, deterministic=True).dtype == jnp.float32
+    assert count_params(model) > 0

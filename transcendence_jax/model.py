@@ -1,0 +1,260 @@
+"""The decoder: nanoGPT's transformer in Flax NNX, over move tokens, with a KV cache.
+
+Equivalent to the paper's nanoGPT (pre-norm LayerNorm without bias, GELU MLP, learned
+positions, no biases anywhere, optional dropout, tied input/output embedding as nanoGPT),
+with three differences that are options or speed choices:
+- GELU uses the tanh approximation (several times faster than erf on CPU; nanoGPT uses erf).
+- q, k, v come from one fused kernel [D, 3, H, E].
+- Optional board input: the (square, piece) embeddings of the board after each move,
+  summed over the 64 squares, are added to that move's embedding (one-hot matmul: its
+  backward is one dense matmul instead of a scatter-add of 64 rows per token).
+
+Every parameter carries logical axis names in its `out_sharding` metadata ("vocab",
+"embed", "mlp", "heads", "head_dim", or None); `sharding.py` maps them onto mesh axes.
+Parameters live in `param_dtype`; the forward casts them to `dtype` (bf16 compute with
+fp32 parameters, say), keeps LayerNorm and softmax in fp32, and returns fp32 logits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+NUM_PIECES = 13  # 0 empty, 1-6 white PNBRQK, 7-12 black (tokenizer.board_planes)
+NEG_INF = -1e30
+
+
+def _param(rngs: nnx.Rngs, shape, axes, std: float, dtype) -> nnx.Param:
+    """A normal(0, std) parameter annotated with its logical axes (no eager sharding:
+    sharded initialisation is the caller's jit with out_shardings from sharding.py)."""
+    value = std * jax.random.normal(rngs.params(), shape, jnp.float32)
+    return nnx.Param(value.astype(dtype), out_sharding=axes, eager_sharding=False)
+
+
+def _dtype(name: str):
+    return {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}[name]
+
+
+class LayerNorm(nnx.Module):
+    """LayerNorm with a scale and no bias (nanoGPT bias=False), computed in fp32."""
+
+    def __init__(self, dim: int, param_dtype, eps: float = 1e-5):
+        self.scale = nnx.Param(jnp.ones((dim,), param_dtype), out_sharding=("embed",), eager_sharding=False)
+        self.eps = eps
+
+    def __call__(self, x_BTD):
+        x = x_BTD.astype(jnp.float32)
+        mean = x.mean(-1, keepdims=True)
+        var = jnp.square(x - mean).mean(-1, keepdims=True)
+        y = (x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...].astype(jnp.float32)
+        return y.astype(x_BTD.dtype)
+
+
+def attend(q_BTHE, k_BSHE, v_BSHE, mask_BTS, dropout=None):
+    """Softmax attention of T queries over S keys; mask_BTS (broadcastable) is True where allowed."""
+    scores_BHTS = jnp.einsum("bthe,bshe->bhts", q_BTHE, k_BSHE, preferred_element_type=jnp.float32)
+    scores_BHTS = jnp.where(mask_BTS[:, None], scores_BHTS, NEG_INF)
+    probs_BHTS = jax.nn.softmax(scores_BHTS, axis=-1).astype(v_BSHE.dtype)
+    if dropout is not None:
+        probs_BHTS = dropout(probs_BHTS)
+    return jnp.einsum("bhts,bshe->bthe", probs_BHTS, v_BSHE)
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg, *, rngs: nnx.Rngs):
+        D, H = cfg.embed_dim, cfg.num_heads
+        E = D // H
+        pdt = _dtype(cfg.param_dtype)
+        self.num_heads, self.head_dim, self.dtype = H, E, _dtype(cfg.dtype)
+        self.qkv = _param(rngs, (D, 3, H, E), ("embed", None, "heads", "head_dim"), 0.02, pdt)
+        proj_std = 0.02 / math.sqrt(2 * cfg.num_layers)  # nanoGPT's scaled init of c_proj
+        self.proj = _param(rngs, (H, E, D), ("heads", "head_dim", "embed"), proj_std, pdt)
+        self.attn_drop = nnx.Dropout(cfg.dropout, rngs=rngs) if cfg.dropout > 0 else None
+        self.resid_drop = nnx.Dropout(cfg.dropout, rngs=rngs) if cfg.dropout > 0 else None
+
+    def __call__(self, x_BTD, mask_BTS, *, kv=None, pos_BT=None, deterministic=True):
+        """Full attention over x (kv=None), or write x's keys/values into the cache
+        kv = (k_BSHE, v_BSHE) at pos_BT (out-of-range writes dropped) and attend over it."""
+        qkv_BTKHE = jnp.einsum("btd,dkhe->btkhe", x_BTD, self.qkv[...].astype(self.dtype))
+        q_BTHE = qkv_BTKHE[:, :, 0] * (1.0 / math.sqrt(self.head_dim))
+        k_BSHE, v_BSHE = qkv_BTKHE[:, :, 1], qkv_BTKHE[:, :, 2]  # S = T without a cache
+        if kv is not None:
+            b_BT = jnp.broadcast_to(jnp.arange(x_BTD.shape[0])[:, None], pos_BT.shape)
+            k_BSHE = kv[0].at[b_BT, pos_BT].set(k_BSHE.astype(kv[0].dtype), mode="drop")
+            v_BSHE = kv[1].at[b_BT, pos_BT].set(v_BSHE.astype(kv[1].dtype), mode="drop")
+            kv = (k_BSHE, v_BSHE)
+        dropout = None
+        if self.attn_drop is not None and not deterministic:
+            dropout = lambda p: self.attn_drop(p, deterministic=False)  # nanoGPT's attn_dropout
+        y_BTHE = attend(q_BTHE, k_BSHE.astype(self.dtype), v_BSHE.astype(self.dtype), mask_BTS, dropout)
+        y_BTD = jnp.einsum("bthe,hed->btd", y_BTHE, self.proj[...].astype(self.dtype))
+        if self.resid_drop is not None:
+            y_BTD = self.resid_drop(y_BTD, deterministic=deterministic)
+        return y_BTD, kv
+
+
+class MLP(nnx.Module):
+    def __init__(self, cfg, *, rngs: nnx.Rngs):
+        pdt = _dtype(cfg.param_dtype)
+        self.dtype = _dtype(cfg.dtype)
+        self.fc = _param(rngs, (cfg.embed_dim, cfg.mlp_dim), ("embed", "mlp"), 0.02, pdt)
+        proj_std = 0.02 / math.sqrt(2 * cfg.num_layers)
+        self.proj = _param(rngs, (cfg.mlp_dim, cfg.embed_dim), ("mlp", "embed"), proj_std, pdt)
+        self.drop = nnx.Dropout(cfg.dropout, rngs=rngs) if cfg.dropout > 0 else None
+
+    def __call__(self, x_BTD, *, deterministic=True):
+        h_BTM = jax.nn.gelu(x_BTD @ self.fc[...].astype(self.dtype), approximate=True)
+        y_BTD = h_BTM @ self.proj[...].astype(self.dtype)
+        if self.drop is not None:
+            y_BTD = self.drop(y_BTD, deterministic=deterministic)
+        return y_BTD
+
+
+class Block(nnx.Module):
+    """Pre-norm residual block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, cfg, *, rngs: nnx.Rngs):
+        pdt = _dtype(cfg.param_dtype)
+        self.ln1 = LayerNorm(cfg.embed_dim, pdt)
+        self.attn = Attention(cfg, rngs=rngs)
+        self.ln2 = LayerNorm(cfg.embed_dim, pdt)
+        self.mlp = MLP(cfg, rngs=rngs)
+
+    def __call__(self, x_BTD, mask_BTS, *, kv=None, pos_BT=None, deterministic=True):
+        a_BTD, kv = self.attn(self.ln1(x_BTD), mask_BTS, kv=kv, pos_BT=pos_BT, deterministic=deterministic)
+        x_BTD = x_BTD + a_BTD
+        x_BTD = x_BTD + self.mlp(self.ln2(x_BTD), deterministic=deterministic)
+        return x_BTD, kv
+
+
+class KVCache(NamedTuple):
+    """Keys and values of every layer: k[layer], v[layer] are [B, max_len, H, E] arrays."""
+
+    k: tuple
+    v: tuple
+
+
+class Transformer(nnx.Module):
+    """Decoder-only transformer over move tokens; position t predicts token t+1."""
+
+    def __init__(self, cfg, *, rngs: nnx.Rngs):
+        if cfg.embed_dim % cfg.num_heads:
+            raise ValueError(f"embed_dim {cfg.embed_dim} is not a multiple of num_heads {cfg.num_heads}")
+        self.cfg = cfg
+        pdt = _dtype(cfg.param_dtype)
+        self.dtype = _dtype(cfg.dtype)
+        D = cfg.embed_dim
+        self.wte = _param(rngs, (cfg.vocab_size, D), ("vocab", "embed"), 0.02, pdt)  # tied with the head
+        self.wpe = _param(rngs, (cfg.max_len, D), (None, "embed"), 0.02, pdt)
+        self.board_emb = (_param(rngs, (64 * NUM_PIECES, D), (None, "embed"), 0.02, pdt)
+                          if cfg.board_input else None)
+        self.drop = nnx.Dropout(cfg.dropout, rngs=rngs) if cfg.dropout > 0 else None
+        self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+        self.ln_f = LayerNorm(D, pdt)
+
+    def _embed(self, tokens_BT, boards_BT64, pos_BT, deterministic):
+        x_BTD = jnp.take(self.wte[...], tokens_BT, axis=0).astype(self.dtype)
+        x_BTD = x_BTD + jnp.take(self.wpe[...], pos_BT, axis=0, mode="clip").astype(self.dtype)
+        if self.board_emb is not None:
+            if boards_BT64 is None:
+                raise ValueError("this model has board_input on: pass boards_BT64 (uint8 [B, T, 64])")
+            B, T = tokens_BT.shape
+            # One-hot of each square's piece, flattened to square * 13 + piece: [B, T, 832].
+            onehot_BTP = jax.nn.one_hot(boards_BT64.astype(jnp.int32), NUM_PIECES, dtype=self.dtype)
+            x_BTD = x_BTD + onehot_BTP.reshape(B, T, 64 * NUM_PIECES) @ self.board_emb[...].astype(self.dtype)
+        if self.drop is not None:
+            x_BTD = self.drop(x_BTD, deterministic=deterministic)
+        return x_BTD
+
+    def _head(self, x_BTD):
+        x_BTD = self.ln_f(x_BTD)
+        return jnp.einsum("btd,vd->btv", x_BTD, self.wte[...].astype(self.dtype),
+                          preferred_element_type=jnp.float32)
+
+    def __call__(self, tokens_BT, boards_BT64=None, *, deterministic=True):
+        """Full causal forward: float32 logits [B, T, vocab_size]."""
+        B, T = tokens_BT.shape
+        if T > self.cfg.max_len:
+            raise ValueError(f"sequence length {T} exceeds the model's max_len {self.cfg.max_len}")
+        pos_BT = jnp.broadcast_to(jnp.arange(T)[None], (B, T))
+        x_BTD = self._embed(tokens_BT, boards_BT64, pos_BT, deterministic)
+        mask_1TT = jnp.tril(jnp.ones((T, T), bool))[None]
+        for block in self.blocks:
+            if self.cfg.remat:
+                x_BTD = nnx.remat(lambda blk, x: blk(x, mask_1TT, deterministic=deterministic)[0])(block, x_BTD)
+            else:
+                x_BTD, _ = block(x_BTD, mask_1TT, deterministic=deterministic)
+        return self._head(x_BTD)
+
+    def init_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
+        """An empty (zero) cache of max_len positions (default cfg.max_len) per row."""
+        S = max_len or self.cfg.max_len
+        H = self.cfg.num_heads
+        shape = (batch_size, S, H, self.cfg.embed_dim // H)
+        L = self.cfg.num_layers
+        return KVCache(k=tuple(jnp.zeros(shape, self.dtype) for _ in range(L)),
+                       v=tuple(jnp.zeros(shape, self.dtype) for _ in range(L)))
+
+    def extend(self, tokens_BT, boards_BT64, cache: KVCache, pos_B):
+        """Append T tokens per row at cache positions pos_B[b]..pos_B[b]+T-1; each attends to
+        the cache positions <= its own. Returns (float32 logits [B, T, V], updated cache).
+
+        Rows with fewer real tokens pad on the right: their extra entries are garbage that no
+        real query sees and that the next extend (from the true next position) overwrites.
+        Writes past the cache length are dropped. Prefill = extend from pos_B = 0.
+        """
+        B, T = tokens_BT.shape
+        S = cache.k[0].shape[1]
+        pos_BT = jnp.asarray(pos_B, jnp.int32)[:, None] + jnp.arange(T, dtype=jnp.int32)[None]
+        x_BTD = self._embed(tokens_BT, boards_BT64, pos_BT, True)
+        mask_BTS = pos_BT[:, :, None] >= jnp.arange(S)[None, None, :]
+        ks, vs = [], []
+        for i, block in enumerate(self.blocks):
+            x_BTD, (k, v) = block(x_BTD, mask_BTS, kv=(cache.k[i], cache.v[i]), pos_BT=pos_BT)
+            ks.append(k)
+            vs.append(v)
+        return self._head(x_BTD), KVCache(k=tuple(ks), v=tuple(vs))
+
+
+def cross_entropy(logits_BTV, targets_BT, weights_BT, legal_BTV=None):
+    """Weighted mean next-token cross-entropy; returns (loss, metrics).
+
+    With legal_BTV (bool), the softmax runs over the legal moves only. The target is always
+    allowed (a result token or a move the mask lacks keeps a finite loss), and a position
+    with no legal move at all (e.g. padding) falls back to the full softmax.
+    metrics: loss, accuracy (arg-max == target, over the same softmax), tokens (sum of weights).
+    """
+    logits_BTV = logits_BTV.astype(jnp.float32)
+    if legal_BTV is not None:
+        V = logits_BTV.shape[-1]
+        legal_BTV = legal_BTV[..., :V]
+        if legal_BTV.shape[-1] < V:
+            legal_BTV = jnp.pad(legal_BTV, ((0, 0), (0, 0), (0, V - legal_BTV.shape[-1])))
+        allowed_BTV = legal_BTV | (jnp.arange(V) == targets_BT[..., None])
+        allowed_BTV = allowed_BTV | ~legal_BTV.any(-1, keepdims=True)
+        logits_BTV = jnp.where(allowed_BTV, logits_BTV, NEG_INF)
+    logp_BTV = jax.nn.log_softmax(logits_BTV, axis=-1)
+    nll_BT = -jnp.take_along_axis(logp_BTV, targets_BT[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    weights_BT = weights_BT.astype(jnp.float32)
+    tokens = weights_BT.sum()
+    denom = jnp.maximum(tokens, 1e-8)
+    loss = (nll_BT * weights_BT).sum() / denom
+    correct_BT = (logits_BTV.argmax(-1) == targets_BT).astype(jnp.float32)
+    accuracy = (correct_BT * weights_BT).sum() / denom
+    return loss, {"loss": loss, "accuracy": accuracy, "tokens": tokens}
+
+
+def count_params(model: nnx.Module) -> int:
+    """Number of parameters (the tied embedding counted once)."""
+    return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def flops_per_token(cfg, seq_len: int) -> float:
+    """Training FLOPs per token (forward + backward), PaLM-style: 6 N + 12 L T D."""
+    D, L, V = cfg.embed_dim, cfg.num_layers, cfg.vocab_size
+    n_matmul = L * (4 * D * D + 2 * D * cfg.mlp_dim) + V * D
+    return 6.0 * n_matmul + 12.0 * L * seq_len * D
