@@ -145,23 +145,29 @@ def open_text(path: str) -> IO[str]:
 def _pgn_items(f: IO[str]) -> Iterator[tuple]:
     """Split a PGN text stream into ("pgn", header_text, movetext) items, without parsing.
 
-    A game starts at a header line that follows movetext or a blank line after headers."""
+    A game starts at a header line after movetext or after a blank line that follows
+    headers. Text after a blank line that follows movetext starts a headerless item (garbage
+    between games is then counted as "no_headers" rather than glued to the game before)."""
     headers: list[str] = []
     moves: list[str] = []
-    blank_after_headers = False
+    blank = False
     for line in f:
         if line.startswith("["):
-            if moves or blank_after_headers:
+            if moves or (blank and headers):
                 yield ("pgn", "".join(headers), "".join(moves))
                 headers, moves = [], []
             headers.append(line)
-            blank_after_headers = False
+            blank = False
         elif not line.strip():
-            blank_after_headers = bool(headers) and not moves
+            blank = True
         elif line.startswith("%"):
             continue  # PGN escape line
         else:
+            if blank and moves:
+                yield ("pgn", "".join(headers), "".join(moves))
+                headers, moves = [], []
             moves.append(line)
+            blank = False
     if headers or moves:
         yield ("pgn", "".join(headers), "".join(moves))
 
