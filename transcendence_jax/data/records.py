@@ -67,3 +67,16 @@ def decode(data: bytes) -> GameRecord:
         header[name] = np.frombuffer(data, dtype, count, offset).reshape(shape)
         offset += count * np.dtype(dtype).itemsize
     return GameRecord(**header)
+
+
+def read_records(files):
+    """Every GameRecord of the given ArrayRecord files, in order (for analysis, not training)."""
+    from array_record.python.array_record_module import ArrayRecordReader
+
+    for path in files:
+        reader = ArrayRecordReader(str(path))
+        try:
+            for i in range(reader.num_records()):
+                yield decode(reader.read([i])[0])
+        finally:
+            reader.close()

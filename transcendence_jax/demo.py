@@ -1,0 +1,284 @@
+"""`transcendence demo`: the whole experiment on the embedded default, on a laptop CPU.
+
+For each population of synthetic experts (diverse, then clones: see docs/EXPERTS.md):
+  1. generate the experts' games and write them as a dataset       (experts, data.build)
+  2. train the tiny decoder on them                                 (train)
+  3. a round robin of the experts, the unflawed base policy and the model at each temperature,
+     plus a long head-to-head of the model at the lowest temperature against every expert,
+     all games in flight at once                                    (sampling, arena)
+  4. one order-free Elo scale with bootstrap 95% CIs                (rating)
+  5. the paper's state-level measure on held-out positions          (analysis)
+Then one table, one verdict line per population, the figure (rating against temperature for
+both populations, the best expert's CI as a band) and results.json, all in --out.
+
+Every stage resumes: rerunning the same command skips finished data, training and games.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import chess
+import numpy as np
+from ml_collections import ConfigDict
+
+from transcendence_jax.errors import UserError
+
+POPULATIONS = ("diverse", "clones")
+
+
+def demo_config(scale: str = "default") -> ConfigDict:
+    """The embedded default; `reduced` is the same path at a size a test can afford."""
+    c = ConfigDict()
+    c.seed = 0
+    c.experts = 5
+    c.blind_fraction = 0.2
+    c.games = 20000                      # expert games per population
+    c.workers = os.cpu_count() or 1
+    c.train = ConfigDict(dict(config="tiny", overrides=[]))
+    c.temperatures = [0.001, 0.01, 0.1, 0.3, 0.5, 1.0]
+    c.games_per_pair = 60                # round robin, colours alternating
+    c.head_to_head = 200                 # model at the lowest temperature vs each expert, extra games
+    c.max_plies = 100                    # the experts' own cap; adjudicated by material, as their games
+    c.analysis_positions = 200
+    if scale == "reduced":
+        c.games = 600
+        c.train.overrides = ["train.steps=30", "train.eval_every=15", "train.checkpoint_every=15",
+                             "train.batch_size=8", "train.eval_batches=1", "train.log_every=5"]
+        c.temperatures = [0.001, 1.0]
+        c.games_per_pair = 2
+        c.head_to_head = 4
+        c.max_plies = 40
+        c.analysis_positions = 8
+    elif scale != "default":
+        raise UserError(f"unknown demo scale {scale!r}: use default or reduced")
+    return c
+
+
+def _stage(msg: str) -> None:
+    print(f"\n== {msg}", flush=True)
+
+
+def generate(cfg: ConfigDict, kind: str, out: str) -> dict:
+    """The experts' games as a dataset in out/data (skipped when already written)."""
+    from transcendence_jax import experts
+    from transcendence_jax.data.build import write_dataset
+
+    stats_path = os.path.join(out, "stats.json")
+    if os.path.exists(stats_path):
+        print(f"{out}: already built")
+        with open(stats_path) as f:
+            return json.load(f)
+    population = experts.population(kind, cfg.experts, cfg.seed, blind_fraction=cfg.blind_fraction)
+    gen: dict = {}
+    recs = experts.records(population, cfg.games, seed=cfg.seed, workers=cfg.workers, boards=True, stats=gen)
+    stats = write_dataset(_progress(recs, cfg.games, "games"), out, seed=cfg.seed,
+                          extra_stats={"experts": experts.describe(population), "generation": gen})
+    stats.update(generation=gen)
+    with open(stats_path, "w") as f:
+        json.dump(stats, f, indent=1)
+    return stats
+
+
+def _progress(items, total: int, unit: str):
+    from tqdm import tqdm
+
+    yield from tqdm(items, total=total, unit=unit, mininterval=2.0)
+
+
+def train_model(cfg: ConfigDict, data_dir: str, workdir: str):
+    from transcendence_jax.checkpoint import load_model
+    from transcendence_jax.config import load_config
+    from transcendence_jax.train import train
+
+    config = load_config(cfg.train.config, [*cfg.train.overrides, f"data.path={data_dir}",
+                                            f"train.seed={cfg.seed}"])
+    train(config, workdir)
+    model, _, step = load_model(workdir)
+    return model, step
+
+
+def tournament(cfg: ConfigDict, kind: str, model, out: str) -> list[dict]:
+    """Round robin of experts, base and the model at every temperature, plus head-to-heads."""
+    from transcendence_jax import arena, experts
+    from transcendence_jax.sampling import ModelPlayer, Sampler
+
+    population = experts.population(kind, cfg.experts, cfg.seed, blind_fraction=cfg.blind_fraction)
+    players = [arena.PolicyPlayer(e.name, e, seed=cfg.seed) for e in population]
+    players.append(arena.PolicyPlayer("base", experts.base_policy, seed=cfg.seed))
+    # Every model game in flight at once, up to a cache of a few thousand games.
+    m, p = len(cfg.temperatures), len(players)
+    model_games = cfg.games_per_pair * (m * p + m * (m - 1) // 2) + cfg.head_to_head * cfg.experts
+    sampler = Sampler(model, max_games=min(model_games, 4096), legal="mask", seed=cfg.seed)
+    models = [ModelPlayer(model_name(t), sampler, t) for t in cfg.temperatures]
+    pairings = arena.round_robin(players + models, cfg.games_per_pair)
+    pairings += [(f"h2h-{gid}", w, b, h) for gid, w, b, h in
+                 arena.grid(models[:1], players[: cfg.experts], cfg.head_to_head)]
+    try:
+        return arena.play_games(pairings, out_dir=out, max_plies=cfg.max_plies, adjudicate=experts.adjudicate,
+                                seed=cfg.seed)
+    finally:
+        arena.close_players(players + models)
+
+
+def model_name(tau: float) -> str:
+    return f"model@{tau:g}"
+
+
+def rate(cfg: ConfigDict, results: list[dict]) -> dict:
+    """One Elo scale (experts' mean = 0), CIs, and the verdict: lowest-temperature model minus best expert."""
+    from transcendence_jax.rating import elo_mle
+
+    names = [f"expert{i}" for i in range(cfg.experts)]
+    ratings = elo_mle([(r["white"], r["black"], r["score_white"]) for r in results], anchor=names,
+                      bootstrap=500, seed=cfg.seed)
+    best = max(names, key=lambda n: ratings.elo[n])
+    low, high = model_name(min(cfg.temperatures)), model_name(max(cfg.temperatures))
+    diff = ratings.diff(low, best)
+    diff_high = ratings.diff(high, best)
+    return dict(ratings=ratings, best_expert=best, diff=diff, diff_high=diff_high,
+                transcends=bool(diff[1] > 0))
+
+
+def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
+    """The paper's state-level measure on held-out positions (validation games).
+
+    For each position: the model's distribution at each temperature, the base policy's and the
+    experts' distributions (sampled), and every legal move's value by short base-policy
+    rollouts scored as the games are (material adjudication). Reports top-1 agreement with the
+    base policy, and the gain in expected outcome over the experts' average, split by whether
+    some expert is blind in that position (its flaw changes its move) or none is."""
+    from transcendence_jax import analysis, experts
+    from transcendence_jax.data.build import dataset_files
+    from transcendence_jax.data.records import read_records
+
+    population = experts.population(kind, cfg.experts, cfg.seed, blind_fraction=cfg.blind_fraction)
+    rng = np.random.default_rng(cfg.seed)
+    boards = []
+    for rec in read_records(dataset_files(data_dir, "validation")):
+        moves = [chess.Move.from_uci(u) for u in _ucis(rec.tokens)]
+        if len(moves) < 4:
+            continue
+        board = chess.Board()
+        for m in moves[: int(rng.integers(2, len(moves) - 1))]:
+            board.push(m)
+        if not board.is_game_over():
+            boards.append(board)
+        if len(boards) >= cfg.analysis_positions:
+            break
+    model_pi = analysis.model_policies(model, boards, cfg.temperatures)
+    base_pi = [analysis.empirical_policy(experts.base_policy, b, samples=16, rng=rng) for b in boards]
+    expert_pi = [[analysis.empirical_policy(e, b, samples=8, rng=rng) for e in population] for b in boards]
+    blind_S = np.array([any(e.decide(b, rng)[1] for e in population) for b in boards])
+    values = analysis.rollout_move_values(boards, experts.base_policy, experts.adjudicate, rollouts=2, plies=4,
+                                          seed=cfg.seed)
+    experts_reward = np.array([np.mean([analysis.expected_reward(p, v) for p in pis])
+                               for pis, v in zip(expert_pi, values)])
+    base_best = [max(p, key=p.get) for p in base_pi]
+    out = {"positions": len(boards), "some_expert_blind": float(blind_S.mean()), "temperatures": {}}
+    for tau in cfg.temperatures:
+        pi = [m[tau] for m in model_pi]
+        gains = 100 * (np.array([analysis.expected_reward(p, v) for p, v in zip(pi, values)]) - experts_reward)
+        out["temperatures"][str(tau)] = {
+            "agreement_with_base": analysis.agreement(pi, base_best),
+            "gain_over_experts": analysis.summarize_gains(gains, groups={"blind": blind_S, "none_blind": ~blind_S},
+                                                          bootstrap=200, seed=cfg.seed)}
+    return out
+
+
+def _ucis(tokens) -> list[str]:
+    from transcendence_jax.tokenizer import decode_game
+
+    return [m.uci() for m in decode_game(tokens)[0]]
+
+
+def run_population(cfg: ConfigDict, kind: str, out: str) -> dict:
+    start = time.time()
+    root = os.path.join(out, kind)
+    _stage(f"{kind}: generating {cfg.games} games of {cfg.experts} experts")
+    data_stats = generate(cfg, kind, os.path.join(root, "data"))
+    _stage(f"{kind}: training ({cfg.train.config})")
+    model, step = train_model(cfg, os.path.join(root, "data"), os.path.join(root, "train"))
+    _stage(f"{kind}: tournament")
+    results = tournament(cfg, kind, model, os.path.join(root, "tournament"))
+    rated = rate(cfg, results)
+    _stage(f"{kind}: state-level measure")
+    states = state_level(cfg, kind, model, os.path.join(root, "data"))
+    return dict(kind=kind, step=step, results=results, seconds=time.time() - start, data=data_stats,
+                states=states, **rated)
+
+
+def verdict(r: dict, tau: float) -> str:
+    d, lo, hi = r["diff"]
+    if r["transcends"]:
+        return f"{r['kind']}: transcends: model tau={tau:g} {d:+.0f} [{lo:+.0f}, {hi:+.0f}] above the best expert ({r['best_expert']})"
+    return f"{r['kind']}: does not transcend: model tau={tau:g} {d:+.0f} [{lo:+.0f}, {hi:+.0f}] vs the best expert ({r['best_expert']})"
+
+
+def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
+    from transcendence_jax.rating import format_table, plot_rating_vs_temperature
+
+    tau = min(cfg.temperatures)
+    summary = {"config": cfg.to_dict(), "populations": {}}
+    series, band = {}, None
+    for r in runs:
+        ratings = r["ratings"]
+        print(f"\n{r['kind']} (training step {r['step']}, {len(r['results'])} games, {r['seconds']:.0f}s)")
+        print(format_table(ratings, r["results"]))
+        series[r["kind"]] = [(t, ratings.elo[model_name(t)], *ratings.ci[model_name(t)]) for t in cfg.temperatures]
+        if r["kind"] == "diverse" or band is None:
+            band = ratings.ci[r["best_expert"]]
+        st = r["states"]["temperatures"]
+        print("state-level (held-out positions): " + ", ".join(
+            f"tau={t}: agree {v['agreement_with_base']:.2f}, gain {v['gain_over_experts']['mean']:+.2f}"
+            for t, v in st.items()))
+        summary["populations"][r["kind"]] = {
+            "ratings": json.loads(ratings.to_json()), "best_expert": r["best_expert"],
+            "model_minus_best_expert": dict(zip(("diff", "lo", "hi"), r["diff"])),
+            "highest_tau_minus_best_expert": dict(zip(("diff", "lo", "hi"), r["diff_high"])),
+            "transcends": r["transcends"], "verdict": verdict(r, tau), "training_step": r["step"],
+            "games": len(r["results"]), "seconds": round(r["seconds"], 1), "data": r["data"],
+            "state_level": r["states"]}
+    print()
+    for r in runs:
+        print(verdict(r, tau))
+    plot_rating_vs_temperature(series, os.path.join(out, "transcendence.png"), band=band,
+                               band_label="best expert (diverse), 95% CI")
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(summary, f, indent=1, default=float)
+    print(f"\nwrote {out}/results.json and {out}/transcendence.png")
+    return summary
+
+
+def demo(out: str, *, scale: str = "default", populations=POPULATIONS, overrides=()) -> dict:
+    from transcendence_jax.config import apply_overrides
+
+    cfg = apply_overrides(demo_config(scale), list(overrides))
+    os.makedirs(out, exist_ok=True)
+    start = time.time()
+    runs = [run_population(cfg, kind, out) for kind in populations]
+    summary = report(cfg, runs, out)
+    print(f"demo finished in {time.time() - start:.0f}s")
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="runs/demo", help="output directory (default runs/demo); reruns resume")
+    parser.add_argument("--scale", choices=("default", "reduced"), default="default",
+                        help="default: the embedded experiment (~12 min on 2 cores); reduced: a smoke test")
+    parser.add_argument("--populations", default=",".join(POPULATIONS),
+                        help="comma-separated subset of diverse,clones")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a demo setting, e.g. --set games=30000 --set games_per_pair=100")
+
+
+def run(args: argparse.Namespace) -> int:
+    pops = [p for p in args.populations.split(",") if p]
+    bad = [p for p in pops if p not in POPULATIONS]
+    if bad or not pops:
+        raise UserError(f"--populations {args.populations!r}: choose from {','.join(POPULATIONS)}")
+    demo(args.out, scale=args.scale, populations=pops, overrides=args.overrides)
+    return 0
