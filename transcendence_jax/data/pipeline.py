@@ -1,0 +1,278 @@
+"""The grain input pipeline: ArrayRecord games -> fixed-length training rows -> batches.
+
+    make_loader(files, seq_len=L, batch_size=B, ...) -> grain.DataLoader
+
+Stages: ArrayRecord shards (`data build` output, `records.encode` bytes) -> a global seeded
+shuffle (grain's IndexSampler, a new permutation each epoch) -> shard by JAX process (each
+process takes every `shard_count`-th element of the one global order, so processes see
+disjoint rows) -> decode (`records.decode`) -> one row of L+1 tokens -> inputs/targets
+-> batches of B rows (per process; the last partial batch is dropped: shapes stay static).
+`worker_count` > 0 runs everything after the sampler in grain worker processes. grain hands
+the shuffled rows to the workers round robin and each worker batches its own rows, so a
+batch's rows depend on worker_count (the rows of each epoch do not): the batches are
+deterministic for a given seed and worker count, and a resumed run needs the same count.
+
+A batch is a dict of numpy arrays:
+    inputs  int32[B, L]    tokens 0..L-1 of the row
+    targets int32[B, L]    tokens 1..L (position t predicts token t+1)
+    weights float32[B, L]  1 where the target is a real token, 0 on padding
+    boards  uint8[B, L, 64]  (boards=True) piece codes of the board after each input
+            token (BOS -> start position; padding -> empty board)
+    legal   bool[B, L, V]  (legal=True) the legal moves of the position at each input token;
+            "pack" also allows BOS (a game can end after any move: the next packed game's
+            BOS follows). Where weight is 0 the target token is set too, so a loss restricted
+            to the mask is finite everywhere (the mask never contains an illegal move).
+
+Packing (`packing=`):
+  "pad"   one game per row: [BOS, moves...] cut at L+1 tokens, then PAD. Games longer than
+          L moves lose their tail (tiny config: L=100 covers 100 plies). Loss mask:
+          weights = (target != PAD): the last move predicts PAD with weight 0.
+  "pack"  the paper: games end to end in rows of L+1 tokens. A game cut at the row end
+          starts again, whole, at the start of the next row (as the paper's code does; its
+          cut prefix stays in the first row and is trained on); a game longer than a row is
+          cut and not repeated. The plan is fixed for a seed: games are permuted once with
+          `seed`, packed greedily, and the rows are then shuffled each epoch. Building the
+          plan reads every record's length once (a header parse: ~1 s per 500k games).
+          Only the dataset's last row may carry padding.
+
+Boards: taken from the records when `data build --boards` stored them, else computed here
+from the moves with `tokenizer.game_boards`. Measured on this 2-core machine (tiny rows,
+L=100, 32 rows, benchmarks/pipeline.py, 0 workers): stored boards ~X rows/s vs computed
+~Y rows/s; the records grow 64 bytes per ply (~65x). See `benchmarks/pipeline.py`.
+
+Legal masks cost python-chess legal-move generation at every position: each game is
+replayed once per row in the worker (one Board, one push per move) and the legal moves are
+mapped to tokens through an integer table (no UCI strings). Measured: ~Z rows/s.
+
+Checkpointing: `it = iter(loader)`; `it.get_state() -> bytes`, `it.set_state(bytes)`, and
+a restored iterator yields exactly the next batch. With an orbax CheckpointManager, save
+and restore it next to the model state with grain's handler args:
+
+    import grain, orbax.checkpoint as ocp
+    mngr.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(it)))
+    restored = mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), data=grain.checkpoint.CheckpointRestore(it)))
+    # `it` itself is restored in place (restored["data"] is it): keep iterating it.
+
+The state is tied to worker_count, files, packing, seq_len and seed: restore with the same
+ones (grain raises a ValueError naming the mismatch otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Sequence
+
+import chess
+import grain
+import numpy as np
+
+from transcendence_jax import tokenizer
+from transcendence_jax.data import records
+from transcendence_jax.errors import UserError
+
+PACKINGS = ("pad", "pack")
+
+# token -> chess.Move, and (from * 64 + to) * 8 + promotion -> token: no UCI strings per move.
+_MOVE_OF = [None] * tokenizer.NUM_SPECIAL + [chess.Move.from_uci(m) for m in tokenizer.MOVES]
+_TOKEN_OF_MOVE = np.zeros(64 * 64 * 8, np.int32)
+for _tok in range(tokenizer.NUM_SPECIAL, tokenizer.VOCAB_SIZE):
+    _m = _MOVE_OF[_tok]
+    _TOKEN_OF_MOVE[(_m.from_square * 64 + _m.to_square) * 8 + (_m.promotion or 0)] = _tok
+_TOKEN_OF_MOVE = _TOKEN_OF_MOVE.tolist()  # python list indexing beats numpy scalar indexing
+
+
+def legal_tokens(board: chess.Board) -> list[int]:
+    """Token ids of the legal moves of `board` (same set as `tokenizer.legal_move_tokens`)."""
+    table = _TOKEN_OF_MOVE
+    return [table[(m.from_square * 64 + m.to_square) * 8 + (m.promotion or 0)] for m in board.generate_legal_moves()]
+
+
+_START = tokenizer.board_planes(chess.Board()).tolist()
+_FROM_TO_PROMO = [None] * tokenizer.NUM_SPECIAL + [(m.from_square, m.to_square, m.promotion or 0) for m in _MOVE_OF[tokenizer.NUM_SPECIAL :]]
+
+
+def fast_game_boards(tokens: Sequence[int]) -> np.ndarray:
+    """`tokenizer.game_boards` of a game's `[BOS, moves...]` tokens, without python-chess.
+
+    Updates the 64 piece codes move by move (castling moves the rook, en passant removes the
+    pawn, promotions change the piece): about 25x faster than replaying a chess.Board and
+    reading its piece map, and checked against `tokenizer.game_boards` in the tests."""
+    sq = list(_START)
+    out = [sq[:]]
+    for tok in tokens[1:]:
+        frm, to, promo = _FROM_TO_PROMO[tok]
+        piece = sq[frm]
+        kind = piece if piece <= 6 else piece - 6  # 1 pawn ... 6 king
+        if kind == 1 and (frm - to) % 8 and not sq[to]:  # en passant: the pawn beside `to`
+            sq[to - 8 if piece == 1 else to + 8] = 0
+        elif kind == 6 and abs(to - frm) == 2:  # castling: the rook jumps over the king
+            rook_from, rook_to = (frm + 3, frm + 1) if to > frm else (frm - 4, frm - 1)
+            sq[rook_to], sq[rook_from] = sq[rook_from], 0
+        sq[to] = piece if not promo else promo + (piece - kind)
+        sq[frm] = 0
+        out.append(sq[:])
+    return np.asarray(out, np.uint8)
+
+
+def _num_tokens(data: bytes) -> int:
+    """len(tokens) of an encoded record, from its JSON header only."""
+    (n,) = struct.unpack_from("<I", data)
+    return json.loads(data[4 : 4 + n])["tokens"][0]
+
+
+def pack_plan(lengths: np.ndarray, row_len: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, starts, ends): row r holds games order[starts[r]:ends[r]] of a seeded permutation.
+
+    Games are packed greedily in permuted order; a game that does not fit
+    whole ends the row and starts the next one, unless it began the row (too long to fit)."""
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    starts, ends = [], []
+    i, n = 0, len(order)
+    lens = lengths[order].tolist()
+    while i < n:
+        j, used = i, 0
+        while j < n and used + lens[j] <= row_len:
+            used += lens[j]
+            j += 1
+        if j < n and used < row_len:  # the next game is cut at the row end
+            starts.append(i), ends.append(j + 1)
+            i = j if j > i else j + 1  # it starts again whole next row (if it ever fits)
+        else:
+            starts.append(i), ends.append(j)
+            i = j
+    return order, np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+
+
+class _GameSource(grain.sources.RandomAccessDataSource):
+    """Random access to rows: element i is the list of (encoded) games of row i."""
+
+    def __init__(self, files: Sequence[str], packing: str, row_len: int, seed: int):
+        self._files = list(files)
+        self._source = grain.sources.ArrayRecordDataSource(self._files)
+        self._packing, self._row_len, self._seed = packing, row_len, seed
+        if packing == "pack":
+            lengths = np.fromiter((_num_tokens(self._source[i]) for i in range(len(self._source))), np.int64,
+                                  count=len(self._source))
+            self._order, self._starts, self._ends = pack_plan(lengths, row_len, seed)
+
+    def __len__(self) -> int:
+        return len(self._source) if self._packing == "pad" else len(self._starts)
+
+    def __getitem__(self, i: int) -> list[bytes]:
+        if self._packing == "pad":
+            return [self._source[i]]
+        idx = self._order[self._starts[i] : self._ends[i]].tolist()
+        return [self._source[j] for j in idx]
+
+    def __repr__(self) -> str:  # grain checks it when a state is restored
+        return f"_GameSource(files={self._files}, packing={self._packing!r}, row_len={self._row_len}, seed={self._seed})"
+
+
+class _ToRow(grain.transforms.Map):
+    """Encoded games of one row -> the row's arrays (runs in the grain workers)."""
+
+    def __init__(self, seq_len: int, packing: str, boards: bool, legal: bool, vocab_size: int):
+        self.seq_len, self.packing, self.boards, self.legal, self.vocab_size = seq_len, packing, boards, legal, vocab_size
+
+    def map(self, games: list[bytes]) -> dict[str, np.ndarray]:
+        L = self.seq_len
+        row = np.zeros(L + 1, np.int32)
+        boards_L64 = np.zeros((L, 64), np.uint8) if self.boards else None
+        legal_rows, legal_cols = [], []
+        pos = 0
+        for data in games:
+            rec = records.decode(data)
+            n = min(len(rec.tokens), L + 1 - pos)  # tokens of this game in the row
+            row[pos : pos + n] = rec.tokens[:n]
+            m = min(n, L - pos)  # of which are inputs (have a board / legal set)
+            if m > 0 and (self.boards or self.legal):
+                self._positions(rec, m, pos, boards_L64, legal_rows, legal_cols)
+            pos += n
+            if pos > L:
+                break
+        inputs, targets = row[:-1], row[1:]
+        weights = (targets != tokenizer.PAD).astype(np.float32)
+        out = {"inputs": inputs, "targets": targets, "weights": weights}
+        if self.boards:
+            out["boards"] = boards_L64
+        if self.legal:
+            legal_LV = np.zeros((L, self.vocab_size), bool)
+            if legal_rows:
+                legal_LV[np.concatenate(legal_rows), np.concatenate(legal_cols)] = True
+            if self.packing == "pack":
+                legal_LV[inputs != tokenizer.PAD, tokenizer.BOS] = True
+            off = np.flatnonzero(weights == 0)
+            legal_LV[off, targets[off]] = True
+            out["legal"] = legal_LV
+        return out
+
+    def _positions(self, rec, m, pos, boards_L64, legal_rows, legal_cols) -> None:
+        """Boards and legal moves of the game's first m positions, written at row offset pos."""
+        if self.boards:
+            stored = rec.boards is not None
+            boards_L64[pos : pos + m] = rec.boards[:m] if stored else fast_game_boards(rec.tokens[:m].tolist())
+        if self.legal:
+            board = chess.Board()
+            for t, tok in enumerate(rec.tokens[:m].tolist()):
+                if t:
+                    board.push(_MOVE_OF[tok])
+                toks = legal_tokens(board)
+                legal_rows.append(np.full(len(toks), pos + t, np.int64))
+                legal_cols.append(np.asarray(toks, np.int64))
+
+
+def make_loader(
+    files: Sequence[str],
+    *,
+    seq_len: int,
+    batch_size: int,
+    packing: str = "pad",
+    seed: int = 0,
+    shuffle: bool = True,
+    num_epochs: int | None = None,
+    boards: bool = False,
+    legal: bool = False,
+    vocab_size: int = 2048,
+    worker_count: int = 0,
+    shard_index: int | None = None,
+    shard_count: int | None = None,
+) -> grain.DataLoader:
+    """A grain DataLoader of training batches (see the module docstring for the format).
+
+    batch_size is per process; shard_index / shard_count default to this JAX process's
+    index / the process count. num_epochs=None repeats forever."""
+    files = [str(f) for f in files]
+    if not files:
+        raise UserError("no dataset files given to the pipeline: pass the shards of a `transcendence data build` output")
+    if packing not in PACKINGS:
+        raise UserError(f"unknown packing {packing!r}: use one of {', '.join(PACKINGS)}")
+    if seq_len < 1 or batch_size < 1:
+        raise UserError(f"seq_len and batch_size must be >= 1, got seq_len={seq_len}, batch_size={batch_size}")
+    if legal and vocab_size < tokenizer.VOCAB_SIZE:
+        raise UserError(f"vocab_size {vocab_size} is smaller than the {tokenizer.VOCAB_SIZE} tokens: raise model.vocab_size")
+    if shard_index is None or shard_count is None:
+        import jax
+
+        shard_index = jax.process_index() if shard_index is None else shard_index
+        shard_count = jax.process_count() if shard_count is None else shard_count
+    if worker_count > 0:  # grain's worker processes read absl flags
+        from absl import flags
+
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
+    try:
+        source = _GameSource(files, packing, seq_len + 1, seed)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise UserError(f"cannot read the dataset files {files[:2]}...: {e}; rebuild them with `transcendence data build`") from e
+    if len(source) < shard_count * batch_size:
+        raise UserError(f"{len(source)} rows in {files[0]}... cannot fill one batch of {batch_size} on each of "
+                        f"{shard_count} processes: use a smaller batch_size or more games")
+    shard_options = grain.sharding.ShardOptions(shard_index=shard_index, shard_count=shard_count, drop_remainder=True)
+    sampler = grain.samplers.IndexSampler(len(source), shard_options=shard_options, shuffle=shuffle,
+                                          num_epochs=num_epochs, seed=seed)
+    ops = [_ToRow(seq_len, packing, boards, legal, vocab_size), grain.transforms.Batch(batch_size, drop_remainder=True)]
+    return grain.DataLoader(data_source=source, sampler=sampler, operations=ops, worker_count=worker_count,
+                            shard_options=shard_options)
