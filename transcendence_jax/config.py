@@ -1,0 +1,154 @@
+"""Configs: Python files returning an ml_collections.ConfigDict, overridable from the command line.
+
+`load_config("tiny")` finds the packaged `transcendence_jax/configs/tiny.py` (so an installed
+wheel has them); `load_config("configs/tiny.py")` or any other path runs that file. Overrides
+are `section.key=value` (or `--config.section.key=value`), coerced to the type of the current
+value; an unknown key is a UserError naming the keys that exist.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import os
+from typing import Iterable
+
+import ml_collections
+
+from transcendence_jax.errors import UserError
+
+# Logical axis -> mesh axes (MaxText style). A logical axis absent here is replicated.
+DEFAULT_RULES = (
+    ("batch", ("data", "fsdp")),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("head_dim", None),
+    ("vocab", "tensor"),
+    ("length", None),
+)
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field, with defaults; the files in configs/ change what differs."""
+    c = ml_collections.ConfigDict()
+    c.model = ml_collections.ConfigDict(dict(
+        vocab_size=2048,       # tokenizer.VOCAB_SIZE (1973) padded to a multiple of 128
+        num_layers=4, num_heads=4, embed_dim=128, mlp_dim=512,
+        max_len=128,           # learned positions (and the KV cache length)
+        dropout=0.0,
+        board_input=False,     # add summed (square, piece) embeddings of the board after each move
+        dtype="float32",       # compute dtype: "float32" | "bfloat16"
+        param_dtype="float32",
+        remat=False,           # jax.checkpoint per block (costs ~26% on CPU; saves memory)
+    ))
+    c.data = ml_collections.ConfigDict(dict(
+        path="",               # a `transcendence data build` output directory
+        seq_len=101, packing="pad", boards=False, legal=False, worker_count=0, seed=0,
+    ))
+    c.train = ml_collections.ConfigDict(dict(
+        seed=0, steps=1000,
+        batch_size=32,         # global sequences a step (over all devices and accumulation steps)
+        grad_accum=1,
+        lr=3e-4, min_lr=3e-5, warmup_steps=100, decay_steps=1000,
+        weight_decay=0.1, b1=0.9, b2=0.95, grad_clip=1.0,
+        legal_loss=False,      # softmax over the legal moves only (needs data.legal)
+        eval_every=200, eval_batches=4, checkpoint_every=200, keep_checkpoints=3, log_every=10,
+    ))
+    c.mesh = ml_collections.ConfigDict(dict(
+        shape=(-1, 1, 1),      # (data, fsdp, tensor); one -1 takes the remaining devices
+        rules=DEFAULT_RULES,
+    ))
+    return c
+
+
+def _load_file(path: str) -> ml_collections.ConfigDict:
+    spec = importlib.util.spec_from_file_location(f"_transcendence_config_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise UserError(f"config file {path} has no get_config() function: define one returning a ConfigDict")
+    return module.get_config()
+
+
+def _load(path_or_name: str) -> ml_collections.ConfigDict:
+    from transcendence_jax import configs
+
+    if os.path.isfile(path_or_name):
+        return _load_file(path_or_name)
+    name = os.path.splitext(os.path.basename(path_or_name))[0]
+    if path_or_name in (name, name + ".py") and name in configs.NAMES:
+        return importlib.import_module(f"transcendence_jax.configs.{name}").get_config()
+    raise UserError(f"config {path_or_name!r} not found: pass a config file path or one of "
+                    f"{', '.join(configs.NAMES)}")
+
+
+def _coerce(value: str, current, key: str):
+    """Parse `value` to the type of the current value of `key`."""
+    def literal():
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+
+    try:
+        if isinstance(current, bool):
+            low = value.strip().lower()
+            if low in ("true", "1", "yes", "on"):
+                return True
+            if low in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(current, int):
+            f = float(value)
+            if f != int(f):
+                raise ValueError
+            return int(f)
+        if isinstance(current, float):
+            return float(value)
+        if isinstance(current, str):
+            return value
+        if isinstance(current, (tuple, list)):
+            parsed = literal()
+            if not isinstance(parsed, (tuple, list)):
+                parsed = (parsed,)
+            return tuple(parsed)
+    except ValueError:
+        raise UserError(f"config override {key}={value!r}: expected a {type(current).__name__} "
+                        f"(current value {current!r})") from None
+    return literal()
+
+
+def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
+    """Apply one `section.key=value` (or `--config.section.key=value`) in place."""
+    raw = override
+    if override.startswith("--"):
+        override = override[2:]
+    if override.startswith("config."):
+        override = override[len("config."):]
+    if "=" not in override:
+        raise UserError(f"config override {raw!r} has no '=': write it as section.key=value")
+    key, value = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = config
+    for i, part in enumerate(parts):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            where = ".".join(parts[:i]) or "the config"
+            known = ", ".join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else "none"
+            raise UserError(f"unknown config key {key!r} in override {raw!r}: {where} has keys {known}")
+        if i < len(parts) - 1:
+            node = node[part]
+    current = node[parts[-1]]
+    if isinstance(current, ml_collections.ConfigDict):
+        raise UserError(f"config override {raw!r} names a section: set one of its keys, "
+                        f"e.g. {key}.{sorted(current.keys())[0]}=...")
+    node[parts[-1]] = _coerce(value, current, key)
+
+
+def load_config(path_or_name: str, overrides: Iterable[str] = ()) -> ml_collections.ConfigDict:
+    """The config at a path or with a packaged name ("tiny"), with the overrides applied."""
+    config = _load(path_or_name)
+    for override in overrides:
+        apply_override(config, override)
+    return config

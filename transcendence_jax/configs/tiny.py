@@ -1,0 +1,25 @@
+"""The CPU demo: a 1.4M-parameter model with board input and the legal-move loss.
+
+Trains usefully in minutes on 2 CPU cores (../shared/EXPERIMENT.md: ~900 steps of 32 games,
+one pass over 30k synthetic games, 0.86 top-1 agreement with the base policy).
+"""
+
+from transcendence_jax.config import base_config
+
+
+def get_config():
+    config = base_config()
+    m = config.model
+    m.num_layers, m.num_heads, m.embed_dim, m.mlp_dim = 4, 4, 128, 512
+    m.max_len = 128  # >= seq_len; positions past 101 are untrained (games are capped at 100 plies)
+    m.board_input = True
+    m.dtype, m.param_dtype = "float32", "float32"
+    d = config.data
+    d.seq_len, d.packing, d.boards, d.legal = 101, "pad", True, True  # BOS + 100 plies: one game a row
+    t = config.train
+    t.steps, t.batch_size, t.grad_accum = 900, 32, 1
+    t.lr, t.min_lr, t.warmup_steps, t.decay_steps = 2e-3, 2e-4, 50, 900
+    t.legal_loss = True
+    t.eval_every, t.eval_batches, t.checkpoint_every, t.log_every = 200, 4, 200, 10
+    config.mesh.shape = (-1, 1, 1)
+    return config
