@@ -197,3 +197,26 @@ def test_data_build_command(tmp_path, capsys):
     assert (out / "validation-00000-of-00001.array_record").read_bytes() == first
     with pytest.raises(UserError, match="no train shards"):
         build.dataset_files(str(tmp_path), "train")
+
+
+def test_tfds_builder_reads_without_tensorflow(tmp_path):
+    import sys
+
+    import tensorflow_datasets as tfds
+
+    from transcendence_jax.data.tfds_lichess import LichessGames
+
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    text = "".join(GOOD.replace('"1200"', f'"{1200 + 50 * i}"') for i in range(6))  # max ratings 1200..1450
+    _write(manual / "games.pgn.zst", text + "".join(g for _, g in BAD))
+    builder = LichessGames(config="max_1300", data_dir=str(tmp_path / "tfds"))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)),
+                                 file_format="array_record")
+    source = tfds.data_source("lichess_games/max_1300", data_dir=str(tmp_path / "tfds"))["train"]
+    examples = sorted((source[i] for i in range(len(source))), key=lambda e: e["white_elo"])
+    recs, _ = _ingest([manual / "games.pgn.zst"], filters=ingest.Filters(max_rating=1300), workers=0)
+    assert [e["white_elo"] for e in examples] == [r.white_elo for r in recs] == [1200, 1250, 1300]
+    assert all(np.array_equal(e["tokens"], r.tokens) for e, r in zip(examples, recs))
+    assert examples[0]["source"] == b"games.pgn.zst" and examples[0]["result"] == 0  # "1-0"
+    assert "tensorflow" not in sys.modules
