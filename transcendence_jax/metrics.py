@@ -50,8 +50,9 @@ class MetricsWriter:
             return
         os.makedirs(workdir, exist_ok=True)
         _truncate_after(self.path, initial_step)
-        from tensorboardX import SummaryWriter
         from tqdm.auto import tqdm
+
+        SummaryWriter = _import_summary_writer()
 
         self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=initial_step + 1)
         self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
@@ -87,6 +88,21 @@ class MetricsWriter:
         self.bar.close()
         self.tb.close()
         plot_losses(self.path, os.path.join(self.workdir, "loss.png"))
+
+
+def _import_summary_writer():
+    """tensorboardX imports torch when it is installed (~10 s on a small CPU); we only log floats."""
+    import sys
+
+    blocked = "torch" not in sys.modules
+    if blocked:
+        sys.modules["torch"] = None  # makes `import torch` raise ImportError inside tensorboardX
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if blocked:
+            del sys.modules["torch"]
+    return SummaryWriter
 
 
 def _scalar(value):
