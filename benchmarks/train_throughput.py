@@ -1,0 +1,270 @@
+"""Tokens/s of our train step against the same model and batch in PyTorch (eager), on this CPU.
+
+JAX side: the real `model.Transformer` and the real jitted step of `train.make_train_step`
+(forward, backward, AdamW with global-norm clipping, state donated) on a one-device mesh.
+PyTorch side: nanoGPT's model (pre-norm, no biases, tied head, learned positions, tanh GELU
+as ours, `scaled_dot_product_attention(is_causal=True)`), eager, `clip_grad_norm_` + AdamW.
+Both run in this process, interleaved round by round, and the figures are medians: absolute
+speed on a shared 2-core machine drifts, so read the ratio. Also printed: a big fp32 matmul's
+FLOP rate (this CPU's practical peak) and the fraction of it each step achieves, and a
+forward / backward / optimizer breakdown (forward alone, forward+backward minus forward, and
+the optimizer update alone, each timed on its own).
+
+  .venv/bin/python benchmarks/train_throughput.py                  # PERF.md's shape (slow: minutes)
+  .venv/bin/python benchmarks/train_throughput.py --layers 2 --width 128 --heads 4 --batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from transcendence_jax import train as train_lib
+from transcendence_jax.model import Transformer, count_params, cross_entropy, flops_per_token
+
+
+def make_config(a) -> ml_collections.ConfigDict:
+    """The fields of config.model / config.train that the model and the train step read."""
+    return ml_collections.ConfigDict({
+        "model": dict(vocab_size=a.vocab, num_layers=a.layers, num_heads=a.heads, embed_dim=a.width,
+                      mlp_dim=4 * a.width, max_len=a.seq, dropout=0.0, board_input=False,
+                      dtype="float32", param_dtype="float32", remat=False),
+        "train": dict(seed=0, lr=3e-4, min_lr=3e-5, warmup_steps=10, decay_steps=1000, weight_decay=0.1,
+                      b1=0.9, b2=0.95, grad_clip=1.0, grad_accum=1, legal_loss=False),
+    })
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------- JAX
+
+
+class JaxBench:
+    """Our train step plus its pieces (forward, forward+backward, optimizer) as separate jits."""
+
+    def __init__(self, config, batch):
+        mesh = jax.make_mesh((1, 1, 1), ("data", "fsdp", "tensor"), axis_types=(AxisType.Auto,) * 3)
+        self.mesh = mesh
+        tx, schedule = train_lib.make_optimizer(config.train)
+        model = Transformer(config.model, rngs=nnx.Rngs(0))
+        self.n_params = count_params(model)
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        rep = NamedSharding(mesh, P())
+        state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+        shard = lambda tree: jax.tree.map(lambda _: rep, tree)
+        self.state, self.rest = state, rest
+        self.batch = {k: jax.device_put(v, rep) for k, v in batch.items()}
+        self.step_fn = train_lib.make_train_step(config, graphdef, tx, schedule, mesh, shard(state),
+                                                 shard(rest), {k: v.ndim for k, v in batch.items()})
+
+        def loss_fn(p, b):
+            logits_BTV = nnx.merge(graphdef, p, rest)(b["inputs"])
+            return cross_entropy(logits_BTV, b["targets"], b["weights"])[0]
+
+        self.fwd = jax.jit(loss_fn)
+        self.fwd_bwd = jax.jit(jax.value_and_grad(loss_fn))
+        self.opt = jax.jit(lambda p, g, o: optax.apply_updates(p, tx.update(g, o, p)[0]))
+        with jax.set_mesh(mesh):
+            self.grads = self.fwd_bwd(params, self.batch)[1]
+
+    def step(self):
+        with jax.set_mesh(self.mesh):
+            t0 = time.perf_counter()
+            self.state, m = self.step_fn(self.state, self.rest, self.batch)
+            jax.block_until_ready((self.state, m))
+            self.loss = float(m["loss"])
+            return time.perf_counter() - t0
+
+    def parts(self):
+        p = self.state["params"]
+        return {"forward": timed(self.fwd, p, self.batch),
+                "fwd+bwd": timed(self.fwd_bwd, p, self.batch),
+                "optimizer": timed(self.opt, p, self.grads, self.state["opt_state"])}
+
+
+# ---------------------------------------------------------------------------- PyTorch
+
+
+class TorchBench:
+    """nanoGPT's GPT (bias=False, dropout 0), eager, fp32, clip_grad_norm_ + AdamW."""
+
+    def __init__(self, a, batch):
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        torch.manual_seed(0)
+        D, H = a.width, a.heads
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.ln_1, self.ln_2 = nn.LayerNorm(D, bias=False), nn.LayerNorm(D, bias=False)
+                self.c_attn, self.c_proj = nn.Linear(D, 3 * D, bias=False), nn.Linear(D, D, bias=False)
+                self.c_fc, self.mlp_proj = nn.Linear(D, 4 * D, bias=False), nn.Linear(4 * D, D, bias=False)
+
+            def forward(self, x):
+                B, T, C = x.shape
+                q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+                q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                x = x + self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+                return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+        class GPT(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.wte, self.wpe = nn.Embedding(a.vocab, D), nn.Embedding(a.seq, D)
+                self.blocks = nn.ModuleList([Block() for _ in range(a.layers)])
+                self.ln_f = nn.LayerNorm(D, bias=False)
+                self.lm_head = nn.Linear(D, a.vocab, bias=False)
+                self.lm_head.weight = self.wte.weight  # tied, as nanoGPT
+
+            def forward(self, idx):
+                x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+                for blk in self.blocks:
+                    x = blk(x)
+                return self.lm_head(self.ln_f(x))
+
+        self.torch, self.F = torch, F
+        self.model = GPT()
+        for name, p in self.model.named_parameters():  # nanoGPT's init, as model.py
+            if p.dim() >= 2:
+                std = 0.02 / (2 * a.layers) ** 0.5 if name.endswith(("c_proj.weight", "mlp_proj.weight")) else 0.02
+                torch.nn.init.normal_(p, 0.0, std)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        self.opt = torch.optim.AdamW(groups, lr=3e-4, betas=(0.9, 0.95))
+        self.inputs = torch.from_numpy(batch["inputs"]).long()
+        self.targets = torch.from_numpy(batch["targets"]).long()
+
+    def _loss(self):
+        logits = self.model(self.inputs)
+        return self.F.cross_entropy(logits.view(-1, logits.shape[-1]), self.targets.view(-1))
+
+    def step(self):
+        t0 = time.perf_counter()
+        self.opt.zero_grad(set_to_none=True)
+        loss = self._loss()
+        loss.backward()
+        self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.loss = float(loss.detach())
+        return time.perf_counter() - t0
+
+    def parts(self):
+        self.opt.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        loss = self._loss()
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        t3 = time.perf_counter()
+        return {"forward": t1 - t0, "fwd+bwd": t2 - t0, "optimizer": t3 - t2}
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def matmul_flops(n: int = 2048, reps: int = 5) -> tuple[float, float]:
+    """FLOP/s of an n x n fp32 matmul in JAX and in PyTorch (best of reps)."""
+    import torch
+
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    mm = jax.jit(lambda x: x @ x)
+    jax.block_until_ready(mm(a))
+    at = torch.randn(n, n)
+    t_jax = min(timed(mm, a) for _ in range(reps))
+    t_torch = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        at @ at
+        t_torch.append(time.perf_counter() - t0)
+    return 2 * n**3 / t_jax, 2 * n**3 / min(t_torch)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--vocab", type=int, default=2048)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=5, help="timed steps per side (interleaved rounds)")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps per side after compile")
+    ap.add_argument("--no-torch", action="store_true", help="JAX only (no baseline, no ratio)")
+    a = ap.parse_args(argv)
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(5, min(a.vocab, 1973), (a.batch, a.seq + 1)).astype(np.int32)
+    batch = {"inputs": tokens[:, :-1], "targets": tokens[:, 1:], "weights": np.ones((a.batch, a.seq), np.float32)}
+    config = make_config(a)
+    tokens_per_step = a.batch * a.seq
+    flops_step = flops_per_token(config.model, a.seq) * tokens_per_step
+    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; {a.layers} layers, width {a.width}, "
+          f"{a.heads} heads, vocab {a.vocab}, {a.seq} tokens x batch {a.batch}")
+
+    t0 = time.perf_counter()
+    jb = JaxBench(config, batch)
+    jb.step()
+    print(f"JAX: {jb.n_params / 1e6:.1f}M params, compile + first step {time.perf_counter() - t0:.1f} s")
+    tb = None
+    if not a.no_torch:
+        import torch
+
+        tb = TorchBench(a, batch)
+        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+    for _ in range(a.warmup):
+        jb.step()
+        tb and tb.step()
+    mm_jax, mm_torch = matmul_flops()
+    peak = max(mm_jax, mm_torch)
+    print(f"fp32 2048^3 matmul: JAX {mm_jax / 1e9:.0f} GFLOP/s, PyTorch {mm_torch / 1e9:.0f} GFLOP/s "
+          f"(peak used below: {peak / 1e9:.0f})")
+
+    times = {"jax": [], "torch": []}
+    parts = {"jax": [], "torch": []}
+    for _ in range(a.steps):  # interleaved: both sides see the same machine load
+        times["jax"].append(jb.step())
+        parts["jax"].append(jb.parts())
+        if tb:
+            times["torch"].append(tb.step())
+            parts["torch"].append(tb.parts())
+
+    print(f"\n{'':10s} {'step s':>8s} {'tokens/s':>9s} {'of peak':>8s} {'fwd s':>7s} {'bwd s':>7s} {'opt s':>7s}")
+    res = {}
+    for side in ("jax", "torch"):
+        if not times[side]:
+            continue
+        t = statistics.median(times[side])
+        fwd = statistics.median(p["forward"] for p in parts[side])
+        bwd = statistics.median(p["fwd+bwd"] - p["forward"] for p in parts[side])
+        opt = statistics.median(p["optimizer"] for p in parts[side])
+        res[side] = t
+        print(f"{side:10s} {t:8.3f} {tokens_per_step / t:9.0f} {flops_step / t / peak:8.1%} {fwd:7.3f} {bwd:7.3f} {opt:7.3f}")
+    print(f"losses after the timed steps: JAX {jb.loss:.4f}" + (f", PyTorch {tb.loss:.4f}" if tb else ""))
+    if tb:
+        print(f"\nJAX / PyTorch tokens/s: {res['torch'] / res['jax']:.2f}x  (target >= 1.0x)")
+    return res
+
+
+if __name__ == "__main__":
+    main()
