@@ -42,7 +42,7 @@ from transcendence_jax.tokenizer import encode_game, game_boards
 VALUE = (0, 1, 3, 3, 5, 9, 0)  # by chess piece type: none, P, N, B, R, Q, K
 MAX_PLIES = 100
 ADJUDICATE_LEAD = 3
-BLIND_FRACTION = 0.2  # 13 squares: ~280 Elo below the base (docs/EXPERTS.md)
+BLIND_FRACTION = 0.1875  # 12 squares: 5 experts x 12 are disjoint; ~280 Elo below the base
 Policy = Callable[[chess.Board, np.random.Generator], chess.Move]
 
 
@@ -106,20 +106,48 @@ def _quiet(attacked: int, rescue: int) -> float:
     return 0.0 if attacked else (9.5 + rescue if rescue else 1.0)
 
 
+def _options(board: chess.Board, blind_squares: int) -> tuple[list[chess.Move], list[int], list[bool]]:
+    """(legal moves, the indices the expert chooses among, whether each is a base-best move)."""
+    moves = list(board.legal_moves)
+    if not moves:
+        return moves, [], []
+    true, seen = _scores(board, moves, blind_squares)
+    top, best = max(seen), max(true)
+    choices = [i for i, s in enumerate(seen) if s == top]
+    return moves, choices, [true[i] == best for i in choices]
+
+
 def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0) -> tuple[chess.Move | None, bool]:
     """(move, blind) of the base policy played by an expert blind to captures onto
     `blind_squares` (a 64-bit square mask), ties broken uniformly at random.
 
     `blind` is True when the flaw cost something: the move played is not among the base
     policy's best moves. Returns (None, False) when there is no legal move."""
-    moves = list(board.legal_moves)
+    moves, choices, good = _options(board, blind_squares)
     if not moves:
         return None, False
-    true, seen = _scores(board, moves, blind_squares)
-    top = max(seen)
-    choices = [i for i, s in enumerate(seen) if s == top]
-    i = choices[int(rng.integers(len(choices)))] if len(choices) > 1 else choices[0]
-    return moves[i], true[i] != max(true)
+    k = int(rng.integers(len(choices))) if len(choices) > 1 else 0
+    return moves[choices[k]], not good[k]
+
+
+def error_probability(board: chess.Board, blind_squares: int) -> float:
+    """The chance that an expert blind on `blind_squares` plays a move the base would not."""
+    moves, choices, good = _options(board, blind_squares)
+    return 1.0 - sum(good) / len(good) if moves else 0.0
+
+
+def error_rates(experts: Sequence["Expert"], games: int = 20, seed: int = 0) -> list[float]:
+    """Each expert's mean error probability over the positions of `games` base-vs-base games:
+    its flaw's rate on one common set of positions (in its own games errors compound: with
+    clones neither side sees a piece left en prise on a shared blind square, so it stays)."""
+    totals, count = np.zeros(len(experts)), 0
+    for g in range(games):
+        board = chess.Board()
+        for move in play_game(BASE, BASE, np.random.default_rng([seed, g])).moves:
+            totals += [error_probability(board, e.blind) for e in experts]
+            count += 1
+            board.push(move)
+    return (totals / max(count, 1)).tolist()
 
 
 def base_policy(board: chess.Board, rng: np.random.Generator) -> chess.Move:
@@ -173,42 +201,42 @@ class Expert:
 
 BASE = Expert(id=-1, blind=0, kind="base")
 
-# How often the base policy's chosen move captures on each square (a1, b1, ..., h8), per 1000
-# base-vs-base moves, from `capture_traffic(300)`. Used only to deal blind squares so that
-# every expert's set carries the same capture traffic: diverse and clones then share one
-# per-expert error rate.
+# Per square (a1, b1, ..., h8): how often, per 1000 moves, an expert blind on that square
+# alone errs, on the positions of base-vs-base games; from `square_error_rates(12, seed=99)`.
+# Used only to deal blind squares so every expert's set carries the same error rate, and
+# diverse and clones share one per-expert error rate (`error_rates`).
 TRAFFIC = (
-    1.7, 1.3, 1.2, 0.7, 0.1, 1.0, 1.2, 1.6, 1.3, 1.3, 0.7, 0.8, 0.7, 1.2, 0.7, 1.3,
-    1.0, 1.2, 1.1, 1.2, 1.0, 1.1, 1.2, 1.1, 1.9, 1.2, 1.3, 0.9, 1.2, 1.3, 1.7, 2.2,
-    1.9, 1.3, 1.3, 1.0, 1.5, 1.0, 1.2, 1.7, 1.1, 1.4, 1.2, 1.3, 1.1, 0.8, 1.2, 1.1,
-    1.1, 0.8, 0.8, 0.8, 0.8, 1.1, 0.9, 1.0, 1.3, 1.3, 1.2, 0.7, 0.3, 0.9, 1.3, 1.8,
+    12.7, 7.7, 4.6, 7.6, 6.9, 8.5, 9.5, 8.1, 8.8, 13.2, 8.9, 9.8, 7.8, 7.5, 9.9, 6.4,
+    19.9, 6.5, 19.0, 11.6, 20.5, 14.0, 4.9, 25.1, 11.0, 26.2, 16.1, 15.8, 30.6, 16.9, 30.4, 10.1,
+    22.8, 30.2, 33.1, 31.2, 29.8, 26.0, 28.1, 15.1, 10.8, 14.1, 11.5, 8.8, 12.7, 28.1, 14.9, 23.8,
+    7.5, 11.3, 3.1, 4.3, 5.5, 8.6, 7.6, 6.4, 9.5, 2.5, 2.8, 2.3, 5.2, 11.5, 4.5, 5.0,
 )
 
 
-def capture_traffic(games: int = 300, seed: int = 0) -> np.ndarray:
-    """Per square, the rate (per 1000 moves) at which the base policy's chosen move captures there."""
-    counts, plies = np.zeros(64), 0
+def square_error_rates(games: int = 12, seed: int = 99) -> np.ndarray:
+    """Per square, the error rate (per 1000 moves) of an expert blind on that square alone."""
+    totals, count = np.zeros(64), 0
     for g in range(games):
-        game = play_game(BASE, BASE, np.random.default_rng([seed, g]))
         board = chess.Board()
-        for move in game.moves:
-            if board.is_capture(move):
-                counts[move.to_square] += 1
+        for move in play_game(BASE, BASE, np.random.default_rng([seed, g])).moves:
+            totals += [error_probability(board, 1 << sq) for sq in range(64)]
+            count += 1
             board.push(move)
-        plies += len(game.moves)
-    return 1000 * counts / max(plies, 1)
+    return 1000 * totals / max(count, 1)
 
 
-def _deal(k: int, n: int, squares: list[int]) -> list[int]:
+def _deal(k: int, n: int, squares: list[int], weight: Sequence[float]) -> list[int]:
     """k masks of n squares each from `squares`, every square used as evenly as possible and
-    every mask carrying about the same TRAFFIC (greedy: the lightest mask takes the least-used,
-    busiest square it lacks)."""
+    every mask carrying about the same total `weight` (greedy: each pick keeps the mask's
+    running total nearest its share)."""
     sets, total, used = [set() for _ in range(k)], [0.0] * k, {sq: 0 for sq in squares}
-    for _ in range(n):
+    target = sum(weight[s] for s in squares) / len(squares)  # per square dealt
+    for j in range(n):
         for e in sorted(range(k), key=lambda e: (total[e], e)):
-            sq = min((s for s in squares if s not in sets[e]), key=lambda s: (used[s], -TRAFFIC[s]))
+            sq = min((s for s in squares if s not in sets[e]),
+                     key=lambda s: (used[s], abs(total[e] + weight[s] - target * (j + 1))))
             sets[e].add(sq)
-            total[e] += TRAFFIC[sq]
+            total[e] += weight[sq]
             used[sq] += 1
     return [sum(1 << s for s in st) for st in sets]
 
@@ -218,7 +246,7 @@ def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fracti
     """K experts, each blind on round(blind_fraction * 64) squares.
 
     kind "diverse": the squares are dealt so each is blind for as few experts as possible
-    (one or two for the default 5 x 20); "clones": every expert has diverse expert 0's set
+    (at most one for the default 5 x 12, one or two for 5 x 20); "clones": every expert has diverse expert 0's set
     (so the same traffic, hence the same per-expert error rate). `overlap` in [0, 1] sets the
     shared fraction of each set directly (0 = diverse, 1 = clones). `seed` shuffles which
     squares go together."""
@@ -233,12 +261,13 @@ def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fracti
     if not 0.0 <= overlap <= 1.0:
         raise UserError(f"--overlap must be in [0, 1], got {overlap}")
     rng = np.random.default_rng(seed)
-    squares = [int(s) for s in rng.permutation(64)]  # the order breaks traffic ties
-    first = _deal(k, n, squares)[0]
+    weight = np.asarray(TRAFFIC) * rng.uniform(0.95, 1.05, 64)  # the seed changes the deal
+    squares = [int(s) for s in rng.permutation(64)]
+    first = _deal(k, n, squares, weight)[0]
     s = round(overlap * n)
     shared = sum(1 << sq for sq in [q for q in squares if first >> q & 1][:s])
     rest = [q for q in squares if not shared >> q & 1]
-    own = _deal(k, n - s, rest) if s < n else [0] * k
+    own = _deal(k, n - s, rest, weight) if s < n else [0] * k
     return [Expert(id=i, blind=shared | own[i], kind=kind) for i in range(k)]
 
 

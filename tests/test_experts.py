@@ -1,0 +1,132 @@
+"""Synthetic experts: the flaw, reproducible parallel generation, the dataset the CLI writes."""
+
+import json
+
+import chess
+import numpy as np
+import pytest
+from array_record.python.array_record_module import ArrayRecordReader
+
+from transcendence_jax import cli
+from transcendence_jax import experts as E
+from transcendence_jax.data.build import dataset_files
+from transcendence_jax.data.records import decode
+from transcendence_jax.errors import UserError
+from transcendence_jax.tokenizer import decode_game, game_boards
+
+# White to move: Rxa8 wins Black's undefended queen, which also attacks the rook on a1.
+QUEEN_HANGS = "q3k3/8/8/8/8/8/8/R3K3 w - - 0 1"
+A8 = 1 << chess.A8
+
+
+def test_blind_square_capture_is_not_played_and_is_flagged():
+    board = chess.Board(QUEEN_HANGS)
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        assert E.decide(board, rng) == (chess.Move.from_uci("a1a8"), False)
+        assert E.base_policy(board, rng) == chess.Move.from_uci("a1a8")
+        move, blind = E.decide(board, rng, A8)
+        # It cannot see the queen it could take, but it still sees its rook is attacked: it saves it.
+        assert move != chess.Move.from_uci("a1a8") and move.from_square == chess.A1 and blind
+        assert not board.is_attacked_by(chess.BLACK, move.to_square)
+        # Blind somewhere irrelevant: plays the base move, unflagged.
+        assert E.decide(board, rng, 1 << chess.H5) == (chess.Move.from_uci("a1a8"), False)
+
+
+def test_blind_expert_misses_the_opponents_capture_too():
+    # White's knight on e5 is attacked by the d6 pawn: the base saves it; blind on e5, it may not.
+    board = chess.Board("4k3/8/3p4/4N3/8/8/8/4K3 w - - 0 1")
+    rng = np.random.default_rng(0)
+    assert all(E.decide(board, rng)[0].from_square == chess.E5 for _ in range(20))
+    blind = [E.decide(board, rng, 1 << chess.E5) for _ in range(50)]
+    assert any(m.from_square != chess.E5 and flag for m, flag in blind)
+
+
+def test_population_structure():
+    diverse, clones = E.population("diverse", 5, 0), E.population("clones", 5, 0)
+    n = round(E.BLIND_FRACTION * 64)
+    assert all(bin(e.blind).count("1") == n for e in diverse + clones)
+    assert len({e.blind for e in clones}) == 1 and clones[0].blind == diverse[0].blind
+    assert len({e.blind for e in diverse}) == 5
+    union = 0
+    for e in diverse:
+        assert not union & e.blind  # 5 x 12 squares: disjoint
+        union |= e.blind
+    cover = [sum(e.blind >> s & 1 for e in E.population("diverse", 5, 0, blind_fraction=0.31)) for s in range(64)]
+    assert set(cover) == {1, 2}  # 5 x 20 squares: each square blind for one or two experts
+    assert E.population("diverse", 5, 1) != diverse  # the seed deals other squares
+    half = E.population("diverse", 4, 0, overlap=0.5)
+    shared = half[0].blind & half[1].blind & half[2].blind & half[3].blind
+    assert bin(shared).count("1") == round(n / 2)
+    with pytest.raises(UserError, match="population"):
+        E.population("twins", 5, 0)
+
+
+def test_same_seed_same_games_whatever_the_workers():
+    experts = E.population("diverse", 3, 0)
+    a = list(E.records(experts, 4, seed=7, workers=1, boards=False))
+    b = list(E.records(experts, 4, seed=7, workers=2, boards=False))
+    c = list(E.records(experts, 4, seed=8, workers=1, boards=False))
+    assert [r.tokens.tolist() for r in a] == [r.tokens.tolist() for r in b]
+    assert [r.blind.tolist() for r in a] == [r.blind.tolist() for r in b]
+    assert [r.tokens.tolist() for r in a] != [r.tokens.tolist() for r in c]
+    assert [(r.white_id, r.black_id) for r in a] == [(0, 1), (0, 2), (1, 2), (1, 0)]
+
+
+def test_diverse_and_clones_have_the_same_error_rate():
+    # On one common set of positions: in their own games clones compound their shared errors.
+    diverse = E.error_rates(E.population("diverse", 5, 0), games=3, seed=1)
+    clones = E.error_rates(E.population("clones", 5, 0), games=3, seed=1)
+    assert len(set(clones)) == 1 and 0.05 < np.mean(diverse) < 0.3
+    assert abs(np.mean(diverse) - clones[0]) < 0.2 * np.mean(diverse), (diverse, clones)
+    assert E.error_rates([E.BASE], games=1) == [0.0]
+
+
+def test_adjudicate():
+    assert E.adjudicate(chess.Board()) == "1/2-1/2"
+    assert E.adjudicate(chess.Board("4k3/8/8/8/8/8/8/R3K3 b - - 0 1")) == "1-0"  # a rook up
+    assert E.adjudicate(chess.Board("4k3/8/8/8/8/8/PP6/4K3 b - - 0 1")) == "1/2-1/2"  # two pawns: not enough
+    assert E.adjudicate(chess.Board("R5k1/5ppp/8/8/8/8/8/6K1 b - - 0 1")) == "1-0"  # mate
+    assert E.adjudicate(chess.Board("7k/5Q2/6K1/8/8/8/8/8 b - - 0 1")) == "1/2-1/2"  # stalemate, a queen up
+
+
+def test_cli_writes_a_dataset_that_decodes(tmp_path, capsys):
+    out = tmp_path / "ds"
+    rc = cli.main(["data", "experts", "--out", str(out), "--population", "clones", "--experts", "3",
+                   "--games", "6", "--workers", "1", "--seed", "3", "--shards", "2", "--val-fraction", "0.2"])
+    assert rc == 0 and "wrote" in capsys.readouterr().out
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["kept"] == 6 and stats["sources"] == {"experts-clones": 6} and stats["boards"]
+    assert stats["experts"]["kind"] == "clones" and len(stats["experts"]["experts"]) == 3
+    assert stats["generation"]["games"] == 6 and 0 <= stats["generation"]["blind_rate"] < 1
+    recs = [decode(r) for f in dataset_files(str(out), "train") + dataset_files(str(out), "validation")
+            for r in ArrayRecordReader(f).read_all()]
+    assert len(recs) == 6
+    for rec in recs:
+        moves, result = decode_game(rec.tokens)
+        board = chess.Board()
+        for m in moves:
+            assert board.is_legal(m)
+            board.push(m)
+        assert rec.result == E.adjudicate(board) and result is None
+        assert rec.blind.shape == (len(moves),) and set(rec.blind.tolist()) <= {0, 1}
+        assert {rec.white_id, rec.black_id} <= {0, 1, 2} and rec.white_id != rec.black_id
+        np.testing.assert_array_equal(rec.boards, game_boards(moves))
+
+
+def test_cli_bad_input_is_one_line(capsys):
+    assert cli.main(["data", "experts", "--out", "/tmp/x", "--experts", "1", "--games", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "experts" in err
+
+
+def test_expert_is_an_arena_policy():
+    from transcendence_jax.arena import PolicyPlayer
+
+    expert = E.population("diverse", 5, 0)[2]
+    player = PolicyPlayer(expert.name, expert)
+    board, rng = chess.Board(), np.random.default_rng(0)
+    for _ in range(30):
+        move = player.policy(board, rng)
+        assert board.is_legal(move)
+        board.push(move)
