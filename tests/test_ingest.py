@@ -54,11 +54,12 @@ def test_real_cap_filter_in_workers(lichess_dir):
     assert [r.tokens.tolist() for r in recs] == [r.tokens.tolist() for r in recs0]
 
 
-def test_real_tokens_match_python_chess(lichess_dir):
-    path = lichess_dir / "lichess_2021-10_head999.pgn"
+@pytest.mark.parametrize("name", ["lichess_2021-10_head999.pgn", "lichess_one_player_export_low_rated.pgn"])
+def test_real_tokens_match_python_chess(lichess_dir, name):
+    path = lichess_dir / name  # the fast SAN path gives python-chess's moves, game for game
     recs, _ = _ingest([path], filters=ingest.Filters(min_moves=0), workers=0)
     with open(path) as f:
-        for rec in recs[:300]:
+        for rec in recs[:250]:
             game = chess.pgn.read_game(f)
             assert tokenizer.decode_game(rec.tokens) == (list(game.mainline_moves()), None)
             assert rec.result == game.headers["Result"] and rec.white_elo == int(game.headers["WhiteElo"])
@@ -220,3 +221,27 @@ def test_tfds_builder_reads_without_tensorflow(tmp_path):
     assert all(np.array_equal(e["tokens"], r.tokens) for e, r in zip(examples, recs))
     assert examples[0]["source"] == b"games.pgn.zst" and examples[0]["result"] == 0  # "1-0"
     assert "tensorflow" not in sys.modules
+
+
+@pytest.mark.parametrize("fen, san, uci", [
+    ("4k3/8/8/8/1b6/8/3N4/4K3 w - - 0 1", "Nf3", None),  # the only knight is pinned
+    ("4k3/8/8/8/1b6/8/3N4/4K1N1 w - - 0 1", "Nf3", "g1f3"),  # two can reach f3, one is pinned
+    ("4k3/8/8/8/8/8/3N4/4K1N1 w - - 0 1", "Nf3", None),  # ambiguous
+    ("4k3/8/8/8/7b/8/8/R3K3 w - - 0 1", "Ra2", None),  # in check: must answer it
+    ("4k3/8/8/8/7b/8/8/R3K3 w - - 0 1", "Kd1", "e1d1"),
+    ("4k3/8/8/3pP3/8/8/8/4K3 w - d6 0 1", "exd6", "e5d6"),  # en passant
+    ("4k3/8/8/8/8/8/4P3/4K3 w - - 0 1", "e4", "e2e4"),
+    ("4k3/8/8/8/8/4p3/4P3/4K3 w - - 0 1", "e4", None),  # blocked double step
+    ("4k3/8/8/8/8/8/8/R3K2R w KQ - 0 1", "Rb1", "a1b1"),
+])
+def test_play_san_agrees_with_python_chess(fen, san, uci):
+    board = chess.Board(fen)
+    if uci is None:
+        with pytest.raises(ValueError):
+            ingest.play_san(board, san)
+        return
+    expected = chess.Board(fen)
+    expected.push_san(san)
+    assert ingest.play_san(board, san).uci() == uci
+    assert board.board_fen() == expected.board_fen() and board.turn == expected.turn
+    assert board.castling_rights == expected.clean_castling_rights() and board.ep_square == expected.ep_square

@@ -264,10 +264,28 @@ def _san_parts(san: str) -> tuple | None:
     return _PIECE_OF[piece], mask, to_sq, bool(capture)
 
 
-def san_to_move(board: chess.Board, san: str) -> chess.Move:
-    """`board.parse_san(san)`, with a fast path for the common case that skips generating
-    legal moves: one piece of the named type can reach the square, our side is not in
-    check and the piece is not pinned (then a pseudo-legal non-king move is legal)."""
+def _piece_sources(board: chess.Board, piece: int, ours: int, to: int) -> int:
+    """The squares in `ours` from which a knight / bishop / rook / queen attacks `to`."""
+    occ = board.occupied
+    if piece == chess.KNIGHT:
+        return ours & chess.BB_KNIGHT_ATTACKS[to]
+    att = 0
+    if piece != chess.ROOK:
+        att |= chess.BB_DIAG_ATTACKS[to][chess.BB_DIAG_MASKS[to] & occ]
+    if piece != chess.BISHOP:
+        att |= (chess.BB_RANK_ATTACKS[to][chess.BB_RANK_MASKS[to] & occ]
+                | chess.BB_FILE_ATTACKS[to][chess.BB_FILE_MASKS[to] & occ])
+    return ours & att
+
+
+def play_san(board: chess.Board, san: str) -> chess.Move:
+    """`board.push_san(san)`, with a fast path for the common case (about 85% of moves).
+
+    When one piece of the named type can reach the square, our side is not in check and the
+    piece is not pinned, a pseudo-legal non-king move is legal: no legal-move generation is
+    needed, and the board is updated in place without python-chess's undo stack (never
+    popped here). Everything else (king moves, castling, promotions, en passant, ambiguity,
+    errors) goes through `parse_san` + `push`, which raise ValueError on bad moves."""
     try:
         parts = _SAN_CACHE[san]
     except KeyError:
@@ -277,9 +295,10 @@ def san_to_move(board: chess.Board, san: str) -> chess.Move:
         us = board.turn
         ours = board.pieces_mask(piece, us) & mask
         to_bb = chess.BB_SQUARES[to]
+        theirs = board.occupied_co[not us]
         if piece == chess.PAWN:
             if capture:  # exd5: from the named file, one rank behind; en passant goes the slow way
-                cands = ours & chess.BB_PAWN_ATTACKS[not us][to] if board.occupied_co[not us] & to_bb else 0
+                cands = ours & chess.BB_PAWN_ATTACKS[not us][to] if theirs & to_bb else 0
             else:
                 step = -8 if us == chess.WHITE else 8
                 one = to + step
@@ -292,16 +311,24 @@ def san_to_move(board: chess.Board, san: str) -> chess.Move:
                     cands = ours & chess.BB_SQUARES[one + step]
                 else:
                     cands = 0
+        elif board.occupied_co[us] & to_bb or capture != bool(theirs & to_bb):
+            cands = 0  # onto our own piece, or an "x" that doesn't match: let parse_san decide
         else:
-            cands = ours & board.attackers_mask(us, to) if not board.occupied_co[us] & to_bb else 0
-            if capture != bool(board.occupied_co[not us] & to_bb):
-                cands = 0  # "x" must match a capture: let parse_san decide
-        if cands and not cands & (cands - 1) and not board.is_check():
-            frm = cands.bit_length() - 1
+            cands = _piece_sources(board, piece, ours, to)
+        if cands and not cands & (cands - 1):
             king = board.king(us)
-            if king is None or not chess.BB_RAYS[king][frm] or board.pin_mask(us, frm) == chess.BB_ALL:
+            frm = cands.bit_length() - 1
+            if (king is not None and not board.attackers_mask(not us, king)
+                    and (not chess.BB_RAYS[king][frm] or board.pin_mask(us, frm) == chess.BB_ALL)):
+                board.castling_rights &= ~(chess.BB_SQUARES[frm] | to_bb)
+                board.ep_square = (frm + to) // 2 if piece == chess.PAWN and abs(to - frm) == 16 else None
+                board._remove_piece_at(frm)
+                board._set_piece_at(to, piece, us)
+                board.turn = not us
                 return chess.Move(frm, to)
-    return board.parse_san(san)
+    move = board.parse_san(san)
+    board.push(move)
+    return move
 
 
 def parse_game(item: tuple, filters: Filters, boards: bool = False, source: str = "") -> tuple[str | None, GameRecord | None]:
@@ -349,9 +376,8 @@ def parse_game(item: tuple, filters: Filters, boards: bool = False, source: str 
     moves = []
     try:
         for san in sans:
-            move = san_to_move(board, san)
+            move = play_san(board, san)
             tokens.append(_TOKEN_OF_MOVE[(move.from_square, move.to_square, move.promotion)])
-            board.push(move)
             if boards:
                 moves.append(move)
     except (ValueError, KeyError):
