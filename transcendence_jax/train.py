@@ -23,7 +23,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import NamedSharding
@@ -32,9 +31,7 @@ from jax.sharding import PartitionSpec as P
 from transcendence_jax import checkpoint as ckpt
 from transcendence_jax.errors import UserError
 from transcendence_jax.metrics import MetricsWriter, peak_flops
-
-BATCH_AXES = ("data", "fsdp")  # the batch dimension is split over both
-
+from transcendence_jax.sharding import batch_sharding, shard_batch
 
 # ---------------------------------------------------------------------------- setup
 
@@ -57,18 +54,9 @@ def check_config(config, num_devices: int, num_processes: int = 1) -> tuple[int,
 
     Returns the resolved mesh shape (data, fsdp, tensor).
     """
-    shape = [int(s) for s in config.mesh.shape]
-    if len(shape) != 3 or shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
-        raise UserError(f"config.mesh.shape must be 3 positive ints (data, fsdp, tensor) with at most one -1, got {tuple(shape)}")
-    known = int(np.prod([s for s in shape if s != -1]))
-    if -1 in shape:
-        if num_devices % known:
-            raise UserError(f"config.mesh.shape {tuple(shape)} does not divide the {num_devices} devices: "
-                            f"use sizes whose product divides {num_devices}")
-        shape[shape.index(-1)] = num_devices // known
-    if int(np.prod(shape)) != num_devices:
-        raise UserError(f"config.mesh.shape {tuple(config.mesh.shape)} needs {int(np.prod(shape))} devices but "
-                        f"{num_devices} are present: make the product {num_devices} or use -1 for one axis")
+    from transcendence_jax.sharding import resolve_mesh_shape
+
+    shape = resolve_mesh_shape(config.mesh.shape, num_devices)
     tc, dp = config.train, shape[0] * shape[1]
     if tc.grad_accum < 1 or tc.batch_size % tc.grad_accum:
         raise UserError(f"config.train.batch_size {tc.batch_size} is not a multiple of config.train.grad_accum {tc.grad_accum}")
@@ -83,7 +71,9 @@ def check_config(config, num_devices: int, num_processes: int = 1) -> tuple[int,
         raise UserError(f"config.data.seq_len {config.data.seq_len} exceeds config.model.max_len {config.model.max_len}")
     if tc.steps < 1:
         raise UserError(f"config.train.steps must be >= 1, got {tc.steps}")
-    return tuple(shape)
+    if tc.legal_loss and not config.data.legal:
+        print("note: train.legal_loss needs legal masks: the loader will produce them (data.legal)", file=sys.stderr)
+    return shape
 
 
 def make_optimizer(tc) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -132,18 +122,6 @@ def init_train_state(config, mesh, tx):
     return graphdef, state, rest, state_shardings, rest_shardings
 
 
-def _batch_sharding(mesh, ndim: int) -> NamedSharding:
-    return NamedSharding(mesh, P(BATCH_AXES, *([None] * (ndim - 1))))
-
-
-def global_batch(batch: dict, mesh) -> dict:
-    """This process's rows -> global jax.Arrays split over the data axes."""
-    n = jax.process_count()
-    return {k: jax.make_array_from_process_local_data(
-                _batch_sharding(mesh, v.ndim), v, (v.shape[0] * n, *v.shape[1:]))
-            for k, v in batch.items()}
-
-
 # ---------------------------------------------------------------------------- step functions
 
 
@@ -179,7 +157,8 @@ def make_train_step(config, graphdef, tx, schedule, mesh, state_shardings, rest_
 
         def micro(carry, xs):
             i, mb = xs
-            mb = {k: jax.lax.with_sharding_constraint(v, _batch_sharding(mesh, v.ndim)) for k, v in mb.items()}
+            mb = {k: jax.lax.with_sharding_constraint(v, batch_sharding(mesh, v.ndim, config.mesh.rules))
+                  for k, v in mb.items()}
             share = mb["weights"].astype(jnp.float32).sum() / total
             mkey = jax.random.fold_in(key, i) if use_dropout else None
 
@@ -206,7 +185,7 @@ def make_train_step(config, graphdef, tx, schedule, mesh, state_shardings, rest_
                    "lr": schedule(step), "tokens": total}
         return {"step": step + 1, "params": params, "opt_state": opt_state}, metrics
 
-    in_batch = {k: _batch_sharding(mesh, nd) for k, nd in batch_keys.items()}
+    in_batch = {k: batch_sharding(mesh, nd, config.mesh.rules) for k, nd in batch_keys.items()}
     return jax.jit(step_fn, in_shardings=(state_shardings, rest_shardings, in_batch),
                    out_shardings=(state_shardings, None), donate_argnums=(0,))
 
@@ -219,7 +198,7 @@ def make_eval_step(config, graphdef, mesh, param_shardings, rest_shardings, batc
         loss, m = _loss(params, rest, graphdef, batch, legal_loss, None)
         return loss * m["tokens"], m["tokens"]
 
-    in_batch = {k: _batch_sharding(mesh, nd) for k, nd in batch_keys.items()}
+    in_batch = {k: batch_sharding(mesh, nd, config.mesh.rules) for k, nd in batch_keys.items()}
     return jax.jit(eval_fn, in_shardings=(param_shardings, rest_shardings, in_batch))
 
 
@@ -247,13 +226,13 @@ def _loaders(config):
     return train_loader, val_loader
 
 
-def evaluate(eval_step, params, rest, val_loader, num_batches: int, mesh) -> float:
+def evaluate(eval_step, params, rest, val_loader, num_batches: int, mesh, rules) -> float:
     """Mean validation loss over the first `num_batches` batches (the same ones every time)."""
     total = count = 0.0
     for i, batch in enumerate(iter(val_loader)):
         if i >= num_batches:
             break
-        s, n = eval_step(params, rest, global_batch(batch, mesh))
+        s, n = eval_step(params, rest, shard_batch(batch, mesh, rules))
         total, count = total + float(s), count + float(n)
     return total / max(count, 1e-8)
 
@@ -301,7 +280,7 @@ def train(config, workdir: str) -> dict:
             for step in range(start_step + 1, tc.steps + 1):
                 if batch is None:
                     batch = next(data_iter)
-                state, m = step_fn(state, rest, global_batch(batch, mesh))
+                state, m = step_fn(state, rest, sharding.shard_batch(batch, mesh, config.mesh.rules))
                 batch = None
                 if t_mark is None:  # the first step compiles: time from its end
                     jax.block_until_ready(m["loss"])
@@ -318,7 +297,7 @@ def train(config, workdir: str) -> dict:
                         t_mark, steps_timed, t_paused = time.perf_counter(), 0, 0.0
                 t0 = time.perf_counter()
                 if val_loader is not None and (step % tc.eval_every == 0 or step == tc.steps):
-                    row["val_loss"] = evaluate(eval_fn, state["params"], rest, val_loader, tc.eval_batches, mesh)
+                    row["val_loss"] = evaluate(eval_fn, state["params"], rest, val_loader, tc.eval_batches, mesh, config.mesh.rules)
                 if step % tc.checkpoint_every == 0 or step == tc.steps:
                     ckpt.save(manager, step, state, data_iter)
                 t_paused += time.perf_counter() - t0
