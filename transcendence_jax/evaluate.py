@@ -40,14 +40,17 @@ class _Timed:
 
     def __init__(self, backend):
         self.inner, self.seconds, self.calls = backend, 0.0, 0
+        self.intervals: list[tuple[float, float]] = []  # (start, end) of each call
 
     def choose(self, requests):
         t = time.perf_counter()
         try:
             return self.inner.choose(requests)
         finally:
-            self.seconds += time.perf_counter() - t
+            end = time.perf_counter()
+            self.seconds += end - t
             self.calls += 1
+            self.intervals.append((t, end))
 
     def release(self, game_id):
         if hasattr(self.inner, "release"):
