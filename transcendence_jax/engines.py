@@ -8,7 +8,9 @@ machine; `sfL@0.1s` is the paper's time limit itself.
 
 A pool runs one engine process per worker thread. A process that dies or hangs (no answer
 within `timeout` seconds) is killed, replaced, and asked the same position again: the game
-continues from its moves.
+continues from its moves. Each search is told its game id, so python-chess sends `ucinewgame`
+(a cleared hash) whenever a process switches games: a node-limited move then depends only on
+the game, not on which other games the same process happened to search before.
 """
 
 from __future__ import annotations
