@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import multiprocessing
 import os
 import time
@@ -328,37 +327,6 @@ def play_many(players: Sequence[Expert], pairings: Sequence[tuple[int, int]], *,
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         for out in pool.imap(_play_chunk, jobs):
             yield from out
-
-
-def round_robin_scores(players: Sequence[Expert], games_per_pair: int, *, seed: int = 0,
-                       workers: int = 1) -> dict:
-    """Score of each player against each other (row's points per game), blind-move rates and
-    terminations, from `games_per_pair` games a pair, colours alternating."""
-    k = len(players)
-    pairings = schedule(k, games_per_pair * k * (k - 1) // 2)
-    points, count = np.zeros((k, k)), np.zeros((k, k))
-    blind, moves, ends = np.zeros(k), np.zeros(k), {}
-    for g, game in play_many(players, pairings, seed=seed, workers=workers):
-        w, b = pairings[g]
-        s = {"1-0": 1.0, "0-1": 0.0}.get(game.result, 0.5)
-        points[w, b] += s
-        points[b, w] += 1 - s
-        count[w, b] += 1
-        count[b, w] += 1
-        for ply, flag in enumerate(game.blind):
-            mover = w if ply % 2 == 0 else b
-            blind[mover] += flag
-            moves[mover] += 1
-        ends[game.termination] = ends.get(game.termination, 0) + 1
-    return {"names": [p.name for p in players], "score": (points / np.maximum(count, 1)).tolist(),
-            "blind_rate": (blind / np.maximum(moves, 1)).tolist(), "terminations": ends,
-            "games": len(pairings)}
-
-
-def elo_gap(score: float) -> float:
-    """The Elo difference implied by a score in (0, 1)."""
-    score = min(max(score, 1e-3), 1 - 1e-3)
-    return 400 * math.log10(score / (1 - score))
 
 
 # --- datasets ----------------------------------------------------------------------------
