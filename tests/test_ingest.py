@@ -245,3 +245,16 @@ def test_play_san_agrees_with_python_chess(fen, san, uci):
     assert ingest.play_san(board, san).uci() == uci
     assert board.board_fen() == expected.board_fen() and board.turn == expected.turn
     assert board.castling_rights == expected.clean_castling_rights() and board.ep_square == expected.ep_square
+
+
+@pytest.mark.parametrize("fen, san, uci", [
+    ("4k3/8/8/8/8/8/8/r3K3 w - - 0 1", "Kd1", None),  # onto an attacked square
+    ("4k3/8/8/8/8/8/3r4/4K3 w - - 0 1", "Kxd2", "e1d2"),  # capture of an undefended rook
+    ("4k3/3r4/8/8/8/8/3r4/4K3 w - - 0 1", "Kxd2", None),  # defended
+    ("4k3/8/8/8/8/8/8/r3K3 w - - 0 1", "Kf1", None),  # along the checking rank (x-ray behind the king)
+    ("4k3/8/8/8/8/8/8/r3K3 w - - 0 1", "Ke2", "e1e2"),
+    ("r3k2r/8/8/8/8/8/8/R3K2R w KQkq - 0 1", "Kd1", "e1d1"),  # gives up white's castling rights
+    ("r3k2r/8/8/8/8/8/8/R3K2R b KQkq - 0 1", "Rxa1+", "a8a1"),  # takes a rook: both a-file rights go
+])
+def test_play_san_king_moves(fen, san, uci):
+    test_play_san_agrees_with_python_chess(fen, san, uci)
