@@ -7,7 +7,8 @@ legal games): one plain, one with boards stored at build time. For the tiny conf
 (32 rows x 100 tokens, pad, ~10 steps/s on CPU) and paper_50m (500 rows x 1023 tokens,
 pack) it times the loader with 0 and 2 workers, with no options / computed boards / stored
 boards / legal masks, and prints tokens/s and the ratio to what a training step consumes
-(ratio > 1: the pipeline keeps up). Not a timed test: the machine is shared and noisy.
+(ratio > 1: the pipeline keeps up), plus tokens per CPU-second of the loading process, the
+figure that survives a busy machine. Not a timed test: the machine is shared and noisy.
 """
 
 from __future__ import annotations
@@ -69,18 +70,23 @@ def build(root: str, n: int) -> dict[str, list[str]]:
             "stored": dataset_files(os.path.join(root, "stored"), "train")}
 
 
-def tokens_per_s(files, seconds: float, *, seq_len, batch_size, **kw) -> float:
-    """Steady-state tokens/s: the first batch (worker start-up) is not counted."""
+def tokens_per_s(files, seconds: float, *, seq_len, batch_size, **kw) -> tuple[float, float]:
+    """Steady-state (tokens per wall second, tokens per CPU second of this process).
+
+    The first batch (worker start-up) is not counted. With 0 workers the CPU figure is the
+    pipeline's cost whatever else the machine runs; with workers it counts only the
+    main process (unpickling batches), so read the wall figure there."""
     it = iter(pipeline.make_loader(files, seq_len=seq_len, batch_size=batch_size, shard_index=0,
                                    shard_count=1, **kw))
     next(it)
-    n, start = 0, time.perf_counter()
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds or n < 2:
         next(it)
         n += 1
-    secs = time.perf_counter() - start
+    secs, cpu_secs = time.perf_counter() - start, time.process_time() - cpu
     del it
-    return n * batch_size * seq_len / secs
+    tokens = n * batch_size * seq_len
+    return tokens / secs, tokens / cpu_secs
 
 
 def main() -> None:
@@ -91,7 +97,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
         files = build(root, args.games)
-        print(f"{'config':10} {'variant':16} {'workers':>7} {'tokens/s':>10} {'needed/s':>10} {'ratio':>7}")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall figures shrink with it)")
+        print(f"{'config':10} {'variant':16} {'workers':>7} {'tokens/s':>10} {'per CPU-s':>10} {'needed/s':>10} {'ratio':>7}")
         for name, (seq_len, rows, packing, steps_per_s) in CONFIGS.items():
             per_step = rows * seq_len
             for variant, kw in VARIANTS.items():
@@ -101,14 +108,14 @@ def main() -> None:
                 # paper_50m: time a 50-row batch (the 500-row step is 10 of them; rows are independent)
                 batch = rows if name == "tiny" else 50
                 for workers in args.workers:
-                    tps = tokens_per_s(files["stored" if variant == "boards stored" else "plain"], args.seconds,
+                    tps, tpc = tokens_per_s(files["stored" if variant == "boards stored" else "plain"], args.seconds,
                                        seq_len=seq_len, batch_size=batch, packing=packing,
                                        worker_count=workers, **kw)
                     if steps_per_s:
                         need = per_step * steps_per_s
-                        print(f"{name:10} {variant:16} {workers:>7} {tps:>10.0f} {need:>10.0f} {tps / need:>7.2f}")
+                        print(f"{name:10} {variant:16} {workers:>7} {tps:>10.0f} {tpc:>10.0f} {need:>10.0f} {tps / need:>7.2f}")
                     else:
-                        print(f"{name:10} {variant:16} {workers:>7} {tps:>10.0f} {'-':>10} "
+                        print(f"{name:10} {variant:16} {workers:>7} {tps:>10.0f} {tpc:>10.0f} {'-':>10} "
                               f"{tps / per_step:>7.2f} steps/s ({per_step} tokens a step)")
                 sys.stdout.flush()
 

@@ -32,17 +32,32 @@ Packing (`packing=`):
           cut prefix stays in the first row and is trained on); a game longer than a row is
           cut and not repeated. The plan is fixed for a seed: games are permuted once with
           `seed`, packed greedily, and the rows are then shuffled each epoch. Building the
-          plan reads every record's length once (a header parse: ~1 s per 500k games).
+          plan reads every record's length once (~15 us a record: ~8 s CPU per 500k games).
           Only the dataset's last row may carry padding.
 
-Boards: taken from the records when `data build --boards` stored them, else computed here
-from the moves with `tokenizer.game_boards`. Measured on this 2-core machine (tiny rows,
-L=100, 32 rows, benchmarks/pipeline.py, 0 workers): stored boards ~X rows/s vs computed
-~Y rows/s; the records grow 64 bytes per ply (~65x). See `benchmarks/pipeline.py`.
+Cost, in tokens per CPU-second of a 0-worker loader (benchmarks/pipeline.py on 986 shared
+Lichess games of ~68 tokens, this 2-core machine under load ~14; CPU time is the figure that
+survives the load; tiny = 32 x 100 pad, paper_50m = 50 x 1023 pack):
+                      tiny     paper_50m
+    plain             404k     870k
+    boards computed   174k     162k
+    boards stored     339k     646k
+    legal              15k     (not run: bool[500, 1023, 2048] is 1 GB a batch)
+The tiny config consumes ~32k tokens/s (32 x 101 at ~10 steps/s on CPU): plain and boards
+keep up on a fraction of a core; legal masks need ~2 cores' worth (use worker_count).
 
-Legal masks cost python-chess legal-move generation at every position: each game is
-replayed once per row in the worker (one Board, one push per move) and the legal moves are
-mapped to tokens through an integer table (no UCI strings). Measured: ~Z rows/s.
+Boards: taken from the records when `data build --boards` stored them, else computed here
+from the tokens by `fast_game_boards` (the 64 piece codes updated move by move; 13x faster
+than `tokenizer.game_boards`, which replays a chess.Board and reads its piece map, and
+checked equal to it in the tests). Stored boards are 2-4x cheaper to load than computed
+ones, but make every record ~65x larger (64 bytes a ply): compute them unless the CPU of
+the input hosts is the bottleneck.
+
+Legal masks cost ~67 us a position, ~75% of it python-chess legal-move generation: each
+game is replayed once per row in the worker (one Board, one push a move) and its legal
+moves are mapped to tokens through an integer table, not UCI strings. Packing the
+mask into bits does not help here: receiving the bool batch from the workers costs the
+main process ~1 us a token (915k tokens/CPU-s), the generation ~60x more.
 
 Checkpointing: `it = iter(loader)`; `it.get_state() -> bytes`, `it.set_state(bytes)`, and
 a restored iterator yields exactly the next batch. With an orbax CheckpointManager, save
@@ -227,14 +242,16 @@ class _ToRow(grain.transforms.Map):
         if self.boards:
             stored = rec.boards is not None
             boards_L64[pos : pos + m] = rec.boards[:m] if stored else fast_game_boards(rec.tokens[:m].tolist())
-        if self.legal:
-            board = chess.Board()
+        if self.legal:  # python lists, one numpy conversion per game
+            board, rows, cols = chess.Board(), [], []
             for t, tok in enumerate(rec.tokens[:m].tolist()):
                 if t:
                     board.push(_MOVE_OF[tok])
                 toks = legal_tokens(board)
-                legal_rows.append(np.full(len(toks), pos + t, np.int64))
-                legal_cols.append(np.asarray(toks, np.int64))
+                rows += [pos + t] * len(toks)
+                cols += toks
+            legal_rows.append(np.asarray(rows, np.int64))
+            legal_cols.append(np.asarray(cols, np.int64))
 
 
 def make_loader(
