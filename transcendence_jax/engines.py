@@ -84,9 +84,10 @@ class EnginePool:
 
     def _start(self) -> chess.engine.SimpleEngine:
         try:
-            engine = chess.engine.SimpleEngine.popen_uci(self.path, timeout=self.timeout)
+            # Starting is slow on a loaded machine: a generous limit, apart from the move timeout.
+            engine = chess.engine.SimpleEngine.popen_uci(self.path, timeout=max(30.0, self.timeout))
         except (OSError, chess.engine.EngineError, asyncio.TimeoutError) as e:
-            raise UserError(f"cannot start engine {self.path!r} ({e}); {INSTALL_HINT}") from e
+            raise UserError(f"cannot start engine {self.path!r} ({type(e).__name__}: {e}); {INSTALL_HINT}") from e
         engine.configure({k: v for k, v in self.options.items() if k in engine.options})
         with self._lock:
             self._engines.append(engine)
