@@ -146,13 +146,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--shards", type=int, default=4, help="train shards (default 4)")
     parser.add_argument("--workers", type=int, default=None, help="parser processes (default: all cores; 0 = in-process)")
     parser.add_argument("--boards", action="store_true", help="store board planes in each record")
+    parser.add_argument("--include-casual", action="store_true", help="keep games whose Event says casual / unrated")
     parser.add_argument("--seed", type=int, default=0, help="train/validation split seed")
 
 
 def run(args) -> int:
     from transcendence_jax.data import ingest
 
-    filters = ingest.Filters(max_rating=args.max_rating, min_moves=args.min_moves)
+    filters = ingest.Filters(max_rating=args.max_rating, min_moves=args.min_moves, rated_only=not args.include_casual)
     start = time.perf_counter()
     stats = build(args.inputs, args.out, filters=filters, workers=args.workers, boards=args.boards,
                   num_shards=args.shards, val_fraction=args.val_fraction, seed=args.seed, progress=True)

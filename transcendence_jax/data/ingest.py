@@ -458,6 +458,11 @@ def ingest(
     tasks = ((items, filters, boards, os.path.basename(path)) for path, items in _chunks(paths, file_errors, per_file))
     start, last = time.perf_counter(), 0.0
 
+    def report():
+        rate = counts["input_games"] / max(time.perf_counter() - start, 1e-9)
+        print(f"\r{counts['input_games']} games read, {counts['kept']} kept, {rate:.0f} games/s",
+              end="", file=progress, flush=True)
+
     def account(results):
         nonlocal last
         for reason, rec in results:
@@ -468,12 +473,9 @@ def ingest(
             else:
                 dropped[reason] += 1
                 counts["dropped_total"] += 1
-        now = time.perf_counter()
-        if progress is not None and now - last > 1.0:
-            last = now
-            rate = counts["input_games"] / max(now - start, 1e-9)
-            print(f"\r{counts['input_games']} games read, {counts['kept']} kept, {rate:.0f} games/s",
-                  end="", file=progress, flush=True)
+        if progress is not None and time.perf_counter() - last > 1.0:
+            last = time.perf_counter()
+            report()
 
     try:
         if workers == 0:
@@ -492,6 +494,7 @@ def ingest(
         counts["dropped"] = dict(dropped)
         counts["files"] = dict(per_file)
         if progress is not None:
+            report()
             print(file=progress)
 
 
