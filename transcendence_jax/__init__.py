@@ -1,4 +1,67 @@
-"""transcendence-jax: the Transcendence experiments (Zhang et al., 2024) in JAX/Flax."""
+"""transcendence-jax: the Transcendence experiments (Zhang et al., 2024) in JAX/Flax.
+
+The library API, one name per stage (imported lazily, so `import transcendence_jax` is cheap):
+
+    import transcendence_jax as tj
+    tj.build_dataset(["games.pgn.zst"], "data/", filters=tj.Filters(max_rating=1000))
+    config = tj.load_config("tiny", ["data.path=data/", "train.steps=200"])
+    tj.train(config, "runs/tiny")
+    model, config, step = tj.load_model("runs/tiny")
+    moves = tj.sample_moves(model, boards, temperatures=[0.001] * len(boards), key=jax.random.key(0))
+    summary = tj.evaluate(model, out_dir="runs/tiny/eval", opponents=["sf1"], games=10)
+    ratings = tj.elo_mle(games)  # (white, black, score_white) triples
+"""
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+_EXPORTS = {
+    # data
+    "build_dataset": ("transcendence_jax.data.build", "build"),
+    "write_dataset": ("transcendence_jax.data.build", "write_dataset"),
+    "Filters": ("transcendence_jax.data.ingest", "Filters"),
+    "make_loader": ("transcendence_jax.data.pipeline", "make_loader"),
+    "GameRecord": ("transcendence_jax.data.records", "GameRecord"),
+    "read_records": ("transcendence_jax.data.records", "read_records"),
+    "encode_game": ("transcendence_jax.tokenizer", "encode_game"),
+    "decode_game": ("transcendence_jax.tokenizer", "decode_game"),
+    # model and training
+    "load_config": ("transcendence_jax.config", "load_config"),
+    "Transformer": ("transcendence_jax.model", "Transformer"),
+    "train": ("transcendence_jax.train", "train"),
+    "load_model": ("transcendence_jax.checkpoint", "load_model"),
+    # sampling and play
+    "sample_moves": ("transcendence_jax.sampling", "sample_moves"),
+    "move_probabilities": ("transcendence_jax.sampling", "move_probabilities"),
+    "Sampler": ("transcendence_jax.sampling", "Sampler"),
+    "ModelPlayer": ("transcendence_jax.sampling", "ModelPlayer"),
+    "PolicyPlayer": ("transcendence_jax.arena", "PolicyPlayer"),
+    "EnginePlayer": ("transcendence_jax.engines", "EnginePlayer"),
+    "play_games": ("transcendence_jax.arena", "play_games"),
+    "round_robin": ("transcendence_jax.arena", "round_robin"),
+    "evaluate": ("transcendence_jax.evaluate", "evaluate"),
+    # ratings and analysis
+    "elo_mle": ("transcendence_jax.rating", "elo_mle"),
+    "glicko2_paper": ("transcendence_jax.rating", "glicko2_paper"),
+    # the synthetic experts and the demo
+    "expert_population": ("transcendence_jax.experts", "population"),
+    "base_policy": ("transcendence_jax.experts", "base_policy"),
+    "demo": ("transcendence_jax.demo", "demo"),
+    "UserError": ("transcendence_jax.errors", "UserError"),
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'transcendence_jax' has no attribute {name!r}")
+    module, attr = _EXPORTS[name]
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

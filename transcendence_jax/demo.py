@@ -254,9 +254,11 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
 
 
 def demo(out: str, *, scale: str = "default", populations=POPULATIONS, overrides=()) -> dict:
-    from transcendence_jax.config import apply_overrides
+    from transcendence_jax.config import apply_override
 
-    cfg = apply_overrides(demo_config(scale), list(overrides))
+    cfg = demo_config(scale)
+    for override in overrides:
+        apply_override(cfg, override)
     os.makedirs(out, exist_ok=True)
     start = time.time()
     runs = [run_population(cfg, kind, out) for kind in populations]
