@@ -64,16 +64,24 @@ def _choose(logits_BV, legal_BV, temps_B, key, *, threshold, free_draws):
 
 
 def _decode_step(state, cache, slots_B, write_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B,
-                 legal_BV, key, *, graphdef, axes, threshold, free_draws, batch_sharding):
-    """Gather the rows of `slots_B`, extend them by their new tokens, sample, scatter back."""
+                 legal_BV, key, *, graphdef, axes, threshold, free_draws, batch_sharding, gather):
+    """Extend the games' cache rows by their new tokens and sample one move per row.
+
+    gather: row b is slot slots_B[b] (gathered, then scattered back; padding rows write out of
+    range, dropped). Without it the batch is the whole cache in slot order (no copies)."""
     model = nnx.merge(graphdef, state)
-    sub = jax.tree.map(lambda x, a: x if a < 0 else jnp.take(x, slots_B, axis=a), cache, axes)
-    if batch_sharding is not None:
-        sub = jax.tree.map(lambda x, a: x if a < 0 else jax.lax.with_sharding_constraint(
-            x, batch_sharding(x.ndim, a)), sub, axes)
+    sub = cache
+    if gather:
+        sub = jax.tree.map(lambda x, a: x if a < 0 else jnp.take(x, slots_B, axis=a), cache, axes)
+        if batch_sharding is not None:
+            sub = jax.tree.map(lambda x, a: x if a < 0 else jax.lax.with_sharding_constraint(
+                x, batch_sharding(x.ndim, a)), sub, axes)
     logits_BTV, sub = model.extend(tokens_BT, boards_BT64, sub, pos_B)
-    cache = jax.tree.map(lambda x, a, s: x if a < 0 else x.at[(slice(None),) * a + (write_B,)].set(
-        s.astype(x.dtype), mode="drop"), cache, axes, sub)
+    if gather:
+        cache = jax.tree.map(lambda x, a, s: x if a < 0 else x.at[(slice(None),) * a + (write_B,)].set(
+            s.astype(x.dtype), mode="drop"), cache, axes, sub)
+    else:
+        cache = sub
     logits_BV = jnp.take_along_axis(logits_BTV, last_B[:, None, None], axis=1)[:, 0].astype(jnp.float32)
     choice_B, free_KB = _choose(logits_BV, legal_BV, temps_B, key, threshold=threshold, free_draws=free_draws)
     return cache, choice_B, free_KB, logits_BV
@@ -109,6 +117,15 @@ def model_info(model) -> tuple[int, int, bool]:
     return int(cfg.vocab_size), int(cfg.max_len), bool(cfg.get("board_input", False))
 
 
+def _mesh_of(state):
+    """The multi-device mesh the parameters already live on (e.g. from checkpoint.load_model)."""
+    for x in jax.tree.leaves(state):
+        sh = getattr(x, "sharding", None)
+        if isinstance(sh, NamedSharding) and sh.mesh.size > 1 and "data" in sh.mesh.axis_names:
+            return sh.mesh
+    return None
+
+
 def _bucket(n: int, sizes: Sequence[int]) -> int:
     return next(s for s in sizes if s >= n)
 
@@ -123,17 +140,21 @@ def _window_start(num_moves: int, start: int, max_len: int) -> int:
 
 def _context(board: chess.Board, first: int, start: int, board_input: bool):
     """Tokens (and board planes) of the positions first..n of `board`'s game, where position i is
-    the one after i moves and position `start` is fed as BOS."""
+    the one after i moves and position `start` is fed as BOS. Earlier boards come from popping
+    moves off `board` itself (then pushed back: it ends as it began), cheaper than a copy."""
     stack = board.move_stack
     n = len(stack)
     tokens = [BOS if i == start else move_to_token(stack[i - 1]) for i in range(first, n + 1)]
     if not board_input:
         return tokens, None
-    b = board.copy(stack=n - first)
-    planes = [board_planes(b)]
-    for _ in range(n - first):
-        b.pop()
-        planes.append(board_planes(b))
+    planes, popped = [board_planes(board)], []
+    try:
+        for _ in range(n - first):
+            popped.append(board.pop())
+            planes.append(board_planes(board))
+    finally:
+        for move in reversed(popped):
+            board.push(move)
     return tokens, np.stack(planes[::-1])
 
 
@@ -158,6 +179,7 @@ class Sampler:
         self.max_len = min(max_len or model_len, model_len)
         self.legal, self.threshold, self.tries = legal, float(threshold), int(tries)
         graphdef, state = nnx.split(model)
+        mesh = mesh or _mesh_of(state)
         shards = 1 if mesh is None else mesh.shape["data"]
         self.max_games = -(-max_games // shards) * shards
         sizes = batch_buckets or [4 ** i for i in range(12)]
@@ -173,14 +195,15 @@ class Sampler:
             def batch_sharding(ndim, axis):
                 return NamedSharding(mesh, P(*([None] * axis + ["data"] + [None] * (ndim - axis - 1))))
             replicated = NamedSharding(mesh, P())
-            state = jax.tree.map(lambda x: x if getattr(x, "sharding", None) is not None and isinstance(
-                x.sharding, NamedSharding) and x.sharding.mesh == mesh else jax.device_put(x, replicated), state)
+            on_mesh = lambda x: isinstance(getattr(x, "sharding", None), NamedSharding) and x.sharding.mesh == mesh
+            state = jax.tree.map(lambda x: x if on_mesh(x) else jax.device_put(x, replicated), state)
             cache = jax.tree.map(lambda x, a: jax.device_put(x, replicated if a < 0 else batch_sharding(x.ndim, a)),
                                  cache, self._axes)
         self._state, self._cache = state, cache
-        self._step = jax.jit(functools.partial(
-            _decode_step, graphdef=graphdef, axes=self._axes, threshold=self.threshold,
-            free_draws=self.tries if legal == "paper" else 1, batch_sharding=batch_sharding), donate_argnums=1)
+        step = functools.partial(_decode_step, graphdef=graphdef, axes=self._axes, threshold=self.threshold,
+                                 free_draws=self.tries if legal == "paper" else 1, batch_sharding=batch_sharding)
+        # Two programs: a gathered batch of some slots, and every slot in place (all games waiting).
+        self._steps = {g: jax.jit(functools.partial(step, gather=g), donate_argnums=1) for g in (True, False)}
         self._key = jax.random.key(seed)
         self._slots = [_Slot() for _ in range(self.max_games)]
         self._slot_of: dict[str, int] = {}
@@ -243,15 +266,20 @@ class Sampler:
         self._clock += 1
         self.calls += 1
         n = len(requests)
-        B = _bucket(n, self.batch_buckets)
         busy = {self._slot_of[g] for g, _, _ in requests if g in self._slot_of}
-        plans, slots, legal_sets = [], [], []
-        for gid, board, _ in requests:
-            i = self._slot(gid, busy)
-            busy.add(i)
+        slots = []
+        for gid, _, _ in requests:
+            slots.append(self._slot(gid, busy))
+            busy.add(slots[-1])
+        gather = n < self.max_games
+        if not gather:  # every slot asks: row b is slot b, the cache is used in place
+            order = np.argsort(slots)
+            requests, slots = [requests[i] for i in order], [slots[i] for i in order]
+        B = _bucket(n, self.batch_buckets)
+        plans, legal_sets = [], []
+        for (gid, board, _), i in zip(requests, slots):
             slot = self._slots[i]
             slot.last_used = self._clock
-            slots.append(i)
             plans.append(self._plan(slot, board))
             legal_sets.append({move_to_token(m): m for m in board.legal_moves})
         T = _bucket(max(len(t) for _, t, _ in plans), self.len_buckets)
@@ -276,7 +304,8 @@ class Sampler:
         args = [slots_B, write_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, legal_BV]
         if self._mesh is not None:
             args = [None if a is None else jax.device_put(a, NamedSharding(self._mesh, P("data"))) for a in args]
-        self._cache, choice_B, free_KB, self.last_logits = self._step(self._state, self._cache, *args, key)
+        self._cache, choice_B, free_KB, logits_BV = self._steps[gather](self._state, self._cache, *args, key)
+        self.last_logits = logits_BV if gather else logits_BV[np.argsort(order)]
         choice_B, free_KB = np.asarray(choice_B), np.asarray(free_KB)
         out = []
         for b, ((gid, board, _), legal) in enumerate(zip(requests, legal_sets)):
@@ -290,7 +319,7 @@ class Sampler:
             self.illegal[gid] = self.illegal.get(gid, 0) + illegal
             self.sampled[gid] = self.sampled.get(gid, 0) + 1
             out.append(MoveChoice(move, illegal))
-        return out
+        return out if gather else [out[i] for i in np.argsort(order)]
 
     # -- arena backend (interface F) --
     def choose(self, requests) -> list[MoveChoice]:

@@ -1,0 +1,90 @@
+"""`transcendence uci`: the protocol in process, and a python-chess client playing a full game."""
+
+import io
+import os
+import pathlib
+import subprocess
+import sys
+
+import chess
+import chess.engine
+import pytest
+from flax import nnx
+
+from transcendence_jax.engines import find_stockfish
+from transcendence_jax.uci import UciEngine
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TINY = ["model.num_layers=2", "model.num_heads=2", "model.embed_dim=32", "model.mlp_dim=64", "model.max_len=64"]
+
+
+def tiny_model():
+    from transcendence_jax.config import load_config
+    from transcendence_jax.model import Transformer
+
+    config = load_config("tiny", TINY)
+    return Transformer(config.model, rngs=nnx.Rngs(0)), config
+
+
+def make_workdir(path: pathlib.Path) -> str:
+    """A randomly initialised tiny model saved as train.py saves it: config.json + an orbax step."""
+    import orbax.checkpoint as ocp
+
+    from transcendence_jax import checkpoint
+
+    model, config = tiny_model()
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(config.to_json_best_effort(indent=2))
+    manager = checkpoint.make_manager(str(path), async_save=False)
+    manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave({"step": 3, "params": nnx.state(model, nnx.Param)})))
+    manager.wait_until_finished()
+    manager.close()
+    return str(path)
+
+
+def test_protocol_in_process():
+    out = io.StringIO()
+    engine = UciEngine(lambda: tiny_model()[0], temperature=0.0, out=out)
+    for line in ["uci", "isready", "ucinewgame", "position startpos moves e2e4 e7e5", "go wtime 1000",
+                 "position fen not-a-fen moves", "position startpos moves e2e5", "bogus",
+                 "position fen 7k/5Q2/6K1/8/8/8/8/8 b - - 0 1", "go", "setoption name Temperature value 1.5"]:
+        assert engine.handle(line)
+    assert not engine.handle("quit")
+    lines = out.getvalue().splitlines()
+    assert lines[lines.index("uciok") - 4].startswith("id name") and "readyok" in lines
+    bests = [l.split()[1] for l in lines if l.startswith("bestmove")]
+    board = chess.Board()
+    board.push_uci("e2e4"), board.push_uci("e7e5")
+    assert chess.Move.from_uci(bests[0]) in board.legal_moves
+    assert bests[1] == "0000"  # stalemate: no move (the bad positions before were ignored)
+    assert sum("bad position" in l for l in lines) == 2 and any("unknown command" in l for l in lines)
+    assert engine.temperature == 1.5
+
+
+def test_python_chess_plays_a_full_game_against_the_uci_command(tmp_path):
+    workdir = make_workdir(tmp_path / "w")
+    cmd = [sys.executable, "-m", "transcendence_jax", "uci", "--workdir", workdir, "--temperature", "1.0"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    model_engine = chess.engine.SimpleEngine.popen_uci(cmd, cwd=REPO, env=env, timeout=120)
+    stockfish = chess.engine.SimpleEngine.popen_uci(find_stockfish())
+    try:
+        assert model_engine.id["name"] == "transcendence-jax"
+        board = chess.Board()
+        while not board.is_game_over(claim_draw=True) and board.ply() < 400:
+            engine, limit = (model_engine, chess.engine.Limit(time=1.0)) if board.turn == chess.WHITE \
+                else (stockfish, chess.engine.Limit(depth=3))
+            result = engine.play(board, limit)
+            assert result.move in board.legal_moves
+            board.push(result.move)
+        assert board.is_game_over(claim_draw=True)  # a real end: mate, stalemate or a draw rule
+    finally:
+        model_engine.quit()
+        stockfish.quit()
+
+
+def test_workdir_without_checkpoint_is_one_line_error(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "transcendence_jax", "uci", "--workdir", str(tmp_path)],
+                       input="uci\nisready\n", capture_output=True, text=True, cwd=REPO, timeout=120,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert r.returncode == 2 and "uciok" in r.stdout
+    assert r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
