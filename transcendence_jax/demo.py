@@ -35,7 +35,7 @@ def demo_config(scale: str = "default") -> ConfigDict:
     c = ConfigDict()
     c.seed = 0
     c.experts = 5
-    c.blind_fraction = 0.2
+    c.blind_fraction = 0.1875            # 12 of 64 squares: ~300 Elo below the base (docs/EXPERTS.md)
     c.games = 20000                      # expert games per population
     c.workers = os.cpu_count() or 1
     c.train = ConfigDict(dict(config="tiny", overrides=[]))
@@ -196,6 +196,7 @@ def _ucis(tokens) -> list[str]:
 
 
 def run_population(cfg: ConfigDict, kind: str, out: str) -> dict:
+    """One population's whole path: data, training, tournament, ratings, state-level measure."""
     start = time.time()
     root = os.path.join(out, kind)
     _stage(f"{kind}: generating {cfg.games} games of {cfg.experts} experts")
@@ -253,7 +254,71 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
     return summary
 
 
-def demo(out: str, *, scale: str = "default", populations=POPULATIONS, overrides=()) -> dict:
+def _population_process(cfg_dict: dict, kind: str, out: str) -> None:
+    """A spawned child: one population's whole path, its output in out/<kind>/log.txt."""
+    import pickle
+    import sys
+
+    root = os.path.join(out, kind)
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "log.txt"), "a", buffering=1) as log:
+        sys.stdout = sys.stderr = log
+        result = run_population(ConfigDict(cfg_dict), kind, out)
+        with open(os.path.join(root, "result.pkl"), "wb") as f:
+            pickle.dump(result, f)
+
+
+def _run_parallel(cfg: ConfigDict, populations, out: str) -> list[dict]:
+    """Both populations at once, one process each: most of the path is single-threaded
+    Python (expert policies, python-chess, the arena), so two processes use both cores.
+    Prints each population's stage lines and, every 30 s, its latest progress."""
+    import multiprocessing
+    import pickle
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = {}
+    for kind in populations:
+        for stale in ("result.pkl", "log.txt"):
+            if os.path.exists(os.path.join(out, kind, stale)):
+                os.remove(os.path.join(out, kind, stale))
+        procs[kind] = ctx.Process(target=_population_process, args=(cfg.to_dict(), kind, out))
+        procs[kind].start()
+    seen = {kind: 0 for kind in populations}
+    last_status = time.time()
+    while any(p.is_alive() for p in procs.values()):
+        time.sleep(1.0)
+        status = time.time() - last_status > 30
+        for kind in populations:
+            path = os.path.join(out, kind, "log.txt")
+            if not os.path.exists(path):
+                continue
+            with open(path, errors="replace") as f:
+                text = f.read()
+            for line in text[seen[kind]:].replace("\r", "\n").splitlines():
+                if line.startswith("== ") or line.startswith("error"):
+                    print(line, flush=True)
+            seen[kind] = len(text)
+            if status:
+                tail = [t for t in text.replace("\r", "\n").splitlines() if t.strip()][-1:]
+                if tail:
+                    print(f"   [{kind}] {tail[0].strip()[:110]}", flush=True)
+        if status:
+            last_status = time.time()
+    runs = []
+    for kind, proc in procs.items():
+        path = os.path.join(out, kind, "result.pkl")
+        if proc.exitcode != 0 or not os.path.exists(path):
+            raise UserError(f"the {kind} population failed (exit code {proc.exitcode}); its log is "
+                            f"{os.path.join(out, kind, 'log.txt')}; rerun the same command to resume")
+        with open(path, "rb") as f:
+            runs.append(pickle.load(f))
+    return runs
+
+
+def demo(out: str, *, scale: str = "default", populations=POPULATIONS, overrides=(),
+         parallel: bool | None = None) -> dict:
+    """The whole experiment; `parallel` (default: with 2+ cores and 2 populations) runs the
+    populations in two processes at once."""
     from transcendence_jax.config import apply_override
 
     cfg = demo_config(scale)
@@ -261,7 +326,13 @@ def demo(out: str, *, scale: str = "default", populations=POPULATIONS, overrides
         apply_override(cfg, override)
     os.makedirs(out, exist_ok=True)
     start = time.time()
-    runs = [run_population(cfg, kind, out) for kind in populations]
+    if parallel is None:
+        parallel = len(populations) > 1 and (os.cpu_count() or 1) >= 2
+    if parallel:
+        cfg.workers = max(1, cfg.workers // len(populations))
+        runs = _run_parallel(cfg, populations, out)
+    else:
+        runs = [run_population(cfg, kind, out) for kind in populations]
     summary = report(cfg, runs, out)
     print(f"demo finished in {time.time() - start:.0f}s")
     return summary
@@ -273,6 +344,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: the embedded experiment (~12 min on 2 cores); reduced: a smoke test")
     parser.add_argument("--populations", default=",".join(POPULATIONS),
                         help="comma-separated subset of diverse,clones")
+    parser.add_argument("--sequential", action="store_true",
+                        help="run the populations one after the other instead of in two processes at once")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a demo setting, e.g. --set games=30000 --set games_per_pair=100")
 
@@ -282,5 +355,6 @@ def run(args: argparse.Namespace) -> int:
     bad = [p for p in pops if p not in POPULATIONS]
     if bad or not pops:
         raise UserError(f"--populations {args.populations!r}: choose from {','.join(POPULATIONS)}")
-    demo(args.out, scale=args.scale, populations=pops, overrides=args.overrides)
+    demo(args.out, scale=args.scale, populations=pops, overrides=args.overrides,
+         parallel=False if args.sequential else None)
     return 0
