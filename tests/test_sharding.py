@@ -139,3 +139,34 @@ def test_logical_to_spec_pure():
     assert sharding.resolve_mesh_shape((1, -1, 2), num_devices=8) == (1, 4, 2)
     with pytest.raises(UserError, match="does not divide the 6 devices"):
         sharding.resolve_mesh_shape((4, -1, 1), num_devices=6)
+
+
+def test_load_config_names_paths_and_overrides():
+    import jax
+    from flax import nnx
+
+    from transcendence_jax.config import load_config
+    from transcendence_jax.errors import UserError
+    from transcendence_jax.model import Transformer
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    by_path = load_config(os.path.join(root, "configs", "paper_50m.py"))
+    assert by_path.to_dict() == load_config("paper_50m").to_dict()
+    c = load_config("tiny", ["--config.train.steps=1e3", "train.lr=1e-3", "model.board_input=false",
+                             "mesh.shape=1,8,1", "data.path=/tmp/x"])
+    assert (c.train.steps, c.train.lr, c.model.board_input, c.mesh.shape, c.data.path) == \
+        (1000, 1e-3, False, (1, 8, 1), "/tmp/x")
+    for bad, match in [("train.nonexistent=1", "unknown config key 'train.nonexistent'"),
+                       ("train.steps=ten", "expected a int"), ("model=1", "names a section"),
+                       ("train.steps", "no '='")]:
+        with pytest.raises(UserError, match=match):
+            load_config("tiny", [bad])
+    with pytest.raises(UserError, match="not found"):
+        load_config("paper_9b")
+    sizes = {}
+    for name in ["tiny", "paper_50m", "paper_302m", "paper_707m"]:
+        cfg = load_config(name).model
+        abstract = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0)))
+        sizes[name] = sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param))) / 1e6
+    assert 1.0 < sizes["tiny"] < 1.6 and 45 < sizes["paper_50m"] < 60
+    assert 290 < sizes["paper_302m"] < 320 and 690 < sizes["paper_707m"] < 730, sizes
