@@ -229,3 +229,29 @@ def test_user_errors(data):
         loader(data["plain"], batch_size=1000)
     with pytest.raises(UserError, match="vocab_size"):
         loader(data["plain"], legal=True, vocab_size=100)
+
+
+def test_real_lichess_games_boards_and_legal(lichess_dir, tmp_path):
+    import chess.pgn
+
+    recs = []
+    with open(lichess_dir / "lichess_2013-01_head100.pgn") as f:
+        while (game := chess.pgn.read_game(f)) is not None:
+            moves = list(game.mainline_moves())
+            if moves:
+                recs.append(GameRecord(tokens=tokenizer.encode_game(moves), result="1/2-1/2"))
+    write_dataset(recs, str(tmp_path), num_shards=1, val_fraction=0.0)
+    ld = loader(dataset_files(str(tmp_path), "train"), seq_len=128, batch_size=8, packing="pack",
+                boards=True, legal=True, num_epochs=1)
+    positions = 0
+    for batch in take(iter(ld), 2):
+        for b in range(8):
+            for t, board in enumerate(replay(batch["inputs"][b])):
+                if board is not None:
+                    np.testing.assert_array_equal(batch["boards"][b, t], tokenizer.board_planes(board))
+                    legal = set(tokenizer.legal_move_tokens(board).tolist()) | {tokenizer.BOS}
+                    if batch["weights"][b, t] == 0:  # the dataset's last row ends in padding
+                        legal.add(int(batch["targets"][b, t]))
+                    assert set(np.flatnonzero(batch["legal"][b, t]).tolist()) == legal
+                    positions += 1
+    assert positions > 2 * 8 * 128 - 128  # packed rows: only the dataset's last row has padding
