@@ -19,6 +19,112 @@ QUEEN_HANGS = "q3k3/8/8/8/8/8/8/R3K3 w - - 0 1"
 A8 = 1 << chess.A8
 
 
+# --- the straightforward reference the fast path must match move for move -------------------
+
+
+def _reference_scores(board, moves, blind):
+    """(true, seen) score of every legal move, one move at a time (the original implementation)."""
+    us, them = board.turn, not board.turn
+    theirs = ours = 0
+    for sq in chess.scan_forward(board.occupied_co[them]):
+        theirs |= board.attacks_mask(sq)
+    for sq in chess.scan_forward(board.occupied_co[us]):
+        ours |= board.attacks_mask(sq)
+    piece_at, occ_them, ep, V = board.piece_type_at, board.occupied_co[them], board.ep_square, E.VALUE
+    hanging = {}
+    for sq in chess.scan_forward(board.occupied_co[us] & theirs & ~board.kings):
+        value = V[piece_at(sq)]
+        if not ours >> sq & 1 or min(V[piece_at(a)] for a in chess.scan_forward(board.attackers_mask(them, sq))) < value:
+            hanging[sq] = value
+    quiet = lambda attacked, rescue: 0.0 if attacked else (9.5 + rescue if rescue else 1.0)  # noqa: E731
+    true, seen = [], []
+    for m in moves:
+        fr, to = m.from_square, m.to_square
+        attacked = theirs >> to & 1
+        if occ_them >> to & 1:
+            victim = V[piece_at(to)]
+        elif to == ep and board.pawns >> fr & 1:
+            victim = 1
+        elif not m.promotion:
+            true.append(quiet(attacked, hanging.get(fr, 0)))
+            seen.append(quiet(attacked and not blind >> to & 1, 0 if blind >> fr & 1 else hanging.get(fr, 0))
+                        if blind else true[-1])
+            continue
+        else:
+            victim = 0
+        cost = (V[m.promotion] if m.promotion else V[piece_at(fr)]) if attacked else 0
+        gain = victim + (V[m.promotion] - 1 if m.promotion else 0) - cost
+        best = max(gain, (0 if attacked else hanging.get(fr, 0)) - 0.5)
+        true.append(10.0 + best if best > 0 else (1.0 if gain == 0 else 0.0))
+        if not blind:
+            seen.append(true[-1])
+        elif blind >> to & 1:
+            seen.append(-1.0 if victim else 10.0 + V[m.promotion] - 1)
+        else:
+            best = max(gain, (0 if attacked or blind >> fr & 1 else hanging.get(fr, 0)) - 0.5)
+            seen.append(10.0 + best if best > 0 else (1.0 if gain == 0 else 0.0))
+    return true, seen
+
+
+def _reference_options(board, blind):
+    """(top moves in legal-move order, whether each is base-best), from list(board.legal_moves)."""
+    moves = list(board.legal_moves)
+    if not moves:
+        return [], []
+    true, seen = _reference_scores(board, moves, blind)
+    top, best = max(seen), max(true)
+    return [m for m, s in zip(moves, seen) if s == top], [t == best for t, s in zip(true, seen) if s == top]
+
+
+def _reference_decide(board, rng, blind):
+    choices, good = _reference_options(board, blind)
+    if not choices:
+        return None, False
+    k = int(rng.integers(len(choices))) if len(choices) > 1 else 0
+    return choices[k], not good[k]
+
+
+# Checks, double check, pins, en passant (legal and pinned), castling, promotions with capture.
+EDGE_FENS = [
+    "r3k2r/pppq1ppp/2n2n2/1B1pp3/3PP1b1/2N2N2/PPPQ1PPP/R3K2R w KQkq - 4 8",
+    "4k3/8/8/8/4r3/8/4N3/4K3 w - - 0 1",
+    "4k3/8/8/8/1b6/8/8/r3K3 w - - 0 1",
+    "8/8/8/K2pP2r/8/8/8/7k w - d6 0 2",
+    "8/8/3k4/2pP4/8/8/8/4K3 w - c6 0 2",
+    "4k3/8/8/8/1b6/8/3PPP2/4K3 w - - 0 1",
+    "1r2k3/P1P5/8/8/8/8/5p2/4K1N1 w - - 0 1",
+    "1r2k3/P1P5/8/8/8/8/5p2/3K2N1 w - - 0 1",
+    "1r2k3/P1P5/8/8/8/8/5p2/3K2N1 b - - 0 1",
+    "4k3/4q3/8/8/8/8/4B3/4K3 w - - 0 1",
+    "rnb1kbnr/pppp1ppp/8/4p3/6Pq/5P2/PPPPP2P/RNBQKBNR w KQkq - 1 3",
+    "7k/5Q2/6K1/8/8/8/8/8 b - - 0 1",
+]
+
+
+def _positions(games=4, seed=0):
+    """Boards from real expert games (diverse and clones) plus the edge cases above."""
+    boards = [chess.Board(f) for f in EDGE_FENS]
+    for g in range(games):
+        experts = E.population("clones" if g % 2 else "diverse", 5, g)
+        board = chess.Board()
+        for move in E.play_game(experts[g % 5], experts[(g + 1) % 5], np.random.default_rng([seed, g])).moves:
+            boards.append(board.copy(stack=False))
+            board.push(move)
+    return boards
+
+
+def test_fast_path_equals_the_reference():
+    masks = [0] + [e.blind for e in E.population("diverse", 5, 0)] + [E.population("clones", 5, 3)[0].blind]
+    boards = _positions()
+    assert len(boards) > 300 and sum(b.is_check() for b in boards) > 5
+    for i, board in enumerate(boards):
+        for blind in masks:
+            assert E._options(board, blind) == _reference_options(board, blind), (board.fen(), blind)
+            a, b = np.random.default_rng([i, blind]), np.random.default_rng([i, blind])
+            assert E.decide(board, a, blind) == _reference_decide(board, b, blind)
+        assert E.base_policy(board, np.random.default_rng(i)) == _reference_decide(board, np.random.default_rng(i), 0)[0]
+
+
 def test_blind_square_capture_is_not_played_and_is_flagged():
     board = chess.Board(QUEEN_HANGS)
     for seed in range(20):

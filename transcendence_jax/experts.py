@@ -17,8 +17,9 @@ The base policy, in order of preference (ties broken uniformly at random):
   2. any safe move: a quiet move to a square the opponent does not attack, or an even trade;
   3. any legal move.
 Attacks are read off the current board (no search), so the policy is a near-linear function
-of the board that a small model learns quickly; it runs at ~4-5k moves/s per process here
-(about 2/3 of plain MVV-LVA on the same machine).
+of the board that a small model learns quickly. It is scored with bitboard masks, a move
+group at a time, so it runs several times faster than scoring `list(board.legal_moves)` one
+move at a time while playing exactly the same moves (docs/EXPERTS.md has the figures).
 """
 
 from __future__ import annotations
@@ -46,74 +47,159 @@ Policy = Callable[[chess.Board, np.random.Generator], chess.Move]
 
 
 # --- the base policy and the flaw ------------------------------------------------------
+#
+# Speed: the policy needs only the top-scoring moves, so moves are scored in groups with
+# bitboard masks (all quiet moves of one piece to safe squares score alike) and Move objects
+# are built only for the top group. Legality is folded into the masks (pins, check targets,
+# king safety), and the chosen moves are sorted into python-chess's legal-move order, so the
+# seeded tie-break draws exactly the move that `list(board.legal_moves)` + per-move scoring
+# drew (tests/test_experts.py keeps that reference and checks equality).
+
+_PROMOTIONS = (chess.QUEEN, chess.ROOK, chess.BISHOP, chess.KNIGHT)  # python-chess's order
+_BACK_RANKS = chess.BB_RANK_1 | chess.BB_RANK_8
 
 
-def _attacks(board: chess.Board, color: chess.Color) -> int:
-    """Bitmask of the squares `color` attacks on the current board."""
-    mask = 0
-    for sq in chess.scan_forward(board.occupied_co[color]):
-        mask |= board.attacks_mask(sq)
-    return mask
+def _slider(sq: int, occupied: int, diag: bool, straight: bool) -> int:
+    attacks = chess.BB_DIAG_ATTACKS[sq][chess.BB_DIAG_MASKS[sq] & occupied] if diag else 0
+    if straight:
+        attacks |= (chess.BB_RANK_ATTACKS[sq][chess.BB_RANK_MASKS[sq] & occupied]
+                    | chess.BB_FILE_ATTACKS[sq][chess.BB_FILE_MASKS[sq] & occupied])
+    return attacks
 
 
-def _scores(board: chess.Board, moves: Sequence[chess.Move], blind: int = 0) -> tuple[list[float], list[float]]:
-    """The base policy's preference for each move (higher is better; see the module doc), as
-    the base sees it and as an expert blind to captures onto `blind` (a square mask) sees it:
-    it misses its own captures there, and the opponent's, so to it a piece there is never
-    attacked. Returns (true scores, seen scores); captures onto blind squares score -1 seen."""
+def _piece_attacks(board: chess.Board, color: chess.Color) -> dict[int, int]:
+    """Attack mask of each non-pawn piece of `color`, by square."""
+    own, occ = board.occupied_co[color], board.occupied
+    out = {sq: chess.BB_KNIGHT_ATTACKS[sq] for sq in chess.scan_forward(board.knights & own)}
+    out.update((sq, chess.BB_KING_ATTACKS[sq]) for sq in chess.scan_forward(board.kings & own))
+    for sq in chess.scan_forward((board.bishops | board.rooks | board.queens) & own):
+        out[sq] = _slider(sq, occ, not board.rooks >> sq & 1, not board.bishops >> sq & 1)
+    return out
+
+
+def _pawn_attacks(board: chess.Board, color: chess.Color) -> int:
+    pawns = board.pawns & board.occupied_co[color]
+    if color == chess.WHITE:
+        return chess.shift_up_left(pawns) | chess.shift_up_right(pawns)
+    return chess.shift_down_left(pawns) | chess.shift_down_right(pawns)
+
+
+def _capture(victim: int, mover: int, promo: int, attacked: int, rescue: int, blind_fr: int, blind_to: int,
+             blind: int) -> tuple[float, float]:
+    """(seen, true) score of a capture or promotion: the largest of the material won (the mover
+    counted lost when the target is attacked) and the value of a hanging mover saved to a safe
+    square. Blind on the target, a capture is invisible (-1) and a promotion looks safe."""
+    cost = (VALUE[promo] if promo else mover) if attacked else 0
+    gain = victim + (VALUE[promo] - 1 if promo else 0) - cost
+    best = max(gain, (0 if attacked else rescue) - 0.5)
+    true = 10.0 + best if best > 0 else (1.0 if gain == 0 else 0.0)
+    if not blind:
+        return true, true
+    if blind_to:
+        return (-1.0 if victim else 10.0 + VALUE[promo] - 1), true
+    best = max(gain, (0 if attacked or blind_fr else rescue) - 0.5)
+    return (10.0 + best if best > 0 else (1.0 if gain == 0 else 0.0)), true
+
+
+def _options(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
+    """(the moves an expert blind to captures onto `blind` chooses among, in python-chess's
+    legal-move order; whether each is one of the base policy's best moves). Empty: no legal move.
+
+    Scores (higher is better; see the module doc), as the base sees them ("true") and as the
+    expert sees them ("seen": it misses captures onto blind squares, its own and the
+    opponent's, so to it a piece there is never attacked and a blind square looks safe)."""
     us, them = board.turn, not board.turn
-    theirs, ours = _attacks(board, them), _attacks(board, us)
-    piece_at, occ_them, ep = board.piece_type_at, board.occupied_co[them], board.ep_square
+    occ, mine, other = board.occupied, board.occupied_co[us], board.occupied_co[them]
+    pieces = _piece_attacks(board, them)
+    by_value = [_pawn_attacks(board, them), 0, 0, 0]  # their attacks by piece value: P, N/B, R, Q
+    king_attacks = 0
+    for sq, attacks in pieces.items():
+        if board.kings >> sq & 1:
+            king_attacks = attacks
+        else:
+            by_value[1 if board.knights >> sq & 1 or board.bishops >> sq & 1 else 2 if board.rooks >> sq & 1 else 3] |= attacks
+    theirs = king_attacks | by_value[0] | by_value[1] | by_value[2] | by_value[3]
+    own_attacks = _piece_attacks(board, us)
+    ours = _pawn_attacks(board, us)
+    for attacks in own_attacks.values():
+        ours |= attacks
     # Hanging pieces of ours: attacked, and undefended or attacked by something cheaper.
-    hanging = {}
-    for sq in chess.scan_forward(board.occupied_co[us] & theirs & ~board.kings):
-        value = VALUE[piece_at(sq)]
-        if not ours >> sq & 1 or min(VALUE[piece_at(a)] for a in chess.scan_forward(board.attackers_mask(them, sq))) < value:
+    hanging, (pawn, minor, rook, _), k = {}, by_value, king_attacks
+    for value, kind, cheaper in ((1, board.pawns, k), (3, board.knights | board.bishops, k | pawn),
+                                 (5, board.rooks, k | pawn | minor), (9, board.queens, k | pawn | minor | rook)):
+        for sq in chess.scan_forward(kind & mine & theirs & (~ours | cheaper)):
             hanging[sq] = value
-    true, seen = [], []
-    for m in moves:
-        fr, to = m.from_square, m.to_square
-        attacked = theirs >> to & 1
-        if occ_them >> to & 1:
-            victim = VALUE[piece_at(to)]
-        elif to == ep and board.pawns >> fr & 1:
-            victim = 1
-        elif not m.promotion:  # a quiet move: a rescue, safe, or a blunder
-            score = _quiet(attacked, hanging.get(fr, 0))
-            true.append(score)
-            if blind:
-                score = _quiet(attacked and not blind >> to & 1, 0 if blind >> fr & 1 else hanging.get(fr, 0))
-            seen.append(score)
+    # Legality as masks: a king steps to unattacked squares (off a checking slider's line),
+    # in check other pieces must capture or block, and a pinned piece stays on its pin line.
+    king_bb = board.kings & mine
+    king = chess.msb(king_bb) if king_bb else -1
+    pinned = board._slider_blockers(king) if king_bb else 0  # what python-chess's legal generator uses
+    king_ok, target = ~theirs, chess.BB_ALL
+    checkers = board.attackers_mask(them, king) if king_bb and theirs & king_bb else 0
+    if checkers:
+        for sq in chess.scan_forward(checkers & (board.bishops | board.rooks | board.queens)):
+            king_ok &= ~(chess.ray(king, sq) & ~chess.BB_SQUARES[sq])
+        target = chess.between(king, chess.msb(checkers)) | checkers if chess.popcount(checkers) == 1 else 0
+
+    groups = []  # (seen, true, category, from, to-mask, promotion); category orders like python-chess
+
+    def quiet(category, fr, targets):
+        rescue = hanging.get(fr, 0)
+        seen_rescue = 0 if blind >> fr & 1 else rescue
+        true = 9.5 + rescue if rescue else 1.0
+        seen = 9.5 + seen_rescue if seen_rescue else 1.0
+        for s, t, mask in ((0.0, 0.0, targets & theirs & ~blind), (seen, 0.0, targets & theirs & blind),
+                           (seen, true, targets & ~theirs)):
+            if mask:
+                groups.append((s, t, category, fr, mask, 0))
+
+    def capture(category, fr, to, victim, mover, promo):
+        s, t = _capture(victim, mover, promo, theirs >> to & 1, hanging.get(fr, 0), blind >> fr & 1, blind >> to & 1,
+                        blind)
+        groups.append((s, t, category, fr, 1 << to, promo))
+
+    for fr, attacks in own_attacks.items():
+        if fr == king:
+            moves, category, mover = attacks & ~mine & king_ok, -1 if checkers else 0, 0
+        else:
+            moves, category = attacks & ~mine & target, 0
+            moves &= chess.ray(king, fr) if pinned >> fr & 1 else chess.BB_ALL
+            mover = VALUE[board.piece_type_at(fr)]
+        quiet(category, fr, moves & ~other)
+        for to in chess.scan_forward(moves & other):
+            capture(category, fr, to, VALUE[board.piece_type_at(to)], mover, 0)
+    if not checkers and board.castling_rights & mine:
+        for m in board.generate_castling_moves():
+            quiet(1, m.from_square, 1 << m.to_square)
+    step = 8 if us == chess.WHITE else -8
+    for fr in chess.scan_forward(board.pawns & mine):
+        legal = target & (chess.ray(king, fr) if pinned >> fr & 1 else chess.BB_ALL)
+        for to in chess.scan_forward(chess.BB_PAWN_ATTACKS[us][fr] & other & legal):
+            victim = VALUE[board.piece_type_at(to)]
+            for promo in _PROMOTIONS if 1 << to & _BACK_RANKS else (0,):
+                capture(2, fr, to, victim, 1, promo)
+        to = fr + step
+        if occ >> to & 1:
             continue
-        else:
-            victim = 0
-        cost = (VALUE[m.promotion] if m.promotion else VALUE[piece_at(fr)]) if attacked else 0
-        gain = victim + (VALUE[m.promotion] - 1 if m.promotion else 0) - cost
-        best = max(gain, (0 if attacked else hanging.get(fr, 0)) - 0.5)
-        true.append(10.0 + best if best > 0 else (1.0 if gain == 0 else 0.0))
-        if not blind:
-            seen.append(true[-1])
-        elif blind >> to & 1:  # an invisible capture, or a promotion that looks safe
-            seen.append(-1.0 if victim else 10.0 + VALUE[m.promotion] - 1)
-        else:
-            best = max(gain, (0 if attacked or blind >> fr & 1 else hanging.get(fr, 0)) - 0.5)
-            seen.append(10.0 + best if best > 0 else (1.0 if gain == 0 else 0.0))
-    return true, seen
+        if legal >> to & 1:
+            if 1 << to & _BACK_RANKS:
+                for promo in _PROMOTIONS:
+                    capture(3, fr, to, 0, 1, promo)
+            else:
+                quiet(3, fr, 1 << to)
+        if (fr >> 3) == (1 if us == chess.WHITE else 6) and not occ >> (to + step) & 1 and legal >> (to + step) & 1:
+            quiet(4, fr, 1 << (to + step))
+    for m in board.generate_pseudo_legal_ep():
+        if board.is_legal(m):
+            capture(5, m.from_square, m.to_square, 1, 1, 0)
+    if not groups:
+        return [], []
 
-
-def _quiet(attacked: int, rescue: int) -> float:
-    return 0.0 if attacked else (9.5 + rescue if rescue else 1.0)
-
-
-def _options(board: chess.Board, blind_squares: int) -> tuple[list[chess.Move], list[int], list[bool]]:
-    """(legal moves, the indices the expert chooses among, whether each is a base-best move)."""
-    moves = list(board.legal_moves)
-    if not moves:
-        return moves, [], []
-    true, seen = _scores(board, moves, blind_squares)
-    top, best = max(seen), max(true)
-    choices = [i for i, s in enumerate(seen) if s == top]
-    return moves, choices, [true[i] == best for i in choices]
+    top, best = max(g[0] for g in groups), max(g[1] for g in groups)
+    chosen = sorted((category, -fr, -to, -promo, t == best)
+                    for s, t, category, fr, mask, promo in groups if s == top for to in chess.scan_forward(mask))
+    return ([chess.Move(-fr, -to, -promo or None) for _, fr, to, promo, _ in chosen],
+            [good for *_, good in chosen])
 
 
 def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0) -> tuple[chess.Move | None, bool]:
@@ -122,17 +208,17 @@ def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0)
 
     `blind` is True when the flaw cost something: the move played is not among the base
     policy's best moves. Returns (None, False) when there is no legal move."""
-    moves, choices, good = _options(board, blind_squares)
-    if not moves:
+    choices, good = _options(board, blind_squares)
+    if not choices:
         return None, False
     k = int(rng.integers(len(choices))) if len(choices) > 1 else 0
-    return moves[choices[k]], not good[k]
+    return choices[k], not good[k]
 
 
 def error_probability(board: chess.Board, blind_squares: int) -> float:
     """The chance that an expert blind on `blind_squares` plays a move the base would not."""
-    moves, choices, good = _options(board, blind_squares)
-    return 1.0 - sum(good) / len(good) if moves else 0.0
+    choices, good = _options(board, blind_squares)
+    return 1.0 - sum(good) / len(good) if choices else 0.0
 
 
 def error_rates(experts: Sequence["Expert"], games: int = 20, seed: int = 0) -> list[float]:
@@ -285,16 +371,18 @@ def play_game(white: Expert, black: Expert, rng: np.random.Generator, max_plies:
     """One game from the start position: mate and stalemate end it, bare kings draw, and at
     `max_plies` `adjudicate` scores it."""
     board, moves, blind = chess.Board(), [], []
-    termination = "cap"
+    termination, insufficient = "cap", False  # material only changes on captures and promotions
     while len(moves) < max_plies:
-        if board.is_insufficient_material():
+        if insufficient:
             termination = "insufficient"
             break
         move, was_blind = (white if board.turn == chess.WHITE else black).decide(board, rng)
         if move is None:
             termination = "checkmate" if board.is_check() else "stalemate"
             break
+        changes = move.promotion or board.is_capture(move)
         board.push(move)
+        insufficient = changes and board.is_insufficient_material()
         moves.append(move)
         blind.append(was_blind)
     return Game(moves, blind, adjudicate(board), termination)
