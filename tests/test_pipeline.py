@@ -255,3 +255,43 @@ def test_real_lichess_games_boards_and_legal(lichess_dir, tmp_path):
                     assert set(np.flatnonzero(batch["legal"][b, t]).tolist()) == legal
                     positions += 1
     assert positions > 2 * 8 * 128 - 128  # packed rows: only the dataset's last row has padding
+
+
+def test_stored_legal_moves_give_the_same_masks(tmp_path):
+    """Records that carry their legal-move tokens give exactly the masks computed by replay."""
+    import chess
+
+    from transcendence_jax import tokenizer
+    from transcendence_jax.data.build import dataset_files, write_dataset
+    from transcendence_jax.data.pipeline import make_loader
+    from transcendence_jax.data.records import GameRecord
+
+    rng = np.random.default_rng(3)
+    plain, stored = [], []
+    for g in range(12):
+        board, moves, legal, counts = chess.Board(), [], [], []
+        for _ in range(int(rng.integers(5, 40))):
+            toks = tokenizer.legal_move_tokens(board)
+            legal += toks.tolist()
+            counts.append(len(toks))
+            if board.is_game_over():
+                break
+            move = list(board.legal_moves)[int(rng.integers(board.legal_moves.count()))]
+            board.push(move)
+            moves.append(move)
+        toks = tokenizer.legal_move_tokens(board)
+        legal, counts = legal + toks.tolist(), counts + [len(toks)]
+        counts = counts[: len(moves) + 1]
+        legal = legal[: sum(counts)]
+        plain.append(GameRecord(tokens=tokenizer.encode_game(moves), result="1/2-1/2"))
+        stored.append(GameRecord(tokens=tokenizer.encode_game(moves), result="1/2-1/2",
+                                 legal=np.asarray(legal, np.uint16), legal_counts=np.asarray(counts, np.uint8)))
+    batches = []
+    for name, recs in (("plain", plain), ("stored", stored)):
+        write_dataset(recs, str(tmp_path / name), num_shards=1, val_fraction=0.0)
+        loader = make_loader(dataset_files(str(tmp_path / name), "train"), seq_len=24, batch_size=4, legal=True,
+                             seed=1, num_epochs=1, shard_index=0, shard_count=1)
+        batches.append([b["legal"] for b in loader])
+    assert len(batches[0]) == len(batches[1]) == 3
+    for a, b in zip(*batches):
+        np.testing.assert_array_equal(a, b)

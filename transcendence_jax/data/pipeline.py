@@ -53,7 +53,9 @@ checked equal to it in the tests). Stored boards are 2-4x cheaper to load than c
 ones, but make every record ~65x larger (64 bytes a ply): compute them unless the CPU of
 the input hosts is the bottleneck.
 
-Legal masks cost ~67 us a position, ~75% of it python-chess legal-move generation: each
+Legal masks come from the records when their generator stored them (`GameRecord.legal`: the
+synthetic experts do, since they enumerate legal moves anyway): a numpy scatter, no replay.
+Otherwise they cost ~67 us a position, ~75% of it python-chess legal-move generation: each
 game is replayed once per row in the worker (one Board, one push a move) and its legal
 moves are mapped to tokens through an integer table, not UCI strings. Packing the
 mask into bits does not help here: receiving the bool batch from the workers costs the
@@ -245,7 +247,11 @@ class _ToRow(grain.transforms.Map):
         if self.boards:
             stored = rec.boards is not None
             boards_L64[pos : pos + m] = rec.boards[:m] if stored else fast_game_boards(rec.tokens[:m].tolist())
-        if self.legal:  # python lists, one numpy conversion per game
+        if self.legal and rec.legal is not None:  # stored at generation: no replay
+            counts = rec.legal_counts[:m].astype(np.int64)
+            legal_rows.append(np.repeat(np.arange(pos, pos + m), counts))
+            legal_cols.append(rec.legal[: counts.sum()].astype(np.int64))
+        elif self.legal:  # python lists, one numpy conversion per game
             board, rows, cols = chess.Board(), [], []
             for t, tok in enumerate(rec.tokens[:m].tolist()):
                 if t:

@@ -14,7 +14,8 @@ import struct
 import numpy as np
 
 RESULTS = ("1-0", "0-1", "1/2-1/2")
-_ARRAYS = {"tokens": np.uint16, "blind": np.uint8, "boards": np.uint8}
+_ARRAYS = {"tokens": np.uint16, "blind": np.uint8, "boards": np.uint8, "legal": np.uint16,
+           "legal_counts": np.uint8}
 
 
 @dataclasses.dataclass
@@ -24,6 +25,9 @@ class GameRecord:
     white_id / black_id: expert ids for synthetic games, -1 for humans.
     blind: per move, 1 where the expert who played it was blind (synthetic games only).
     boards: optional [len(tokens), 64] board planes stored at build time.
+    legal, legal_counts: optional legal-move tokens of every position (after BOS and after each
+        move), concatenated, and how many each position has: stored by generators that
+        already enumerate legal moves, so the training pipeline need not replay the game.
     """
 
     tokens: np.ndarray
@@ -35,6 +39,8 @@ class GameRecord:
     black_id: int = -1
     blind: np.ndarray | None = None
     boards: np.ndarray | None = None
+    legal: np.ndarray | None = None
+    legal_counts: np.ndarray | None = None
 
     @property
     def num_moves(self) -> int:
