@@ -158,6 +158,9 @@ def _context(board: chess.Board, first: int, start: int, board_input: bool):
     return tokens, np.stack(planes[::-1])
 
 
+_step_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> settings -> programs
+
+
 @dataclasses.dataclass
 class _Slot:
     game_id: str | None = None
@@ -200,10 +203,15 @@ class Sampler:
             cache = jax.tree.map(lambda x, a: jax.device_put(x, replicated if a < 0 else batch_sharding(x.ndim, a)),
                                  cache, self._axes)
         self._state, self._cache = state, cache
-        step = functools.partial(_decode_step, graphdef=graphdef, axes=self._axes, threshold=self.threshold,
-                                 free_draws=self.tries if legal == "paper" else 1, batch_sharding=batch_sharding)
-        # Two programs: a gathered batch of some slots, and every slot in place (all games waiting).
-        self._steps = {g: jax.jit(functools.partial(step, gather=g), donate_argnums=1) for g in (True, False)}
+        # Two programs: a gathered batch of some slots, and every slot in place (all games waiting),
+        # shared by every Sampler of this model with these settings (their compiles are reused).
+        settings = (self.threshold, self.tries if legal == "paper" else 1, mesh)
+        self._steps = _step_cache.setdefault(model, {}).get(settings)
+        if self._steps is None:
+            step = functools.partial(_decode_step, graphdef=graphdef, axes=self._axes, threshold=self.threshold,
+                                     free_draws=settings[1], batch_sharding=batch_sharding)
+            self._steps = _step_cache[model][settings] = {
+                g: jax.jit(functools.partial(step, gather=g), donate_argnums=1) for g in (True, False)}
         self._key = jax.random.key(seed)
         self._slots = [_Slot() for _ in range(self.max_games)]
         self._slot_of: dict[str, int] = {}
@@ -211,7 +219,7 @@ class Sampler:
         self.illegal: dict[str, int] = {}   # game_id -> illegal draws by the model so far
         self.sampled: dict[str, int] = {}   # game_id -> moves the model was asked for
         self.calls = 0
-        self.last_logits = None  # [bucket, V] device array of the last call, rows in request order
+        self.last_logits = None  # [n, V] device array of the last call's logits, rows in request order
 
     # -- slots --
     def release(self, game_id: str) -> None:
@@ -305,7 +313,7 @@ class Sampler:
         if self._mesh is not None:
             args = [None if a is None else jax.device_put(a, NamedSharding(self._mesh, P("data"))) for a in args]
         self._cache, choice_B, free_KB, logits_BV = self._steps[gather](self._state, self._cache, *args, key)
-        self.last_logits = logits_BV if gather else logits_BV[np.argsort(order)]
+        self.last_logits = logits_BV[:n] if gather else logits_BV[np.argsort(order)]
         choice_B, free_KB = np.asarray(choice_B), np.asarray(free_KB)
         out = []
         for b, ((gid, board, _), legal) in enumerate(zip(requests, legal_sets)):
@@ -350,9 +358,8 @@ def _positions(model, boards: Sequence[chess.Board]):
     for board in boards:
         start = _window_start(len(board.move_stack), 0, max_len)
         contexts.append(_context(board, start, start, board_input))
-    B = len(boards)
-    T = 1 << max(0, (max(len(t) for t, _ in contexts) - 1).bit_length())
-    T = min(T, max_len)
+    B = 1 << max(0, (len(boards) - 1).bit_length())  # padded to a power of two: few compiles
+    T = min(1 << max(0, (max(len(t) for t, _ in contexts) - 1).bit_length()), max_len)
     tokens_BT = np.full((B, T), PAD, np.int32)
     boards_BT64 = np.zeros((B, T, 64), np.uint8) if board_input else None
     last_B = np.zeros(B, np.int32)
@@ -361,21 +368,18 @@ def _positions(model, boards: Sequence[chess.Board]):
         last_B[b] = len(toks) - 1
         if planes is not None:
             boards_BT64[b, :len(toks)] = planes
-    legal_BV = np.stack([_legal_row(board, vocab) for board in boards])
+    legal_BV = np.zeros((B, vocab), bool)
+    legal_BV[len(boards):, NUM_SPECIAL] = True
+    for b, board in enumerate(boards):
+        legal_BV[b, [move_to_token(m) for m in board.legal_moves]] = True
     return tokens_BT, boards_BT64, last_B, legal_BV
-
-
-def _legal_row(board: chess.Board, vocab: int) -> np.ndarray:
-    row = np.zeros(vocab, bool)
-    row[[move_to_token(m) for m in board.legal_moves]] = True
-    return row
 
 
 def position_logits(model, boards: Sequence[chess.Board]) -> np.ndarray:
     """The model's next-move logits [B, V] for each board, by a full forward over its game."""
     forward, state = _forward(model)
     tokens_BT, boards_BT64, last_B, _ = _positions(model, boards)
-    return np.asarray(forward(state, tokens_BT, boards_BT64, last_B))
+    return np.asarray(forward(state, tokens_BT, boards_BT64, last_B))[:len(boards)]
 
 
 def sample_moves(model, boards: Sequence[chess.Board], temperatures, key, *, threshold: float = 1e-3) -> list[chess.Move]:
@@ -384,9 +388,10 @@ def sample_moves(model, boards: Sequence[chess.Board], temperatures, key, *, thr
     forward, state = _forward(model)
     tokens_BT, boards_BT64, last_B, legal_BV = _positions(model, boards)
     logits_BV = forward(state, tokens_BT, boards_BT64, last_B)
-    temps_B = np.broadcast_to(np.asarray(temperatures, np.float32), (len(boards),))
-    choice_B, _ = _choose_jit(logits_BV, legal_BV, jnp.asarray(temps_B), key, threshold=threshold, free_draws=1)
-    return [token_to_move(t) for t in np.asarray(choice_B)]
+    temps_B = np.ones(len(legal_BV), np.float32)
+    temps_B[:len(boards)] = np.broadcast_to(np.asarray(temperatures, np.float32), (len(boards),))
+    choice_B, _ = _choose_jit(logits_BV, legal_BV, temps_B, key, threshold=threshold, free_draws=1)
+    return [token_to_move(t) for t in np.asarray(choice_B)[:len(boards)]]
 
 
 def move_probabilities(model, board: chess.Board, temperature: float = 1.0, *,
