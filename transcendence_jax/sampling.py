@@ -245,7 +245,7 @@ class Sampler:
         n, end = len(stack), slot.end
         start = _window_start(n, slot.start, self.max_len)
         # The cache is still valid if the game extends what it holds (moves checked at both ends:
-        # game ids are unique in an arena; a takeback or a reused id is caught here).
+        # game ids are unique in an arena; a takeback, or a reused id whose moves differ there, refills).
         ok = (start == slot.start and start <= end <= n
               and all(stack[j] == slot.moves[j] for j in {start, end - 1} if start <= j < end))
         # Feed the positions not yet cached; an unchanged game re-feeds its last token for its logits.
