@@ -91,7 +91,9 @@ class Attention(nnx.Module):
         kv = (k_BSHE, v_BSHE) at pos_BT (out-of-range writes dropped) and attend over it."""
         B, T, D = x_BTD.shape
         H, E = self.num_heads, self.head_dim
-        qkv_BTKHE = dense(x_BTD, self.qkv[...].astype(self.dtype).reshape(D, 3 * H * E)).reshape(B, T, 3, H, E)
+        # One contraction axis per einsum, over [B*T] rows (see dense); weights keep their axes.
+        qkv_NKHE = jnp.einsum("nd,dkhe->nkhe", x_BTD.reshape(B * T, D), self.qkv[...].astype(self.dtype))
+        qkv_BTKHE = qkv_NKHE.reshape(B, T, 3, H, E)
         q_BTHE = qkv_BTKHE[:, :, 0] * (1.0 / math.sqrt(self.head_dim))
         k_BSHE, v_BSHE = qkv_BTKHE[:, :, 1], qkv_BTKHE[:, :, 2]  # S = T without a cache
         if kv is not None:
@@ -103,7 +105,8 @@ class Attention(nnx.Module):
         if self.attn_drop is not None and not deterministic:
             dropout = lambda p: self.attn_drop(p, deterministic=False)  # nanoGPT's attn_dropout
         y_BTHE = attend(q_BTHE, k_BSHE.astype(self.dtype), v_BSHE.astype(self.dtype), mask_BTS, dropout)
-        y_BTD = dense(y_BTHE.reshape(B, T, H * E), self.proj[...].astype(self.dtype).reshape(H * E, D))
+        y_ND = jnp.einsum("nhe,hed->nd", y_BTHE.reshape(B * T, H, E), self.proj[...].astype(self.dtype))
+        y_BTD = y_ND.reshape(B, T, D)
         if self.resid_drop is not None:
             y_BTD = self.resid_drop(y_BTD, deterministic=deterministic)
         return y_BTD, kv
