@@ -36,6 +36,19 @@ def test_committed_notebooks_have_no_outputs(path):
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), f"{path.name} has no parameters cell"
 
 
+def test_committed_notebooks_match_their_source(tmp_path):
+    """notebooks/make_notebooks.py writes them: edits belong there, not in the .ipynb files."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(NOTEBOOKS / "make_notebooks.py"), str(tmp_path)], check=True, capture_output=True)
+    for path in ALL:
+        fresh = tmp_path / path.name
+        assert fresh.exists(), f"{path.name} is not written by make_notebooks.py"
+        assert nbformat.read(fresh, as_version=4) == nbformat.read(path, as_version=4), (
+            f"{path.name} differs from what notebooks/make_notebooks.py writes: edit the source and regenerate")
+
+
 def _execute(name: str, cwd: pathlib.Path, env: dict, monkeypatch, timeout: int = 600):
     """Run notebooks/<name>.ipynb in `cwd` with `env` set; returns (notebook, all text and data outputs)."""
     from nbclient import NotebookClient
