@@ -98,6 +98,8 @@ EDGE_FENS = [
     "4k3/4q3/8/8/8/8/4B3/4K3 w - - 0 1",
     "rnb1kbnr/pppp1ppp/8/4p3/6Pq/5P2/PPPPP2P/RNBQKBNR w KQkq - 1 3",
     "7k/5Q2/6K1/8/8/8/8/8 b - - 0 1",
+    "r3k2r/8/8/8/2b5/8/8/R3K2R w KQkq - 0 1",  # f1 attacked: only queenside castling
+    "1r2k2r/8/8/8/8/8/8/R3K2R w KQk - 0 1",  # b1 attacked: queenside castling still legal
 ]
 
 

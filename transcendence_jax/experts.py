@@ -72,15 +72,25 @@ def _pawn_attacks(pawns: int, color: chess.Color) -> int:
 
 
 def _pieces(board: chess.Board, color: chess.Color) -> list[tuple[int, int, int]]:
-    """(square, attack mask, value) of each non-pawn piece of `color`."""
+    """(square, attack mask, value) of each non-pawn piece of `color`, from the highest square
+    down (python-chess's move-generation order)."""
     own, occ = board.occupied_co[color], board.occupied
-    out = [(sq, _KNIGHT[sq], 3) for sq in _scan(board.knights & own)]
-    out += [(sq, _DIAG[sq][_DIAG_MASKS[sq] & occ], 3) for sq in _scan(board.bishops & own)]
-    out += [(sq, _RANK[sq][_RANK_MASKS[sq] & occ] | _FILE[sq][_FILE_MASKS[sq] & occ], 5)
-            for sq in _scan(board.rooks & own)]
-    out += [(sq, _DIAG[sq][_DIAG_MASKS[sq] & occ] | _RANK[sq][_RANK_MASKS[sq] & occ] | _FILE[sq][_FILE_MASKS[sq] & occ], 9)
-            for sq in _scan(board.queens & own)]
-    return out + [(sq, _KING[sq], 0) for sq in _scan(board.kings & own)]
+    knights, bishops, rooks, queens = board.knights, board.bishops, board.rooks, board.queens
+    out = []
+    for sq in chess.scan_reversed(own & ~board.pawns):
+        bb = 1 << sq
+        if knights & bb:
+            out.append((sq, _KNIGHT[sq], 3))
+        elif bishops & bb:
+            out.append((sq, _DIAG[sq][_DIAG_MASKS[sq] & occ], 3))
+        elif rooks & bb:
+            out.append((sq, _RANK[sq][_RANK_MASKS[sq] & occ] | _FILE[sq][_FILE_MASKS[sq] & occ], 5))
+        elif queens & bb:
+            out.append((sq, _DIAG[sq][_DIAG_MASKS[sq] & occ] | _RANK[sq][_RANK_MASKS[sq] & occ]
+                        | _FILE[sq][_FILE_MASKS[sq] & occ], 9))
+        else:
+            out.append((sq, _KING[sq], 0))
+    return out
 
 
 def _attacks_by_value(board: chess.Board, color: chess.Color) -> tuple[int, int, int, int, int]:
@@ -130,6 +140,20 @@ def _quiet(add, category: int, fr: int, targets: int, rescue: int, theirs: int, 
         add((0.0, 0.0, category, fr, targets & theirs & ~blind, 0))
 
 
+def _castling(board: chess.Board, us: chess.Color, king: int, theirs: int) -> list[tuple[int, int, int]]:
+    """Legal castling moves as plain quiet moves (1, king, to-mask), kingside first like
+    python-chess: king and rook at home, the squares between them empty, the squares the king
+    crosses not attacked (the caller knows it is not in check)."""
+    home = chess.E1 if us == chess.WHITE else chess.E8
+    if board.chess960 or king != home:
+        return [(1, m.from_square, 1 << m.to_square) for m in board.generate_castling_moves()]
+    rights, out = board.castling_rights & board.rooks & board.occupied_co[us], []
+    for rook, crossed in ((home + 3, chess.between(home, home + 3)), (home - 4, chess.between(home, home - 3))):
+        if rights >> rook & 1 and not chess.between(home, rook) & board.occupied and not crossed & theirs:
+            out.append((1, home, 1 << (home + 2 if rook > home else home - 2)))
+    return out
+
+
 def _top(board: chess.Board, blind: int) -> list[list]:
     """The moves an expert blind to captures onto `blind` chooses among, as groups
     [category, from, to-mask, mask of the base's best moves among them, promotion] in
@@ -167,25 +191,25 @@ def _top(board: chess.Board, blind: int) -> list[list]:
 
     groups = []  # (seen, true, category, from, to-mask, promotion); category orders like python-chess
     plain = []  # (category, from, to-mask) of quiet moves of pieces that do not hang: they score 1 or 0
-    add = groups.append
+    add, empty, movable = groups.append, ~occ, ~mine & target
     for fr, attacks, mover in own:
         if fr == king:
             moves, category = attacks & ~mine & king_ok, -1 if checkers else 0
         else:
-            moves, category = attacks & ~mine & target, 0
+            moves, category = attacks & movable, 0
             if pinned >> fr & 1:
                 moves &= chess.ray(king, fr)
-        if moves & ~occ:
+        if moves & empty:
             if hang_mask >> fr & 1:
-                _quiet(add, category, fr, moves & ~occ, hanging[fr], theirs, blind)
+                _quiet(add, category, fr, moves & empty, hanging[fr], theirs, blind)
             else:
-                plain.append((category, fr, moves & ~occ))
-        for to in _scan(moves & other):
-            add((*_capture(VALUE[board.piece_type_at(to)], mover, 0, theirs >> to & 1, hanging.get(fr, 0), blind >> fr & 1,
-                           blind >> to & 1, blind), category, fr, 1 << to, 0))
-    if not checkers and any(not chess.between(king, rook) & occ for rook in _scan(board.castling_rights & mine)):
-        for move in board.generate_castling_moves():
-            plain.append((1, move.from_square, 1 << move.to_square))
+                plain.append((category, fr, moves & empty))
+        if moves & other:
+            for to in _scan(moves & other):
+                add((*_capture(VALUE[board.piece_type_at(to)], mover, 0, theirs >> to & 1, hanging.get(fr, 0),
+                               blind >> fr & 1, blind >> to & 1, blind), category, fr, 1 << to, 0))
+    if not checkers and board.castling_rights & mine:
+        plain += _castling(board, us, king, theirs)
     # Pawns: pushes of the free (unpinned, not hanging) ones in bulk, as if from square 0:
     # category 3 and 4 keys derive `from` from `to`.
     step = 8 if us == chess.WHITE else -8
@@ -243,11 +267,14 @@ def _top(board: chess.Board, blind: int) -> list[list]:
     # promotions are single moves (a white pawn promotes on the highest targets, a black one
     # on the lowest, hence the -1 / +1).
     top, best = max(groups)[0], max(map(operator.itemgetter(1), groups))
-    merged = {}
-    if top == groups[-1][0] and quiet:  # the plain moves are among the top (the marker is last)
+    merged, plain_top = {}, quiet and top == groups[-1][0]  # the plain moves' marker is last
+    if plain_top:
         groups.pop()
         candidates = ~theirs | blind if top == 1.0 else theirs & ~blind
         good = (~theirs if best == 1.0 else 0) | (theirs if best == 0.0 else 0)
+        if not checkers and all(g[0] != top for g in groups):  # common: plain is in order already
+            return [[category, fr, mask & candidates, mask & candidates & good, 0]
+                    for category, fr, mask in plain if mask & candidates]
         for category, fr, mask in plain:
             if mask & candidates:  # castling: two entries for one king
                 entry = merged.setdefault((category, 0 if category in (3, 4) else -fr), [category, fr, 0, 0, 0])
