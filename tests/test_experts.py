@@ -9,6 +9,7 @@ from array_record.python.array_record_module import ArrayRecordReader
 
 from transcendence_jax import cli
 from transcendence_jax import experts as E
+from transcendence_jax import expert_policy as P
 from transcendence_jax.data.build import dataset_files
 from transcendence_jax.data.records import decode
 from transcendence_jax.errors import UserError
@@ -121,7 +122,7 @@ def test_fast_path_equals_the_reference():
     assert len(boards) > 300 and sum(b.is_check() for b in boards) > 5
     for i, board in enumerate(boards):
         for blind in masks:
-            assert E._options(board, blind) == _reference_options(board, blind), (board.fen(), blind)
+            assert P._options(board, blind) == _reference_options(board, blind), (board.fen(), blind)
             a, b = np.random.default_rng([i, blind]), np.random.default_rng([i, blind])
             assert E.decide(board, a, blind) == _reference_decide(board, b, blind)
         assert E.base_policy(board, np.random.default_rng(i)) == _reference_decide(board, np.random.default_rng(i), 0)[0]

@@ -9,17 +9,10 @@ policies (what a model trained on their games learns) still plays the base move 
 and its arg-max is better than any single expert. With "clones" all experts share one blind
 set at the same per-expert error rate, so the mixture keeps the flaw. See docs/EXPERTS.md.
 
-The base policy, in order of preference (ties broken uniformly at random):
-  1. the capture or promotion with the largest material gain, counting the mover as lost
-     when the target square is attacked by the opponent, or the move that saves the most
-     valuable hanging piece (attacked and undefended, or attacked by a cheaper piece) to a
-     square the opponent does not attack;
-  2. any safe move: a quiet move to a square the opponent does not attack, or an even trade;
-  3. any legal move.
+The base policy (`decide`, `base_policy`: transcendence_jax/expert_policy.py) prefers the
+best material gain or rescue, then any safe move, then any legal move, ties broken at random.
 Attacks are read off the current board (no search), so the policy is a near-linear function
-of the board that a small model learns quickly. It is scored with bitboard masks, a move
-group at a time, so it runs several times faster than scoring `list(board.legal_moves)` one
-move at a time while playing exactly the same moves (docs/EXPERTS.md has the figures).
+of the board that a small model learns quickly.
 """
 
 from __future__ import annotations
@@ -28,7 +21,6 @@ import argparse
 import dataclasses
 import json
 import multiprocessing
-import operator
 import os
 import time
 from typing import Callable, Iterable, Sequence
@@ -38,308 +30,13 @@ import numpy as np
 
 from transcendence_jax.data.records import GameRecord
 from transcendence_jax.errors import UserError
+from transcendence_jax.expert_policy import VALUE, base_policy, decide, error_probability  # noqa: F401
 from transcendence_jax.tokenizer import encode_game, game_boards
 
-VALUE = (0, 1, 3, 3, 5, 9, 0)  # by chess piece type: none, P, N, B, R, Q, K
 MAX_PLIES = 100
 ADJUDICATE_LEAD = 3
 BLIND_FRACTION = 0.1875  # 12 squares: 5 experts x 12 are disjoint; ~280 Elo below the base
 Policy = Callable[[chess.Board, np.random.Generator], chess.Move]
-
-
-# --- the base policy and the flaw ------------------------------------------------------
-#
-# Speed: the policy needs only its top-scoring moves, so moves are scored in groups with
-# bitboard masks (all quiet moves of one piece to safe squares score alike) and only the top
-# group is expanded, into integer sort keys that put it in python-chess's legal-move order;
-# one chess.Move is built, for the move drawn. Legality is folded into the masks (pins, check
-# evasions, king safety). So the seeded tie-break draws exactly the move that scoring
-# `list(board.legal_moves)` one move at a time drew (tests/test_experts.py keeps that
-# reference and checks equality on real games).
-
-_PROMOTIONS = (chess.QUEEN, chess.ROOK, chess.BISHOP, chess.KNIGHT)  # python-chess's order
-_BACK_RANKS = chess.BB_RANK_1 | chess.BB_RANK_8
-_scan = chess.scan_forward
-_KNIGHT, _KING = chess.BB_KNIGHT_ATTACKS, chess.BB_KING_ATTACKS
-_DIAG, _DIAG_MASKS = chess.BB_DIAG_ATTACKS, chess.BB_DIAG_MASKS
-_RANK, _RANK_MASKS, _FILE, _FILE_MASKS = chess.BB_RANK_ATTACKS, chess.BB_RANK_MASKS, chess.BB_FILE_ATTACKS, chess.BB_FILE_MASKS
-
-
-def _pawn_attacks(pawns: int, color: chess.Color) -> int:
-    if color == chess.WHITE:
-        return ((pawns & ~chess.BB_FILE_A) << 7 | (pawns & ~chess.BB_FILE_H) << 9) & chess.BB_ALL
-    return (pawns & ~chess.BB_FILE_A) >> 9 | (pawns & ~chess.BB_FILE_H) >> 7
-
-
-def _pieces(board: chess.Board, color: chess.Color) -> list[tuple[int, int, int]]:
-    """(square, attack mask, value) of each non-pawn piece of `color`, from the highest square
-    down (python-chess's move-generation order)."""
-    own, occ = board.occupied_co[color], board.occupied
-    knights, bishops, rooks, queens = board.knights, board.bishops, board.rooks, board.queens
-    out = []
-    for sq in chess.scan_reversed(own & ~board.pawns):
-        bb = 1 << sq
-        if knights & bb:
-            out.append((sq, _KNIGHT[sq], 3))
-        elif bishops & bb:
-            out.append((sq, _DIAG[sq][_DIAG_MASKS[sq] & occ], 3))
-        elif rooks & bb:
-            out.append((sq, _RANK[sq][_RANK_MASKS[sq] & occ] | _FILE[sq][_FILE_MASKS[sq] & occ], 5))
-        elif queens & bb:
-            out.append((sq, _DIAG[sq][_DIAG_MASKS[sq] & occ] | _RANK[sq][_RANK_MASKS[sq] & occ]
-                        | _FILE[sq][_FILE_MASKS[sq] & occ], 9))
-        else:
-            out.append((sq, _KING[sq], 0))
-    return out
-
-
-def _attacks_by_value(board: chess.Board, color: chess.Color) -> tuple[int, int, int, int, int]:
-    """Squares `color` attacks with its king, pawns, minor pieces, rooks and queens."""
-    own, occ = board.occupied_co[color], board.occupied
-    king = pawn = minor = rook = queen = 0
-    for sq in _scan(board.kings & own):
-        king |= _KING[sq]
-    for sq in _scan(board.knights & own):
-        minor |= _KNIGHT[sq]
-    for sq in _scan(board.bishops & own):
-        minor |= _DIAG[sq][_DIAG_MASKS[sq] & occ]
-    for sq in _scan(board.rooks & own):
-        rook |= _RANK[sq][_RANK_MASKS[sq] & occ] | _FILE[sq][_FILE_MASKS[sq] & occ]
-    for sq in _scan(board.queens & own):
-        queen |= _DIAG[sq][_DIAG_MASKS[sq] & occ] | _RANK[sq][_RANK_MASKS[sq] & occ] | _FILE[sq][_FILE_MASKS[sq] & occ]
-    return king, _pawn_attacks(board.pawns & own, color), minor, rook, queen
-
-
-def _capture(victim: int, mover: int, promo: int, attacked: int, rescue: int, blind_fr: int, blind_to: int,
-             blind: int) -> tuple[float, float]:
-    """(seen, true) score of a capture or promotion: the larger of the material won (the mover
-    counted lost when the target is attacked) and the value of a hanging mover saved to a safe
-    square. Blind on the target, a capture is invisible (-1) and a promotion looks safe."""
-    cost = (VALUE[promo] if promo else mover) if attacked else 0
-    gain = victim + (VALUE[promo] - 1 if promo else 0) - cost
-    best = max(gain, (0 if attacked else rescue) - 0.5)
-    true = 10.0 + best if best > 0 else (1.0 if gain == 0 else 0.0)
-    if not blind:
-        return true, true
-    if blind_to:
-        return (-1.0 if victim else 10.0 + VALUE[promo] - 1), true
-    best = max(gain, (0 if attacked or blind_fr else rescue) - 0.5)
-    return (10.0 + best if best > 0 else (1.0 if gain == 0 else 0.0)), true
-
-
-def _quiet(add, category: int, fr: int, targets: int, rescue: int, theirs: int, blind: int) -> None:
-    """Groups of quiet moves from `fr`: to a safe square (a rescue when the piece hangs), to an
-    attacked one (a blunder), or to an attacked blind square (looks safe, is a blunder)."""
-    true = 9.5 + rescue if rescue else 1.0
-    seen = 1.0 if blind >> fr & 1 else true
-    if targets & ~theirs:
-        add((seen, true, category, fr, targets & ~theirs, 0))
-    if targets & theirs & blind:
-        add((seen, 0.0, category, fr, targets & theirs & blind, 0))
-    if targets & theirs & ~blind:
-        add((0.0, 0.0, category, fr, targets & theirs & ~blind, 0))
-
-
-def _castling(board: chess.Board, us: chess.Color, king: int, theirs: int) -> list[tuple[int, int, int]]:
-    """Legal castling moves as plain quiet moves (1, king, to-mask), kingside first like
-    python-chess: king and rook at home, the squares between them empty, the squares the king
-    crosses not attacked (the caller knows it is not in check)."""
-    home = chess.E1 if us == chess.WHITE else chess.E8
-    if board.chess960 or king != home:
-        return [(1, m.from_square, 1 << m.to_square) for m in board.generate_castling_moves()]
-    rights, out = board.castling_rights & board.rooks & board.occupied_co[us], []
-    for rook, crossed in ((home + 3, chess.between(home, home + 3)), (home - 4, chess.between(home, home - 3))):
-        if rights >> rook & 1 and not chess.between(home, rook) & board.occupied and not crossed & theirs:
-            out.append((1, home, 1 << (home + 2 if rook > home else home - 2)))
-    return out
-
-
-def _top(board: chess.Board, blind: int) -> list[list]:
-    """The moves an expert blind to captures onto `blind` chooses among, as groups
-    [category, from, to-mask, mask of the base's best moves among them, promotion] in
-    python-chess's legal-move order. Empty: no legal move. Scores as the base sees them ("true") and as the expert sees them
-    ("seen": it misses captures onto blind squares, its own and the opponent's, so to it a
-    piece there is never attacked and a blind square looks safe)."""
-    us, them = board.turn, not board.turn
-    occ, mine, other = board.occupied, board.occupied_co[us], board.occupied_co[them]
-    pawns = board.pawns
-    k, p, m, r, q = _attacks_by_value(board, them)
-    theirs = k | p | m | r | q
-    own = _pieces(board, us)
-    ours = _pawn_attacks(pawns & mine, us)
-    for _, attacks, _ in own:
-        ours |= attacks
-    # Hanging pieces of ours: attacked, and undefended or attacked by something cheaper.
-    hanging, hang_mask = {}, 0
-    if mine & theirs & ~board.kings:
-        for value, kind, cheaper in ((1, pawns, k), (3, board.knights | board.bishops, k | p),
-                                     (5, board.rooks, k | p | m), (9, board.queens, k | p | m | r)):
-            for sq in _scan(kind & mine & theirs & (~ours | cheaper)):
-                hanging[sq] = value
-                hang_mask |= 1 << sq
-    # Legality as masks: a king steps to unattacked squares (off a checking slider's line),
-    # in check other pieces must capture or block, and a pinned piece stays on its pin line.
-    king_bb = board.kings & mine
-    king = chess.msb(king_bb) if king_bb else -1
-    pinned = board._slider_blockers(king) if king_bb else 0  # what python-chess's legal generator uses
-    king_ok, target = ~theirs, chess.BB_ALL
-    checkers = board.attackers_mask(them, king) if theirs & king_bb else 0
-    if checkers:
-        for sq in _scan(checkers & (board.bishops | board.rooks | board.queens)):
-            king_ok &= ~(chess.ray(king, sq) & ~chess.BB_SQUARES[sq])
-        target = chess.between(king, chess.msb(checkers)) | checkers if chess.popcount(checkers) == 1 else 0
-
-    groups = []  # (seen, true, category, from, to-mask, promotion); category orders like python-chess
-    plain = []  # (category, from, to-mask) of quiet moves of pieces that do not hang: they score 1 or 0
-    add, empty, movable = groups.append, ~occ, ~mine & target
-    for fr, attacks, mover in own:
-        if fr == king:
-            moves, category = attacks & ~mine & king_ok, -1 if checkers else 0
-        else:
-            moves, category = attacks & movable, 0
-            if pinned >> fr & 1:
-                moves &= chess.ray(king, fr)
-        if moves & empty:
-            if hang_mask >> fr & 1:
-                _quiet(add, category, fr, moves & empty, hanging[fr], theirs, blind)
-            else:
-                plain.append((category, fr, moves & empty))
-        if moves & other:
-            for to in _scan(moves & other):
-                add((*_capture(VALUE[board.piece_type_at(to)], mover, 0, theirs >> to & 1, hanging.get(fr, 0),
-                               blind >> fr & 1, blind >> to & 1, blind), category, fr, 1 << to, 0))
-    if not checkers and board.castling_rights & mine:
-        plain += _castling(board, us, king, theirs)
-    # Pawns: pushes of the free (unpinned, not hanging) ones in bulk, as if from square 0:
-    # category 3 and 4 keys derive `from` from `to`.
-    step = 8 if us == chess.WHITE else -8
-    ours_p = pawns & mine
-    free = ours_p & ~pinned & ~hang_mask
-    single = (free << 8 if step > 0 else free >> 8) & ~occ
-    double = ((single & chess.BB_RANK_3) << 8 if step > 0 else (single & chess.BB_RANK_6) >> 8) & ~occ & target
-    single &= target
-    if single & ~_BACK_RANKS:
-        plain.append((3, 0, single & ~_BACK_RANKS))
-    if double:
-        plain.append((4, 0, double))
-    for to in _scan(single & _BACK_RANKS):
-        for promo in _PROMOTIONS:
-            add((*_capture(0, 1, promo, theirs >> to & 1, 0, blind >> to - step & 1, blind >> to & 1, blind), 3, 0,
-                 1 << to, promo))
-    for fr in _scan(ours_p & (pinned | hang_mask)):
-        legal = target & (chess.ray(king, fr) if pinned >> fr & 1 else chess.BB_ALL)
-        to = fr + step
-        if occ >> to & 1:
-            continue
-        if legal >> to & 1:
-            if 1 << to & _BACK_RANKS:
-                for promo in _PROMOTIONS:
-                    add((*_capture(0, 1, promo, theirs >> to & 1, hanging.get(fr, 0), blind >> fr & 1, blind >> to & 1,
-                                   blind), 3, fr, 1 << to, promo))
-            else:
-                _quiet(add, 3, fr, 1 << to, hanging.get(fr, 0), theirs, blind)
-        if (fr >> 3) == (1 if step > 0 else 6) and not occ >> (to + step) & 1 and legal >> (to + step) & 1:
-            _quiet(add, 4, fr, 1 << (to + step), hanging.get(fr, 0), theirs, blind)
-    for fr in _scan(ours_p & _pawn_attacks(other, them)):  # pawns with something to take
-        legal = target & (chess.ray(king, fr) if pinned >> fr & 1 else chess.BB_ALL)
-        for to in _scan(chess.BB_PAWN_ATTACKS[us][fr] & other & legal):
-            victim = VALUE[board.piece_type_at(to)]
-            for promo in _PROMOTIONS if 1 << to & _BACK_RANKS else (0,):
-                add((*_capture(victim, 1, promo, theirs >> to & 1, hanging.get(fr, 0), blind >> fr & 1, blind >> to & 1,
-                               blind), 2, fr, 1 << to, promo))
-    if board.ep_square:
-        for move in board.generate_pseudo_legal_ep():
-            if board.is_legal(move):
-                add((*_capture(1, 1, 0, theirs >> move.to_square & 1, hanging.get(move.from_square, 0),
-                               blind >> move.from_square & 1, blind >> move.to_square & 1, blind),
-                     5, move.from_square, 1 << move.to_square, 0))
-    # Plain quiet moves: safe (1), onto a blind attacked square (looks safe: 1 seen, 0 true), or
-    # onto an attacked square (0).
-    quiet = 0
-    for _, _, mask in plain:
-        quiet |= mask
-    if quiet:
-        add((1.0 if quiet & (~theirs | blind) else 0.0, 1.0 if quiet & ~theirs else 0.0, 9, 0, 0, 0))
-    if not groups:
-        return []
-    # The top-scoring moves, merged per (category, from): python-chess orders a piece's moves
-    # by target square. Pushes merge into one group per category (ordered by target alone);
-    # promotions are single moves (a white pawn promotes on the highest targets, a black one
-    # on the lowest, hence the -1 / +1).
-    top, best = max(groups)[0], max(map(operator.itemgetter(1), groups))
-    merged, plain_top = {}, quiet and top == groups[-1][0]  # the plain moves' marker is last
-    if plain_top:
-        groups.pop()
-        candidates = ~theirs | blind if top == 1.0 else theirs & ~blind
-        good = (~theirs if best == 1.0 else 0) | (theirs if best == 0.0 else 0)
-        if not checkers and all(g[0] != top for g in groups):  # common: plain is in order already
-            return [[category, fr, mask & candidates, mask & candidates & good, 0]
-                    for category, fr, mask in plain if mask & candidates]
-        for category, fr, mask in plain:
-            if mask & candidates:  # castling: two entries for one king
-                entry = merged.setdefault((category, 0 if category in (3, 4) else -fr), [category, fr, 0, 0, 0])
-                entry[2] |= mask & candidates
-                entry[3] |= mask & candidates & good
-    for seen, true, category, fr, mask, promo in groups:
-        if seen == top:
-            if promo:
-                key = (category, -fr if category == 2 else -step // 8, -mask.bit_length(), -promo)
-            else:
-                key = (category, 0 if category in (3, 4) else -fr)
-            entry = merged.setdefault(key, [category, fr, 0, 0, promo])
-            entry[2] |= mask
-            entry[3] |= mask if true == best else 0
-    return [merged[key] for key in sorted(merged)]
-
-
-def _moves(group: list, step: int):
-    """(move, is base-best) of one top group, in legal-move order."""
-    category, fr, mask, good, promo = group
-    for to in chess.scan_reversed(mask):
-        if category in (3, 4):
-            fr = to - step * (category - 2)
-        yield chess.Move(fr, to, promo or None), bool(good >> to & 1)
-
-
-def _options(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
-    """(the moves an expert blind on `blind` chooses among, in legal-move order; whether each
-    is one of the base policy's best moves)."""
-    step = 8 if board.turn == chess.WHITE else -8
-    pairs = [pair for group in _top(board, blind) for pair in _moves(group, step)]
-    return [move for move, _ in pairs], [good for _, good in pairs]
-
-
-def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0) -> tuple[chess.Move | None, bool]:
-    """(move, blind) of the base policy played by an expert blind to captures onto
-    `blind_squares` (a 64-bit square mask), ties broken uniformly at random.
-
-    `blind` is True when the flaw cost something: the move played is not among the base
-    policy's best moves. Returns (None, False) when there is no legal move."""
-    groups = _top(board, blind_squares)
-    count = sum(group[2].bit_count() for group in groups)
-    if not count:
-        return None, False
-    k = int(rng.integers(count)) if count > 1 else 0
-    for category, fr, mask, good, promo in groups:  # the k-th move in legal-move order
-        n = mask.bit_count()
-        if k >= n:
-            k -= n
-            continue
-        for to in chess.scan_reversed(mask):
-            if not k:
-                break
-            k -= 1
-        if category in (3, 4):
-            fr = to - (8 if board.turn == chess.WHITE else -8) * (category - 2)
-        return chess.Move(fr, to, promo or None), not good >> to & 1
-    raise AssertionError("unreachable")
-
-
-def error_probability(board: chess.Board, blind_squares: int) -> float:
-    """The chance that an expert blind on `blind_squares` plays a move the base would not."""
-    groups = _top(board, blind_squares)
-    count = sum(group[2].bit_count() for group in groups)
-    return 1.0 - sum(group[3].bit_count() for group in groups) / count if count else 0.0
 
 
 def error_rates(experts: Sequence["Expert"], games: int = 20, seed: int = 0) -> list[float]:
@@ -354,11 +51,6 @@ def error_rates(experts: Sequence["Expert"], games: int = 20, seed: int = 0) -> 
             count += 1
             board.push(move)
     return (totals / max(count, 1)).tolist()
-
-
-def base_policy(board: chess.Board, rng: np.random.Generator) -> chess.Move:
-    """The unflawed base policy, as an arena policy (interface F)."""
-    return decide(board, rng)[0]
 
 
 def material(board: chess.Board) -> int:
