@@ -5,13 +5,12 @@ A checkpoint step holds two items: "state" (step, params, optimizer state: shard
 into a temporary directory and renames it when complete, so a kill -9 mid-save leaves no
 half-written step that counts; a step that is unreadable anyway (disk corruption, truncated
 files) is moved to `workdir/corrupt_checkpoints/` with a warning and the previous one is used.
+Workdirs may be local paths or URLs (gs://...): every access goes through `etils.epath.Path`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 
 import jax
@@ -19,13 +18,14 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from transcendence_jax.errors import UserError
+from transcendence_jax.metrics import as_path
 
 
-def _dir(workdir: str) -> str:
-    return os.path.join(os.path.abspath(workdir), "checkpoints")
+def _dir(workdir):
+    return as_path(workdir) / "checkpoints"
 
 
-def make_manager(workdir: str, *, keep: int = 3, async_save: bool = True) -> ocp.CheckpointManager:
+def make_manager(workdir, *, keep: int = 3, async_save: bool = True) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
     return ocp.CheckpointManager(_dir(workdir), item_names=("state", "data"), options=options)
 
@@ -54,11 +54,12 @@ def _abstract(tree):
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
 
 
-def restore_latest(manager: ocp.CheckpointManager, target_state, data_iter, workdir: str):
+def restore_latest(manager: ocp.CheckpointManager, target_state, data_iter, workdir):
     """(step, state) from the newest readable checkpoint, or None when there is none.
 
-    `target_state` gives shapes and target shardings (any mesh: restoring onto a different mesh
-    reshards); `data_iter` is set to the saved position. Unreadable steps are quarantined.
+    `target_state` (arrays, or jax.ShapeDtypeStructs with shardings: nothing need be allocated)
+    gives shapes and target shardings (any mesh: restoring onto a different mesh reshards);
+    `data_iter` is set to the saved position. Unreadable steps are quarantined.
     """
     import grain
 
@@ -78,24 +79,23 @@ def restore_latest(manager: ocp.CheckpointManager, target_state, data_iter, work
     return None
 
 
-def _quarantine(workdir: str, step: int) -> None:
+def _quarantine(workdir, step: int) -> None:
     """Move a bad step out of the manager's sight (process 0 moves; everyone waits for it)."""
     if jax.process_index() == 0:
-        src = os.path.join(_dir(workdir), str(step))
-        dst_root = os.path.join(os.path.abspath(workdir), "corrupt_checkpoints")
-        os.makedirs(dst_root, exist_ok=True)
-        dst = os.path.join(dst_root, str(step))
-        if os.path.exists(dst):
-            shutil.rmtree(dst)
-        if os.path.exists(src):
-            shutil.move(src, dst)
+        src = _dir(workdir) / str(step)
+        dst = as_path(workdir) / "corrupt_checkpoints" / str(step)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.exists():
+            dst.rmtree()
+        if src.exists():
+            src.rename(dst)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(f"quarantine checkpoint {step}")
 
 
-def load_model(workdir: str, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
+def load_model(workdir, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
     """(model, config, step) from a training workdir, for inference (sampler, uci, eval).
 
     Parameters are restored onto a mesh over this machine's devices (default: all on the data
@@ -106,12 +106,11 @@ def load_model(workdir: str, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
 
     from transcendence_jax.model import Transformer
 
-    config_path = os.path.join(os.path.abspath(workdir), "config.json")
-    if not os.path.exists(config_path) or not os.path.isdir(_dir(workdir)):
+    config_path = as_path(workdir) / "config.json"
+    if not config_path.exists() or not _dir(workdir).is_dir():
         raise UserError(f"{workdir} is not a training workdir (no config.json / checkpoints/): "
                         "train one with `transcendence train --config ... --workdir DIR`")
-    with open(config_path) as f:
-        config = ConfigDict(json.load(f))
+    config = ConfigDict(json.loads(config_path.read_text()))
     manager = make_manager(workdir, async_save=False)
     steps = sorted(manager.all_steps(), reverse=True)
     if not steps:

@@ -2,6 +2,11 @@
 
 Only process 0 writes anything (`enabled=False` elsewhere). On resume, lines of metrics.jsonl
 past the restored step are dropped: they belong to steps the crash lost and will be rerun.
+
+Workdirs may be URLs (gs://bucket/runs/X on a TPU pod): every workdir access goes through
+`etils.epath.Path`. Object stores cannot append, and tensorboardX writes gs:// only with extra
+packages, so for a URL workdir the files are written in a local temporary directory and copied
+to the workdir every `sync_every_s` seconds and at close.
 """
 
 from __future__ import annotations
@@ -9,9 +14,22 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 
 import numpy as np
+from etils import epath
+
+
+def is_url(path) -> bool:
+    """True for gs://, s3://... paths (they must never go through os.path)."""
+    return "://" in str(path)
+
+
+def as_path(path) -> epath.Path:
+    """A workdir as an epath.Path: URLs stay as they are, local paths become absolute."""
+    return epath.Path(str(path) if is_url(path) else os.path.abspath(os.fspath(path)))
 
 # Peak dense bf16 FLOP/s per chip, matched on a substring of `jax.Device.device_kind`
 # (first match wins, so more specific names come first). None (CPU, unknown) means no MFU.
@@ -40,21 +58,29 @@ def peak_flops(device_kind: str) -> float | None:
 class MetricsWriter:
     """Writes metrics to `workdir/metrics.jsonl` and TensorBoard, and drives a tqdm bar."""
 
-    def __init__(self, workdir: str, *, total_steps: int, initial_step: int = 0, enabled: bool = True):
+    def __init__(self, workdir, *, total_steps: int, initial_step: int = 0, enabled: bool = True,
+                 mirror: bool | None = None, sync_every_s: float = 60.0):
+        """mirror: write to a local temp dir and copy to the workdir (default: when it is a URL)."""
         self.enabled = enabled
-        self.workdir = workdir
-        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.workdir = as_path(workdir)
         self.bar = None
         self.tb = None
         if not enabled:
             return
-        os.makedirs(workdir, exist_ok=True)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # `local` is where files are written: the workdir itself, or a temp mirror of a URL workdir.
+        self.mirror = is_url(self.workdir) if mirror is None else mirror
+        self.local = tempfile.mkdtemp(prefix="transcendence-metrics-") if self.mirror else str(self.workdir)
+        self.path = os.path.join(self.local, "metrics.jsonl")
+        if self.mirror and (self.workdir / "metrics.jsonl").exists():  # resuming: continue its rows
+            epath.Path(self.path).write_bytes((self.workdir / "metrics.jsonl").read_bytes())
+        self.sync_every_s, self.last_sync = sync_every_s, time.monotonic()
         _truncate_after(self.path, initial_step)
         from tqdm.auto import tqdm
 
         SummaryWriter = _import_summary_writer()
 
-        self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=initial_step + 1)
+        self.tb = SummaryWriter(os.path.join(self.local, "tensorboard"), purge_step=initial_step + 1)
         self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", dynamic_ncols=True)
 
     def write(self, step: int, metrics: dict) -> None:
@@ -68,6 +94,22 @@ class MetricsWriter:
         for key, value in row.items():
             if key not in ("step", "time") and value is not None:
                 self.tb.add_scalar(key, value, step)
+        if self.mirror and time.monotonic() - self.last_sync > self.sync_every_s:
+            self.sync()
+
+    def sync(self) -> None:
+        """Copy the local mirror (metrics.jsonl, events, loss.png) to a URL workdir."""
+        if not (self.enabled and self.mirror):
+            return
+        if self.tb is not None:
+            self.tb.flush()
+        for root, _, files in os.walk(self.local):
+            rel = os.path.relpath(root, self.local)
+            dst_dir = self.workdir if rel == "." else self.workdir / rel
+            dst_dir.mkdir(parents=True, exist_ok=True)
+            for name in files:
+                (dst_dir / name).write_bytes(epath.Path(root, name).read_bytes())
+        self.last_sync = time.monotonic()
 
     def progress(self, step: int, loss: float | None = None, tokens_per_s: float | None = None) -> None:
         """Move the bar to `step`; tqdm's ETA comes from its own step rate."""
@@ -87,7 +129,11 @@ class MetricsWriter:
             return
         self.bar.close()
         self.tb.close()
-        plot_losses(self.path, os.path.join(self.workdir, "loss.png"))
+        self.tb = None
+        plot_losses(self.path, os.path.join(self.local, "loss.png"))
+        if self.mirror:
+            self.sync()
+            shutil.rmtree(self.local, ignore_errors=True)
 
 
 def _import_summary_writer():
@@ -125,10 +171,10 @@ def _truncate_after(path: str, step: int) -> None:
         os.replace(tmp, path)
 
 
-def read_metrics(path: str) -> list[dict]:
-    """Rows of a metrics.jsonl; a torn last line (killed mid-write) is ignored."""
+def read_metrics(path) -> list[dict]:
+    """Rows of a metrics.jsonl (local path or URL); a torn last line (killed mid-write) is ignored."""
     rows = []
-    with open(path) as f:
+    with as_path(path).open() as f:
         for line in f:
             try:
                 rows.append(json.loads(line))
@@ -138,7 +184,7 @@ def read_metrics(path: str) -> list[dict]:
 
 
 def plot_losses(metrics_path: str, png_path: str) -> None:
-    """Train and validation loss against step."""
+    """Train and validation loss against step (local files: the writer plots into its mirror)."""
     import matplotlib
 
     matplotlib.use("Agg")

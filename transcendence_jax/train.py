@@ -12,6 +12,9 @@ Multi-host: run the same command on every host. `jax.distributed.initialize()` i
 `--coordinator`/`--num-processes`/`--process-id` (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
 JAX_PROCESS_ID) are given, or with `--distributed` (auto-detected TPU pod / SLURM / ...). Each host
 reads its own shard of the data; only process 0 writes logs.
+
+The workdir may be a URL (gs://bucket/runs/X: orbax writes checkpoints there, the metrics writer
+copies its files there); config.data.path must be a local directory.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from jax.sharding import PartitionSpec as P
 
 from transcendence_jax import checkpoint as ckpt
 from transcendence_jax.errors import UserError
-from transcendence_jax.metrics import MetricsWriter, peak_flops
+from transcendence_jax.metrics import MetricsWriter, as_path, is_url, peak_flops
 from transcendence_jax.sharding import batch_sharding, shard_batch
 
 # ---------------------------------------------------------------------------- setup
@@ -90,35 +93,52 @@ def make_optimizer(tc) -> tuple[optax.GradientTransformation, optax.Schedule]:
     return optax.chain(*parts), schedule
 
 
-def init_train_state(config, mesh, tx):
-    """Sharded initialisation: shapes via eval_shape, then one jit whose out_shardings place every
-    parameter and optimizer slot directly on its shard (no full copy on any one device).
+def abstract_train_state(config, mesh, tx):
+    """The train state's shapes, dtypes and shardings, with nothing allocated.
 
-    Returns (graphdef, state, rest, state_shardings, rest_shardings); `rest` holds the non-parameter
-    variables (dropout RNG streams), reseeded each step rather than checkpointed.
+    Returns (graphdef, abstract_state, state_shardings, rest_shardings, init_fn): abstract_state
+    holds jax.ShapeDtypeStructs carrying their target shardings (what a checkpoint restores into);
+    init_fn(key) -> (state, rest) builds the real thing. `rest` holds the non-parameter variables
+    (dropout RNG streams), reseeded each step rather than checkpointed.
     """
     from transcendence_jax import sharding
     from transcendence_jax.model import Transformer
 
-    def init(key):
+    def init_fn(key):
         model = Transformer(config.model, rngs=nnx.Rngs(key))
-        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        _, params, rest = nnx.split(model, nnx.Param, ...)
         state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
         return state, rest
 
-    key = jax.random.key(config.train.seed)
     abstract_model = nnx.eval_shape(lambda: Transformer(config.model, rngs=nnx.Rngs(0)))
     graphdef, abs_params, abs_rest = nnx.split(abstract_model, nnx.Param, ...)
     param_shardings = sharding.param_shardings(abs_params, mesh, config.mesh.rules)
     replicated = NamedSharding(mesh, P())
-    abs_state, _ = jax.eval_shape(init, key)
+    abs_state, _ = jax.eval_shape(init_fn, jax.random.key(0))
     opt_shardings = optax.tree_map_params(
         tx, lambda _, s: s, abs_state["opt_state"], param_shardings,
         transform_non_params=lambda _: replicated, is_leaf=lambda x: isinstance(x, nnx.Variable))
     state_shardings = {"step": replicated, "params": param_shardings, "opt_state": opt_shardings}
     rest_shardings = jax.tree.map(lambda _: replicated, abs_rest)
+    abs_state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abs_state, state_shardings)
+    return graphdef, abs_state, state_shardings, rest_shardings, init_fn
+
+
+def init_train_state(config, mesh, tx, *, params: bool = True):
+    """Sharded initialisation: one jit whose out_shardings place every parameter and optimizer
+    slot directly on its shard (no full copy on any one device).
+
+    Returns (graphdef, state, rest, state_shardings, rest_shardings). With params=False `state`
+    is only the abstract state (ShapeDtypeStructs: for a resume that restores it from a
+    checkpoint) and only `rest` is computed: XLA drops the unused parameter initialisers.
+    """
+    graphdef, abs_state, state_shardings, rest_shardings, init_fn = abstract_train_state(config, mesh, tx)
+    key = jax.random.key(config.train.seed)
     with jax.set_mesh(mesh):
-        state, rest = jax.jit(init, out_shardings=(state_shardings, rest_shardings))(key)
+        if params:
+            state, rest = jax.jit(init_fn, out_shardings=(state_shardings, rest_shardings))(key)
+        else:
+            state, rest = abs_state, jax.jit(lambda k: init_fn(k)[1], out_shardings=rest_shardings)(key)
     return graphdef, state, rest, state_shardings, rest_shardings
 
 
@@ -212,6 +232,9 @@ def _loaders(config):
     dc, mc, tc = config.data, config.model, config.train
     if not dc.path:
         raise UserError("config.data.path is empty: pass --config.data.path=DIR (a `transcendence data build` output)")
+    if is_url(dc.path):
+        raise UserError(f"config.data.path {dc.path} is a URL, but the data pipeline reads local files only: copy the "
+                        f"dataset to local disk first (gsutil -m cp -r {dc.path} /tmp/data/, as tpu_scripts/train.sh does)")
     kw = dict(seq_len=dc.seq_len, batch_size=tc.batch_size // jax.process_count(), packing=dc.packing,
               boards=bool(dc.boards or mc.board_input), legal=bool(dc.legal or tc.legal_loss),
               vocab_size=mc.vocab_size)
@@ -237,8 +260,8 @@ def evaluate(eval_step, params, rest, val_loader, num_batches: int, mesh, rules)
     return total / max(count, 1e-8)
 
 
-def train(config, workdir: str) -> dict:
-    """Train (or resume) in `workdir`; returns the final metrics (loss, val_loss, step...)."""
+def train(config, workdir) -> dict:
+    """Train (or resume) in `workdir` (a local path or a gs:// URL); returns the final metrics (loss, val_loss, step...)."""
     from transcendence_jax import sharding
     from transcendence_jax.model import flops_per_token
 
@@ -246,22 +269,27 @@ def train(config, workdir: str) -> dict:
     mesh_shape = check_config(config, jax.device_count(), jax.process_count())
     mesh = sharding.make_mesh(mesh_shape)
     is_main = jax.process_index() == 0
-    workdir = os.path.abspath(workdir)
+    workdir = as_path(workdir)  # local paths made absolute; gs://... left as a URL
     train_loader, val_loader = _loaders(config)
 
     tx, schedule = make_optimizer(tc)
-    graphdef, state, rest, state_shardings, rest_shardings = init_train_state(config, mesh, tx)
     data_iter = iter(train_loader)
     manager = ckpt.make_manager(workdir, keep=tc.keep_checkpoints)
-    start = ckpt.restore_latest(manager, state, data_iter, workdir)
-    if start is not None:
+    # Resuming: restore straight into the sharded abstract state, never building a random one first.
+    resuming = bool(manager.all_steps())
+    graphdef, state, rest, state_shardings, rest_shardings = init_train_state(config, mesh, tx, params=not resuming)
+    if resuming:
+        start = ckpt.restore_latest(manager, state, data_iter, workdir)
         manager = ckpt.make_manager(workdir, keep=tc.keep_checkpoints)  # forget quarantined steps
-        state = start[1]
+        if start is None:  # every step was unreadable (and quarantined): start afresh
+            graphdef, state, rest, state_shardings, rest_shardings = init_train_state(config, mesh, tx)
+            data_iter = iter(train_loader)
+        else:
+            state = start[1]
     start_step = int(state["step"])
     if is_main:
-        os.makedirs(workdir, exist_ok=True)
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
     if start_step >= tc.steps:
         print(f"{workdir} already holds step {start_step} >= train.steps {tc.steps}: nothing to do", file=sys.stderr)
 
