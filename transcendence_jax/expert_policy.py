@@ -193,11 +193,11 @@ def _top(board: chess.Board, blind: int) -> list[list]:
         plain.append((3, 0, single & ~_BACK_RANKS))
     if double:
         plain.append((4, 0, double))
-    for to in _scan(single & _BACK_RANKS):
+    for to in _scan(single & _BACK_RANKS) if single & _BACK_RANKS else ():
         for promo in _PROMOTIONS:
             add((*_capture(0, 1, promo, theirs >> to & 1, 0, blind >> to - step & 1, blind >> to & 1, blind), 3, 0,
                  1 << to, promo))
-    for fr in _scan(ours_p & (pinned | hang_mask)):
+    for fr in _scan(ours_p & (pinned | hang_mask)) if ours_p & (pinned | hang_mask) else ():
         legal = target & (chess.ray(king, fr) if pinned >> fr & 1 else chess.BB_ALL)
         to = fr + step
         if occ >> to & 1:
@@ -218,7 +218,7 @@ def _top(board: chess.Board, blind: int) -> list[list]:
             for promo in _PROMOTIONS if 1 << to & _BACK_RANKS else (0,):
                 add((*_capture(victim, 1, promo, theirs >> to & 1, hanging.get(fr, 0), blind >> fr & 1, blind >> to & 1,
                                blind), 2, fr, 1 << to, promo))
-    if board.ep_square:
+    if board.ep_square and ours_p & chess.BB_PAWN_ATTACKS[them][board.ep_square]:
         for move in board.generate_pseudo_legal_ep():
             if board.is_legal(move):
                 add((*_capture(1, 1, 0, theirs >> move.to_square & 1, hanging.get(move.from_square, 0),
