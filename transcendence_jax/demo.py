@@ -38,7 +38,7 @@ def demo_config(scale: str = "default") -> ConfigDict:
     c.blind_fraction = 0.1875            # 12 of 64 squares: ~300 Elo below the base (docs/EXPERTS.md)
     c.games = 20000                      # expert games per population
     c.workers = os.cpu_count() or 1
-    c.train = ConfigDict(dict(config="tiny", overrides=[]))
+    c.training = _training_config()      # configs/tiny.py, the model and its training
     c.temperatures = [0.001, 0.01, 0.1, 0.3, 0.5, 1.0]
     c.games_per_pair = 60                # round robin, colours alternating
     c.head_to_head = 200                 # model at the lowest temperature vs each expert, extra games
@@ -46,8 +46,8 @@ def demo_config(scale: str = "default") -> ConfigDict:
     c.analysis_positions = 200
     if scale == "reduced":
         c.games = 600
-        c.train.overrides = ["train.steps=30", "train.eval_every=15", "train.checkpoint_every=15",
-                             "train.batch_size=8", "train.eval_batches=1", "train.log_every=5"]
+        t = c.training.train
+        t.steps, t.eval_every, t.checkpoint_every, t.batch_size, t.eval_batches, t.log_every = 30, 15, 15, 8, 1, 5
         c.temperatures = [0.001, 1.0]
         c.games_per_pair = 2
         c.head_to_head = 4
@@ -56,6 +56,12 @@ def demo_config(scale: str = "default") -> ConfigDict:
     elif scale != "default":
         raise UserError(f"unknown demo scale {scale!r}: use default or reduced")
     return c
+
+
+def _training_config() -> ConfigDict:
+    from transcendence_jax.config import load_config
+
+    return load_config("tiny")
 
 
 def _stage(msg: str) -> None:
@@ -74,7 +80,7 @@ def generate(cfg: ConfigDict, kind: str, out: str) -> dict:
             return json.load(f)
     population = experts.population(kind, cfg.experts, cfg.seed, blind_fraction=cfg.blind_fraction)
     gen: dict = {}
-    recs = experts.records(population, cfg.games, seed=cfg.seed, workers=cfg.workers, boards=True, stats=gen)
+    recs = experts.records(population, cfg.games, seed=cfg.seed, workers=cfg.workers, boards=False, stats=gen)
     stats = write_dataset(_progress(recs, cfg.games, "games"), out, seed=cfg.seed,
                           extra_stats={"experts": experts.describe(population), "generation": gen})
     stats.update(generation=gen)
@@ -91,11 +97,10 @@ def _progress(items, total: int, unit: str):
 
 def train_model(cfg: ConfigDict, data_dir: str, workdir: str):
     from transcendence_jax.checkpoint import load_model
-    from transcendence_jax.config import load_config
     from transcendence_jax.train import train
 
-    config = load_config(cfg.train.config, [*cfg.train.overrides, f"data.path={data_dir}",
-                                            f"train.seed={cfg.seed}"])
+    config = ConfigDict(cfg.training.to_dict())
+    config.data.path, config.train.seed = data_dir, cfg.seed
     train(config, workdir)
     model, _, step = load_model(workdir)
     return model, step
@@ -201,7 +206,7 @@ def run_population(cfg: ConfigDict, kind: str, out: str) -> dict:
     root = os.path.join(out, kind)
     _stage(f"{kind}: generating {cfg.games} games of {cfg.experts} experts")
     data_stats = generate(cfg, kind, os.path.join(root, "data"))
-    _stage(f"{kind}: training ({cfg.train.config})")
+    _stage(f"{kind}: training ({cfg.training.train.steps} steps of {cfg.training.train.batch_size} games)")
     model, step = train_model(cfg, os.path.join(root, "data"), os.path.join(root, "train"))
     _stage(f"{kind}: tournament")
     results = tournament(cfg, kind, model, os.path.join(root, "tournament"))
@@ -347,7 +352,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequential", action="store_true",
                         help="run the populations one after the other instead of in two processes at once")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a demo setting, e.g. --set games=30000 --set games_per_pair=100")
+                        help="override a demo setting, e.g. --set games=30000 --set training.train.steps=1000")
 
 
 def run(args: argparse.Namespace) -> int:
