@@ -29,13 +29,19 @@ from flax import nnx
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from transcendence_jax import train as train_lib
+import importlib
+
+train_lib = importlib.import_module("transcendence_jax.train")  # the package exports a train() function
 from transcendence_jax.model import Transformer, count_params, cross_entropy, flops_per_token
 
 
 def make_config(a) -> ml_collections.ConfigDict:
-    """The fields of config.model / config.train that the model and the train step read."""
+    """The fields of config.model / config.train / config.mesh that the model and the train step read."""
+    from transcendence_jax.config import load_config
+
+    rules = load_config("tiny").mesh.rules  # the project's logical -> mesh axis rules
     return ml_collections.ConfigDict({
+        "mesh": dict(shape=(1, 1, 1), rules=rules),
         "model": dict(vocab_size=a.vocab, num_layers=a.layers, num_heads=a.heads, embed_dim=a.width,
                       mlp_dim=4 * a.width, max_len=a.seq, dropout=0.0, board_input=False,
                       dtype="float32", param_dtype="float32", remat=False),
@@ -232,6 +238,7 @@ def main(argv=None):
 
         tb = TorchBench(a, batch)
         print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+    jb.parts()  # compiles the breakdown's jits
     for _ in range(a.warmup):
         jb.step()
         tb and tb.step()
