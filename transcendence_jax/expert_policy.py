@@ -229,28 +229,31 @@ def _top(board: chess.Board, blind: int) -> list[list]:
     quiet = 0
     for _, _, mask in plain:
         quiet |= mask
-    if quiet:
-        add((1.0 if quiet & (~theirs | blind) else 0.0, 1.0 if quiet & ~theirs else 0.0, 9, 0, 0, 0))
-    if not groups:
+    if not groups and not quiet:
         return []
+    top = best = -2.0
+    if groups:
+        top, best = max(groups)[0], max(map(operator.itemgetter(1), groups))
+    merged = {}
+    if quiet:
+        plain_seen = 1.0 if quiet & (~theirs | blind) else 0.0
+        best = max(best, 1.0 if quiet & ~theirs else 0.0)
+        if plain_seen >= top:
+            candidates = ~theirs | blind if plain_seen == 1.0 else theirs & ~blind
+            good = (~theirs if best == 1.0 else 0) | (theirs if best == 0.0 else 0)
+            if plain_seen > top and not checkers:  # common: plain moves alone, in order already
+                return [[category, fr, mask & candidates, mask & candidates & good, 0]
+                        for category, fr, mask in plain if mask & candidates]
+            top = plain_seen
+            for category, fr, mask in plain:
+                if mask & candidates:  # castling: two entries for one king
+                    entry = merged.setdefault((category, 0 if category in (3, 4) else -fr), [category, fr, 0, 0, 0])
+                    entry[2] |= mask & candidates
+                    entry[3] |= mask & candidates & good
     # The top-scoring moves, merged per (category, from): python-chess orders a piece's moves
     # by target square. Pushes merge into one group per category (ordered by target alone);
     # promotions are single moves (a white pawn promotes on the highest targets, a black one
     # on the lowest, hence the -1 / +1).
-    top, best = max(groups)[0], max(map(operator.itemgetter(1), groups))
-    merged, plain_top = {}, quiet and top == groups[-1][0]  # the plain moves' marker is last
-    if plain_top:
-        groups.pop()
-        candidates = ~theirs | blind if top == 1.0 else theirs & ~blind
-        good = (~theirs if best == 1.0 else 0) | (theirs if best == 0.0 else 0)
-        if not checkers and all(g[0] != top for g in groups):  # common: plain is in order already
-            return [[category, fr, mask & candidates, mask & candidates & good, 0]
-                    for category, fr, mask in plain if mask & candidates]
-        for category, fr, mask in plain:
-            if mask & candidates:  # castling: two entries for one king
-                entry = merged.setdefault((category, 0 if category in (3, 4) else -fr), [category, fr, 0, 0, 0])
-                entry[2] |= mask & candidates
-                entry[3] |= mask & candidates & good
     for seen, true, category, fr, mask, promo in groups:
         if seen == top:
             if promo:
