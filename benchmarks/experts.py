@@ -4,9 +4,11 @@ The baseline is experts.py as committed at --baseline (the last version that sco
 `list(board.legal_moves)` one move at a time), loaded from git into its own module. Both play
 the same seeded games (asserted identical, blind flags included); rounds alternate so machine
 load hits both alike. Also times a policy call alone, and the arena's own per-ply costs for a
-Python player (board copies, seeding, end checks), which are outside this module.
+Python player (board copies, seeding, end checks), which are outside this module. Times are
+CPU seconds of this process (less sensitive than wall time to other jobs on shared cores).
+Run from the repository root (it reads the baseline with `git show`).
 
-    .venv/bin/python benchmarks/experts.py --games 20 --rounds 3
+    .venv/bin/python benchmarks/experts.py --games 30 --rounds 5
 """
 
 import argparse
@@ -95,8 +97,9 @@ def main() -> int:
         print(f"round {r}: play_game baseline {speeds['baseline'][-1]:,.0f} moves/s, fast {speeds['fast'][-1]:,.0f} "
               f"moves/s ({speeds['fast'][-1] / speeds['baseline'][-1]:.2f}x); games identical", flush=True)
     b, f = statistics.median(speeds["baseline"]), statistics.median(speeds["fast"])
+    ratio = statistics.median(np.divide(speeds["fast"], speeds["baseline"]))
     print(f"play_game (base + 5 diverse experts, {args.games} games x {args.rounds} rounds): baseline {b:,.0f} "
-          f"moves/s, fast {f:,.0f} moves/s, median ratio {statistics.median(np.divide(speeds['fast'], speeds['baseline'])):.2f}x")
+          f"moves/s, fast {f:,.0f} moves/s, median ratio {ratio:.2f}x")
 
     boards, board = [], chess.Board()
     for move in E.play_game(E.BASE, E.population("diverse", 5, 0)[1], np.random.default_rng(7)).moves:

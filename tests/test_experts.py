@@ -35,7 +35,8 @@ def _reference_scores(board, moves, blind):
     hanging = {}
     for sq in chess.scan_forward(board.occupied_co[us] & theirs & ~board.kings):
         value = V[piece_at(sq)]
-        if not ours >> sq & 1 or min(V[piece_at(a)] for a in chess.scan_forward(board.attackers_mask(them, sq))) < value:
+        attackers = chess.scan_forward(board.attackers_mask(them, sq))
+        if not ours >> sq & 1 or min(V[piece_at(a)] for a in attackers) < value:
             hanging[sq] = value
     quiet = lambda attacked, rescue: 0.0 if attacked else (9.5 + rescue if rescue else 1.0)  # noqa: E731
     true, seen = [], []
@@ -125,7 +126,8 @@ def test_fast_path_equals_the_reference():
             assert P._options(board, blind) == _reference_options(board, blind), (board.fen(), blind)
             a, b = np.random.default_rng([i, blind]), np.random.default_rng([i, blind])
             assert E.decide(board, a, blind) == _reference_decide(board, b, blind)
-        assert E.base_policy(board, np.random.default_rng(i)) == _reference_decide(board, np.random.default_rng(i), 0)[0]
+        rng_a, rng_b = np.random.default_rng(i), np.random.default_rng(i)
+        assert E.base_policy(board, rng_a) == _reference_decide(board, rng_b, 0)[0]
 
 
 def test_blind_square_capture_is_not_played_and_is_flagged():

@@ -33,7 +33,8 @@ _BACK_RANKS = chess.BB_RANK_1 | chess.BB_RANK_8
 _scan = chess.scan_forward
 _KNIGHT, _KING = chess.BB_KNIGHT_ATTACKS, chess.BB_KING_ATTACKS
 _DIAG, _DIAG_MASKS = chess.BB_DIAG_ATTACKS, chess.BB_DIAG_MASKS
-_RANK, _RANK_MASKS, _FILE, _FILE_MASKS = chess.BB_RANK_ATTACKS, chess.BB_RANK_MASKS, chess.BB_FILE_ATTACKS, chess.BB_FILE_MASKS
+_RANK, _RANK_MASKS = chess.BB_RANK_ATTACKS, chess.BB_RANK_MASKS
+_FILE, _FILE_MASKS = chess.BB_FILE_ATTACKS, chess.BB_FILE_MASKS
 
 
 def _pawn_attacks(pawns: int, color: chess.Color) -> int:
@@ -128,9 +129,13 @@ def _castling(board: chess.Board, us: chess.Color, king: int, theirs: int) -> li
 def _top(board: chess.Board, blind: int) -> list[list]:
     """The moves an expert blind to captures onto `blind` chooses among, as groups
     [category, from, to-mask, mask of the base's best moves among them, promotion] in
-    python-chess's legal-move order. Empty: no legal move. Scores as the base sees them ("true") and as the expert sees them
-    ("seen": it misses captures onto blind squares, its own and the opponent's, so to it a
-    piece there is never attacked and a blind square looks safe)."""
+    python-chess's legal-move order. Empty: no legal move.
+
+    Moves are scored as the base sees them ("true") and as the expert sees them ("seen": it
+    misses captures onto blind squares, its own and the opponent's, so to it a piece there is
+    never attacked and a blind square looks safe). Categories follow python-chess's generator:
+    -1 king moves in check, 0 pieces, 1 castling, 2 pawn captures, 3 pushes, 4 double pushes,
+    5 en passant."""
     us, them = board.turn, not board.turn
     occ, mine, other = board.occupied, board.occupied_co[us], board.occupied_co[them]
     pawns = board.pawns
