@@ -275,10 +275,8 @@ def _population_process(cfg_dict: dict, kind: str, out: str) -> None:
 
 def _run_parallel(cfg: ConfigDict, populations, out: str) -> list[dict]:
     """Both populations at once, one process each: most of the path is single-threaded
-    Python (expert policies, python-chess, the arena), so two processes use both cores.
-    Prints each population's stage lines and, every 30 s, its latest progress."""
+    Python (expert policies, python-chess, the arena), so two processes use both cores."""
     import multiprocessing
-    import pickle
 
     ctx = multiprocessing.get_context("spawn")
     procs = {}
@@ -288,12 +286,24 @@ def _run_parallel(cfg: ConfigDict, populations, out: str) -> list[dict]:
                 os.remove(os.path.join(out, kind, stale))
         procs[kind] = ctx.Process(target=_population_process, args=(cfg.to_dict(), kind, out))
         procs[kind].start()
-    seen = {kind: 0 for kind in populations}
+    try:
+        _follow(procs, out)
+    finally:  # interrupted or failed: no orphans left training in the background
+        for proc in procs.values():
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+    return _collect(procs, out)
+
+
+def _follow(procs: dict, out: str) -> None:
+    """Print each population's stage lines as they come and, every 30 s, its latest progress."""
+    seen = {kind: 0 for kind in procs}
     last_status = time.time()
     while any(p.is_alive() for p in procs.values()):
         time.sleep(1.0)
         status = time.time() - last_status > 30
-        for kind in populations:
+        for kind in procs:
             path = os.path.join(out, kind, "log.txt")
             if not os.path.exists(path):
                 continue
@@ -309,6 +319,11 @@ def _run_parallel(cfg: ConfigDict, populations, out: str) -> list[dict]:
                     print(f"   [{kind}] {tail[0].strip()[:110]}", flush=True)
         if status:
             last_status = time.time()
+
+
+def _collect(procs: dict, out: str) -> list[dict]:
+    import pickle
+
     runs = []
     for kind, proc in procs.items():
         path = os.path.join(out, kind, "result.pkl")
