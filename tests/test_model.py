@@ -74,10 +74,10 @@ def test_writes_past_max_len_are_dropped(model):
     tok, bd = batch(B=1, T=24)
     cache = model.init_cache(1)
     _, cache = model.extend(tok[:, :20], bd[:, :20], cache, jnp.zeros(1, jnp.int32))
-    before = np.asarray(cache.k[0][0, :20])
+    before = np.asarray(cache.k[0][0, :, :20])
     _, cache = model.extend(tok[:, :8], bd[:, :8], cache, jnp.full(1, 20, jnp.int32))  # 20..27, S=24
-    np.testing.assert_array_equal(np.asarray(cache.k[0][0, :20]), before)  # no clamped overwrite
-    assert cache.k[0].shape[1] == 24
+    np.testing.assert_array_equal(np.asarray(cache.k[0][0, :, :20]), before)  # no clamped overwrite
+    assert cache.k[0].shape[2] == 24  # [B, H, S, E]
 
 
 def test_causality(model):

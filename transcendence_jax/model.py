@@ -74,6 +74,22 @@ def attend(q_BTHE, k_BSHE, v_BSHE, mask_BTS, dropout=None):
     return jnp.einsum("bhts,bshe->bthe", probs_BHTS, v_BSHE)
 
 
+def attend_cache(q_BTHE, k_NHSE, v_NHSE, rows_B, mask_BTS):
+    """Attention of row b's T new queries over cache row rows_B[b] (None: row b) of a cache in
+    [rows, H, S, E] layout: the scores and outputs are plain (b, h)-batched matmuls, with no
+    transposed copy of the cache (the [B, S, H, E] layout cost one per layer and call, 10x the
+    matmuls at 256 games). Only the T new queries are transposed."""
+    k_BHSE = k_NHSE if rows_B is None else jnp.take(k_NHSE, rows_B, axis=0, mode="clip")
+    v_BHSE = v_NHSE if rows_B is None else jnp.take(v_NHSE, rows_B, axis=0, mode="clip")
+    q_BHTE = q_BTHE.transpose(0, 2, 1, 3)
+    scores_BHTS = jnp.einsum("bhte,bhse->bhts", q_BHTE, k_BHSE.astype(q_BTHE.dtype),
+                             preferred_element_type=jnp.float32)
+    scores_BHTS = jnp.where(mask_BTS[:, None], scores_BHTS, NEG_INF)
+    probs_BHTS = jax.nn.softmax(scores_BHTS, axis=-1).astype(q_BTHE.dtype)
+    y_BHTE = jnp.einsum("bhts,bhse->bhte", probs_BHTS, v_BHSE.astype(q_BTHE.dtype))
+    return y_BHTE.transpose(0, 2, 1, 3)
+
+
 class Attention(nnx.Module):
     def __init__(self, cfg, *, rngs: nnx.Rngs):
         D, H = cfg.embed_dim, cfg.num_heads
@@ -86,9 +102,10 @@ class Attention(nnx.Module):
         self.attn_drop = nnx.Dropout(cfg.dropout, rngs=rngs) if cfg.dropout > 0 else None
         self.resid_drop = nnx.Dropout(cfg.dropout, rngs=rngs) if cfg.dropout > 0 else None
 
-    def __call__(self, x_BTD, mask_BTS, *, kv=None, pos_BT=None, deterministic=True):
+    def __call__(self, x_BTD, mask_BTS, *, kv=None, pos_BT=None, rows_B=None, deterministic=True):
         """Full attention over x (kv=None), or write x's keys/values into the cache
-        kv = (k_BSHE, v_BSHE) at pos_BT (out-of-range writes dropped) and attend over it."""
+        kv = (k_NHSE, v_NHSE) at rows rows_B (None: row b), positions pos_BT (out-of-range
+        writes dropped, in place when the cache is donated) and attend over those rows."""
         B, T, D = x_BTD.shape
         H, E = self.num_heads, self.head_dim
         # One contraction axis per einsum, over [B*T] rows (see dense); weights keep their axes.
@@ -97,14 +114,16 @@ class Attention(nnx.Module):
         q_BTHE = qkv_BTKHE[:, :, 0] * (1.0 / math.sqrt(self.head_dim))
         k_BSHE, v_BSHE = qkv_BTKHE[:, :, 1], qkv_BTKHE[:, :, 2]  # S = T without a cache
         if kv is not None:
-            b_BT = jnp.broadcast_to(jnp.arange(x_BTD.shape[0])[:, None], pos_BT.shape)
-            k_BSHE = kv[0].at[b_BT, pos_BT].set(k_BSHE.astype(kv[0].dtype), mode="drop")
-            v_BSHE = kv[1].at[b_BT, pos_BT].set(v_BSHE.astype(kv[1].dtype), mode="drop")
-            kv = (k_BSHE, v_BSHE)
-        dropout = None
-        if self.attn_drop is not None and not deterministic:
-            dropout = lambda p: self.attn_drop(p, deterministic=False)  # nanoGPT's attn_dropout
-        y_BTHE = attend(q_BTHE, k_BSHE.astype(self.dtype), v_BSHE.astype(self.dtype), mask_BTS, dropout)
+            r_B = jnp.arange(B, dtype=jnp.int32) if rows_B is None else rows_B
+            r_BT = jnp.broadcast_to(r_B[:, None], pos_BT.shape)
+            kv = (kv[0].at[r_BT, :, pos_BT].set(k_BSHE.astype(kv[0].dtype), mode="drop"),
+                  kv[1].at[r_BT, :, pos_BT].set(v_BSHE.astype(kv[1].dtype), mode="drop"))
+            y_BTHE = attend_cache(q_BTHE, kv[0], kv[1], rows_B, mask_BTS)
+        else:
+            dropout = None
+            if self.attn_drop is not None and not deterministic:
+                dropout = lambda p: self.attn_drop(p, deterministic=False)  # nanoGPT's attn_dropout
+            y_BTHE = attend(q_BTHE, k_BSHE.astype(self.dtype), v_BSHE.astype(self.dtype), mask_BTS, dropout)
         y_ND = jnp.einsum("nhe,hed->nd", y_BTHE.reshape(B * T, H, E), self.proj[...].astype(self.dtype))
         y_BTD = y_ND.reshape(B, T, D)
         if self.resid_drop is not None:
@@ -139,15 +158,17 @@ class Block(nnx.Module):
         self.ln2 = LayerNorm(cfg.embed_dim, pdt)
         self.mlp = MLP(cfg, rngs=rngs)
 
-    def __call__(self, x_BTD, mask_BTS, *, kv=None, pos_BT=None, deterministic=True):
-        a_BTD, kv = self.attn(self.ln1(x_BTD), mask_BTS, kv=kv, pos_BT=pos_BT, deterministic=deterministic)
+    def __call__(self, x_BTD, mask_BTS, *, kv=None, pos_BT=None, rows_B=None, deterministic=True):
+        a_BTD, kv = self.attn(self.ln1(x_BTD), mask_BTS, kv=kv, pos_BT=pos_BT, rows_B=rows_B,
+                              deterministic=deterministic)
         x_BTD = x_BTD + a_BTD
         x_BTD = x_BTD + self.mlp(self.ln2(x_BTD), deterministic=deterministic)
         return x_BTD, kv
 
 
 class KVCache(NamedTuple):
-    """Keys and values of every layer: k[layer], v[layer] are [B, max_len, H, E] arrays."""
+    """Keys and values of every layer: k[layer], v[layer] are [B, H, max_len, E] arrays (the
+    layout the decode attention's batched matmuls read without a transposed copy)."""
 
     k: tuple
     v: tuple
@@ -211,27 +232,31 @@ class Transformer(nnx.Module):
         """An empty (zero) cache of max_len positions (default cfg.max_len) per row."""
         S = max_len or self.cfg.max_len
         H = self.cfg.num_heads
-        shape = (batch_size, S, H, self.cfg.embed_dim // H)
+        shape = (batch_size, H, S, self.cfg.embed_dim // H)
         L = self.cfg.num_layers
         return KVCache(k=tuple(jnp.zeros(shape, self.dtype) for _ in range(L)),
                        v=tuple(jnp.zeros(shape, self.dtype) for _ in range(L)))
 
-    def extend(self, tokens_BT, boards_BT64, cache: KVCache, pos_B):
+    def extend(self, tokens_BT, boards_BT64, cache: KVCache, pos_B, rows_B=None):
         """Append T tokens per row at cache positions pos_B[b]..pos_B[b]+T-1; each attends to
         the cache positions <= its own. Returns (float32 logits [B, T, V], updated cache).
 
         Rows with fewer real tokens pad on the right: their extra entries are garbage that no
         real query sees and that the next extend (from the true next position) overwrites.
         Writes past the cache length are dropped. Prefill = extend from pos_B = 0.
+        rows_B (optional): batch row b lives in cache row rows_B[b] of a cache of N rows (e.g.
+        one per game in flight; only those rows are read, and written in place when the cache
+        is donated); a row >= N writes nothing. Default: row b (N = B).
         """
         B, T = tokens_BT.shape
-        S = cache.k[0].shape[1]
+        S = cache.k[0].shape[2]
+        rows_B = None if rows_B is None else jnp.asarray(rows_B, jnp.int32)
         pos_BT = jnp.asarray(pos_B, jnp.int32)[:, None] + jnp.arange(T, dtype=jnp.int32)[None]
         x_BTD = self._embed(tokens_BT, boards_BT64, pos_BT, True)
         mask_BTS = pos_BT[:, :, None] >= jnp.arange(S)[None, None, :]
         ks, vs = [], []
         for i, block in enumerate(self.blocks):
-            x_BTD, (k, v) = block(x_BTD, mask_BTS, kv=(cache.k[i], cache.v[i]), pos_BT=pos_BT)
+            x_BTD, (k, v) = block(x_BTD, mask_BTS, kv=(cache.k[i], cache.v[i]), pos_BT=pos_BT, rows_B=rows_B)
             ks.append(k)
             vs.append(v)
         return self._head(x_BTD), KVCache(k=tuple(ks), v=tuple(vs))
