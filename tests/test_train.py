@@ -268,7 +268,8 @@ def _wait_for_checkpoints(workdir: pathlib.Path, proc, count: int, timeout=300) 
 
 def test_kill_resume_and_corrupt_fallback(tmp_path, data_dir, cache, ref_run):
     """kill -9 after two checkpoints, corrupt the newer one: the rerun warns, quarantines it,
-    resumes from the older one and reproduces the uninterrupted run's losses bit for bit."""
+    resumes from the older one and reproduces the uninterrupted run's losses bit for bit. Then
+    with every checkpoint corrupt, a rerun starts afresh and reproduces them again."""
     work = tmp_path / "killed"
     victim = subprocess.Popen(train_cmd(work, data_dir, *STEPS), env=env(1, cache),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -290,6 +291,16 @@ def test_kill_resume_and_corrupt_fallback(tmp_path, data_dir, cache, ref_run):
     assert (work / "corrupt_checkpoints" / str(newest)).is_dir()
     assert (work / "checkpoints" / str(newest)).is_dir()  # rewritten by the rerun of the steps after `older`
     assert losses(work) == losses(ref_run)  # bit-identical: same batches, same state
+
+    # Every checkpoint unreadable: all are quarantined and the run starts afresh (same losses again).
+    for f in (work / "checkpoints").rglob("*"):
+        if f.is_file() and "state" in f.parts:
+            f.write_bytes(b"garbage")
+    fresh = subprocess.run(train_cmd(work, data_dir, *STEPS), env=env(1, cache), capture_output=True, text=True, timeout=600)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert fresh.stderr.count("falling back") == 5, fresh.stderr[-3000:]  # keep_checkpoints=5: steps 8..40
+    assert sorted(int(p.name) for p in (work / "corrupt_checkpoints").iterdir()) == [8, 16, 24, 32, 40]
+    assert losses(work) == losses(ref_run)
 
 
 def test_load_model_for_inference(tmp_path, ref_run):

@@ -19,7 +19,6 @@ copies its files there); config.data.path must be a local directory.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -280,6 +279,7 @@ def train(config, workdir) -> dict:
     graphdef, state, rest, state_shardings, rest_shardings = init_train_state(config, mesh, tx, params=not resuming)
     if resuming:
         start = ckpt.restore_latest(manager, state, data_iter, workdir)
+        manager.close()
         manager = ckpt.make_manager(workdir, keep=tc.keep_checkpoints)  # forget quarantined steps
         if start is None:  # every step was unreadable (and quarantined): start afresh
             graphdef, state, rest, state_shardings, rest_shardings = init_train_state(config, mesh, tx)
