@@ -1,12 +1,14 @@
 """Moves/s of the batched cached Sampler against a one-game-at-a-time, no-cache loop.
 
 Both play the same random-init model (the tiny config's shape) against itself at tau = 1,
-legal moves renormalised. The baseline recomputes a full forward over the whole game (padded
-to a power of two, so it compiles a few times, all before timing) for every move, one game at
-a time, as the paper's evaluation does. The sampler plays B games at once, one decode step per
-ply over its KV cache, host work (boards, masks) included. Compiles happen before timing.
+legal moves renormalised, and both end a game when it has no legal move (or at --plies). The
+baseline is the paper's loop done well: one game at a time, and per move one jitted call that
+runs a full forward over the whole game so far (tokens and board planes kept incrementally,
+padded to a power of two so it compiles a few times, all before timing) and draws among the
+legal moves. The sampler plays B games at once, one decode step per ply over its KV cache, host
+work (boards, legality) included. Compiles happen before timing.
 
-    .venv/bin/python benchmarks/sampler.py [--plies 40] [--batches 1 64 256]
+    .venv/bin/python benchmarks/sampler.py [--plies 100] [--batches 1 64 256]
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import time
 
 import chess
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
 
 from transcendence_jax.model import Transformer
-from transcendence_jax.sampling import Sampler, sample_moves
+from transcendence_jax.sampling import MOVES, Sampler, move_token, next_planes
+from transcendence_jax.tokenizer import BOS, PAD, board_planes
 
 
 def tiny_model_config() -> ml_collections.ConfigDict:
@@ -36,39 +40,57 @@ def tiny_model_config() -> ml_collections.ConfigDict:
             dropout=0.0, board_input=True, dtype="float32", param_dtype="float32", remat=False))
 
 
-def baseline(model, plies: int, key) -> float:
+def baseline(model, plies: int, seed: int) -> float:
     """Moves/s of one game at a time, a full forward over the whole prefix per move."""
-    board = chess.Board()
-    for _ in range(plies):  # warm-up: compiles every padded length the timed game meets
-        board.push(sample_moves(model, [board], 1.0, key)[0])
-    board, t0 = chess.Board(), time.perf_counter()
-    for i in range(plies):
-        if board.is_game_over():
-            break
-        board.push(sample_moves(model, [board], 1.0, jax.random.fold_in(key, i))[0])
-    return board.ply() / (time.perf_counter() - t0)
+    graphdef, state = nnx.split(model)
+    V, L = model.cfg.vocab_size, model.cfg.max_len
+
+    @jax.jit
+    def move(state, tokens_1T, boards_1T64, last, legal_V, key):
+        logits_V = nnx.merge(graphdef, state)(tokens_1T, boards_1T64)[0, last]
+        return jnp.argmax(jnp.where(legal_V, logits_V + jax.random.gumbel(key, logits_V.shape), -jnp.inf))
+
+    def game(key):
+        board, n = chess.Board(), 0
+        tokens, boards = np.full((1, L), PAD, np.int32), np.zeros((1, L, 64), np.uint8)
+        tokens[0, 0], boards[0, 0] = BOS, board_planes(board)
+        for i in range(plies):
+            legal = np.zeros(V, bool)
+            legal[[move_token(m) for m in board.legal_moves]] = True
+            if not legal.any():
+                break
+            T = 1 << i.bit_length()  # i + 1 tokens, padded to a power of two
+            m = MOVES[int(move(state, tokens[:, :T], boards[:, :T], i, legal, jax.random.fold_in(key, i)))]
+            board.push(m)
+            tokens[0, i + 1], boards[0, i + 1] = move_token(m), next_planes(boards[0, i], m)
+            n += 1
+        return n
+
+    game(jax.random.key(seed + 1))  # warm-up: compiles every padded length the timed game meets
+    t0 = time.perf_counter()
+    n = game(jax.random.key(seed))
+    return n / (time.perf_counter() - t0)
 
 
 def batched(model, batch: int, plies: int, seed: int) -> float:
     """Moves/s of `batch` self-play games in flight, one sampler call per ply."""
     sampler = Sampler(model, max_games=batch, seed=seed)
-    warm = [chess.Board() for _ in range(batch)]
-    for _ in range(2):
-        for board, c in zip(warm, sampler.sample([(f"w{i}", b, 1.0) for i, b in enumerate(warm)])):
-            board.push(c.move)
-    boards, moves = [chess.Board() for _ in range(batch)], 0
-    t0 = time.perf_counter()
-    for _ in range(plies):
-        live = [i for i, b in enumerate(boards) if not b.is_game_over()]
-        for i, c in zip(live, sampler.sample([(f"g{i}", boards[i], 1.0) for i in live])):
-            boards[i].push(c.move)
-        moves += len(live)
+    for tag in ("warm", "timed"):  # warm-up: the same plies on other game ids (compiles every shape)
+        boards, live, moves = [chess.Board() for _ in range(batch)], list(range(batch)), 0
+        t0 = time.perf_counter()
+        for _ in range(plies):
+            choices = sampler.sample([(f"{tag}{i}", boards[i], 1.0) for i in live])
+            for i, c in zip(live, choices):
+                if c.move is not None:
+                    boards[i].push(c.move)
+            moves += sum(c.move is not None for c in choices)
+            live = [i for i, c in zip(live, choices) if c.move is not None]
     return moves / (time.perf_counter() - t0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plies", type=int, default=40)
+    parser.add_argument("--plies", type=int, default=100)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -76,7 +98,7 @@ def main() -> None:
     model = Transformer(cfg, rngs=nnx.Rngs(args.seed))
     print(f"model: {cfg.num_layers} layers, width {cfg.embed_dim}, max_len {cfg.max_len}, "
           f"board_input {cfg.board_input}; {jax.devices()[0].platform}; {args.plies} plies a game")
-    base = baseline(model, args.plies, jax.random.key(args.seed))
+    base = baseline(model, args.plies, args.seed)
     print(f"baseline (1 game, no cache, full forward per move): {base:9.1f} moves/s")
     for batch in args.batches:
         rate = batched(model, batch, args.plies, args.seed)

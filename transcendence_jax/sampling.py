@@ -1,20 +1,29 @@
 """The model as a chess player: a jitted, batched temperature sampler over the KV cache.
 
-Design. One cache of `max_games` slots lives on the device (game_id -> slot). A call gathers
-the slots of the games waiting on the model into a batch padded to a bucket size (1, 4, 16,
-64, 256, ...), feeds each game only the tokens its slot has not seen (the moves since its last
-call, at cache position pos_B), samples one move per game at its own temperature (a traced
-array: no recompile for a new temperature), and scatters the rows back into the cache. Idle
-games cost nothing, and compiles are bounded by (#batch buckets x #length buckets). A game
-that has not asked for a while loses its slot to a new one (least recently used) and is simply
-prefilled again when it comes back.
+Design. One cache of `max_games` rows lives on the device (game_id -> slot). A call feeds each
+waiting game only the tokens its slot has not seen (the moves since its last call, at cache
+position pos_B) and samples one move per game at its own temperature (a traced array: no
+recompile for a new temperature). The slots are indexed inside the jitted step and the cache is
+donated, so only the new tokens' keys/values are written, in place: when most slots ask, the
+batch is the whole cache in slot order (idle rows write past the end: dropped); otherwise the
+asking rows are read by index. Compiles are bounded by (#batch buckets x #length buckets). A
+game that has not asked for a while loses its slot to a new one (least recently used) and is
+prefilled again when it comes back. Host work per game and ply is O(1): the new tokens come
+from a token table, the board planes from the previous planes plus the move.
 
-Legal moves. "mask" (default): the distribution is renormalised over the legal moves of each
-game (a host-built boolean mask, one array per step); a free draw over all move tokens is made
-alongside and counted as illegal when it is, so the illegal-move rate is reported either way.
-"paper": the paper's protocol: draw freely over the move tokens, an illegal draw is drawn
-again, and after `tries` illegal draws the model forfeits (MoveChoice(None)). The draws are
-independent samples of one distribution, so they are all made in the one decode call.
+Legal moves, by Gumbel-max: every move token's score is logit / tau + Gumbel noise (no noise at
+tau <= threshold: the arg-max), and the highest-scoring legal move is an exact sample of the
+distribution renormalised over the legal moves. The device ranks the top `top_k` moves among a
+superset of the legal ones (pseudo-legal from the board planes: own piece, its geometry, a clear
+path, pawn rules), and the host takes the first that python-chess calls legal; only when none of
+them is does it generate the legal moves (the same scores: still exact). No mask is built and no
+[B, V] array crosses to the device per step.
+- "mask" (default): the model always plays a legal move; MoveChoice.illegal is 0. The free
+  draw (the top score over all move tokens) is what the model would have played unmasked:
+  when it is illegal it is counted in `unmasked_illegal` (per game), not booked as a try.
+- "paper": the paper's protocol: independent free draws, an illegal one is drawn again, and
+  after `tries` illegal draws the model forfeits (MoveChoice(None, tries)); MoveChoice.illegal
+  is the number of real illegal tries. All the draws are made in the one decode call.
 
 Games longer than the cache (max_len tokens) continue on a window: BOS (with the board at the
 window start when the model reads boards) followed by the last ~max_len/2 moves, an even
@@ -36,12 +45,109 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from transcendence_jax.arena import MoveChoice
-from transcendence_jax.tokenizer import BOS, NUM_SPECIAL, PAD, VOCAB_SIZE, board_planes, move_to_token, token_to_move
+from transcendence_jax.tokenizer import BOS, NUM_SPECIAL, PAD, VOCAB, VOCAB_SIZE, board_planes, token_to_move
 
 LEGAL_MODES = ("mask", "paper")
 
 
+# --- move tables (host and device) ------------------------------------------------------
+
+def _move_tables():
+    """Per token: its chess.Move, from/to squares and promotion piece (0 none); and the token of
+    each (from, to, promotion) as a dict."""
+    moves = [None] * NUM_SPECIAL + [chess.Move.from_uci(u) for u in VOCAB[NUM_SPECIAL:]]
+    frm = np.array([m.from_square if m else 0 for m in moves], np.int32)
+    to = np.array([m.to_square if m else 0 for m in moves], np.int32)
+    promo = np.array([(m.promotion or 0) if m else 0 for m in moves], np.int32)
+    token_of = {(m.from_square, m.to_square, m.promotion or 0): t for t, m in enumerate(moves) if m}
+    return moves, frm, to, promo, token_of
+
+
+MOVES, _FROM, _TO, _PROMO, _TOKEN_OF = _move_tables()
+
+
+def move_token(move: chess.Move) -> int:
+    return _TOKEN_OF[move.from_square, move.to_square, move.promotion or 0]
+
+
+def _geometry(V: int):
+    """can_PV[piece code, token]: the token's geometry is a move of that piece (castling and
+    pawn double steps included, capture rules left to the board); between_SV: the squares a
+    slider's move passes over. Tokens >= VOCAB_SIZE (padding) and special tokens: never."""
+    n = VOCAB_SIZE
+    df = (_TO % 8 - _FROM % 8)[NUM_SPECIAL:]
+    dr = (_TO // 8 - _FROM // 8)[NUM_SPECIAL:]
+    fr, tr, pr = (_FROM // 8)[NUM_SPECIAL:], (_TO // 8)[NUM_SPECIAL:], _PROMO[NUM_SPECIAL:]
+    adf, adr = np.abs(df), np.abs(dr)
+    plain = pr == 0
+    knight = ((adf == 1) & (adr == 2)) | ((adf == 2) & (adr == 1))
+    diag, line = (adf == adr) & (adf > 0), (adf == 0) ^ (adr == 0)
+    king = (np.maximum(adf, adr) == 1) | ((adr == 0) & (adf == 2) & (_FROM[NUM_SPECIAL:] % 8 == 4)
+                                          & ((fr == 0) | (fr == 7)))
+    can = np.zeros((13, V), bool)
+    for color, fwd, home, last in ((0, 1, 1, 7), (6, -1, 6, 0)):
+        pawn = (((adf == 0) & ((dr == fwd) | ((dr == 2 * fwd) & (fr == home)))) | ((adf == 1) & (dr == fwd)))
+        can[color + 1, NUM_SPECIAL:n] = pawn & ((tr == last) == ~plain)
+        for code, ok in ((2, knight), (3, diag), (4, line), (5, diag | line), (6, king)):
+            can[color + code, NUM_SPECIAL:n] = ok & plain
+    between = np.zeros((64, V), np.float32)
+    for t in np.nonzero(diag | line)[0]:
+        sf, st = int(_FROM[NUM_SPECIAL + t]), int(_TO[NUM_SPECIAL + t])
+        step = int(np.sign(st % 8 - sf % 8) + 8 * np.sign(st // 8 - sf // 8))
+        for sq in range(sf + step, st, step):
+            between[sq, NUM_SPECIAL + t] = 1.0
+    return can, between
+
+
+def _pseudo_legal(planes_B64, white_B, V: int):
+    """[B, V] bool, a superset of each position's legal moves (the host checks the chosen ones)."""
+    can_PV, between_SV = (jnp.asarray(x) for x in _geometry(V))
+    pad = V - VOCAB_SIZE
+    frm = jnp.asarray(np.pad(_FROM, (0, pad))) if pad >= 0 else jnp.asarray(_FROM[:V])
+    to = jnp.asarray(np.pad(_TO, (0, pad))) if pad >= 0 else jnp.asarray(_TO[:V])
+    p_B64 = planes_B64.astype(jnp.int32)
+    piece_BV, dest_BV = p_B64[:, frm], p_B64[:, to]
+    white = white_B[:, None]
+    own = lambda p: jnp.where(white, (p >= 1) & (p <= 6), p >= 7)
+    enemy = lambda p: jnp.where(white, p >= 7, (p >= 1) & (p <= 6))
+    ok_BV = own(piece_BV) & ~own(dest_BV) & can_PV[piece_BV, jnp.arange(V)]
+    ok_BV &= ((p_B64 > 0).astype(jnp.float32) @ between_SV) == 0  # nothing in the way
+    pawn_BV = (piece_BV == 1) | (piece_BV == 7)
+    straight_V = (to % 8) == (frm % 8)
+    ep_rank_B = jnp.where(white_B, 5, 2)[:, None]  # where an en-passant capture lands
+    pawn_ok_BV = jnp.where(straight_V, dest_BV == 0, enemy(dest_BV) | ((dest_BV == 0) & (to // 8 == ep_rank_B)))
+    return ok_BV & (~pawn_BV | pawn_ok_BV)
+
+
 # --- pure, jitted pieces --------------------------------------------------------------
+
+def _choose(logits_BV, planes_B64, white_B, temps_B, key, *, threshold, top_k, free_draws):
+    """Gumbel-max over move tokens: (free draws [K, B], top_k moves [B, top_k] among the
+    pseudo-legal ones, best first, with their scores, and the scores [B, V] of the first draw)."""
+    V = logits_BV.shape[-1]
+    cold_B = temps_B <= threshold
+    scaled_BV = logits_BV / jnp.where(cold_B, 1.0, temps_B)[:, None]
+    noise_KBV = jax.random.gumbel(key, (free_draws, *logits_BV.shape), jnp.float32)
+    vocab_V = jnp.arange(V)
+    moves_V = (vocab_V >= NUM_SPECIAL) & (vocab_V < VOCAB_SIZE)
+    scores_KBV = jnp.where(moves_V, scaled_BV + jnp.where(cold_B[:, None], 0.0, noise_KBV), -jnp.inf)
+    free_KB = jnp.argmax(scores_KBV, axis=-1).astype(jnp.int32)
+    if not top_k:
+        return free_KB, None, None, scores_KBV[0]
+    masked_BV = jnp.where(_pseudo_legal(planes_B64, white_B, V), scores_KBV[0], -jnp.inf)
+    top_vals_BK, top_BK = jax.lax.top_k(masked_BV, top_k)
+    return free_KB, top_BK, top_vals_BK, scores_KBV[0]
+
+
+def _decode_step(state, cache, rows_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, planes_B64, white_B,
+                 key, *, graphdef, threshold, top_k, free_draws):
+    """Extend the games' cache rows by their new tokens and rank moves for each row."""
+    model = nnx.merge(graphdef, state)
+    logits_BTV, cache = model.extend(tokens_BT, boards_BT64, cache, pos_B, rows_B)
+    logits_BV = jnp.take_along_axis(logits_BTV, last_B[:, None, None], axis=1)[:, 0].astype(jnp.float32)
+    return cache, logits_BV, *_choose(logits_BV, planes_B64, white_B, temps_B, key, threshold=threshold,
+                                      top_k=top_k, free_draws=free_draws)
+
 
 def _draw(logits_BV, temps_B, key, threshold):
     """One token per row at its temperature; tau <= threshold is the exact arg-max."""
@@ -51,40 +157,9 @@ def _draw(logits_BV, temps_B, key, threshold):
     return jnp.where(temps_B <= threshold, greedy_B, drawn_B).astype(jnp.int32)
 
 
-def _choose(logits_BV, legal_BV, temps_B, key, *, threshold, free_draws):
-    """(masked draw [B], free draws over all move tokens [K, B])."""
-    vocab_V = jnp.arange(logits_BV.shape[-1])
-    moves_V = (vocab_V >= NUM_SPECIAL) & (vocab_V < VOCAB_SIZE)
-    free_BV = jnp.where(moves_V, logits_BV, -jnp.inf)
-    keys = jax.random.split(key, free_draws + 1)
-    free_KB = jnp.stack([_draw(free_BV, temps_B, k, threshold) for k in keys[1:]])
-    if legal_BV is None:
-        return free_KB[0], free_KB
-    return _draw(jnp.where(legal_BV, logits_BV, -jnp.inf), temps_B, keys[0], threshold), free_KB
-
-
-def _decode_step(state, cache, slots_B, write_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B,
-                 legal_BV, key, *, graphdef, axes, threshold, free_draws, batch_sharding, gather):
-    """Extend the games' cache rows by their new tokens and sample one move per row.
-
-    gather: row b is slot slots_B[b] (gathered, then scattered back; padding rows write out of
-    range, dropped). Without it the batch is the whole cache in slot order (no copies)."""
-    model = nnx.merge(graphdef, state)
-    sub = cache
-    if gather:
-        sub = jax.tree.map(lambda x, a: x if a < 0 else jnp.take(x, slots_B, axis=a), cache, axes)
-        if batch_sharding is not None:
-            sub = jax.tree.map(lambda x, a: x if a < 0 else jax.lax.with_sharding_constraint(
-                x, batch_sharding(x.ndim, a)), sub, axes)
-    logits_BTV, sub = model.extend(tokens_BT, boards_BT64, sub, pos_B)
-    if gather:
-        cache = jax.tree.map(lambda x, a, s: x if a < 0 else x.at[(slice(None),) * a + (write_B,)].set(
-            s.astype(x.dtype), mode="drop"), cache, axes, sub)
-    else:
-        cache = sub
-    logits_BV = jnp.take_along_axis(logits_BTV, last_B[:, None, None], axis=1)[:, 0].astype(jnp.float32)
-    choice_B, free_KB = _choose(logits_BV, legal_BV, temps_B, key, threshold=threshold, free_draws=free_draws)
-    return cache, choice_B, free_KB, logits_BV
+@functools.partial(jax.jit, static_argnames=("threshold",))
+def _masked_draw(logits_BV, legal_BV, temps_B, key, threshold):
+    return _draw(jnp.where(legal_BV, logits_BV, -jnp.inf), temps_B, key, threshold)
 
 
 def _forward_logits(state, tokens_BT, boards_BT64, last_B, *, graphdef):
@@ -104,9 +179,6 @@ def _forward(model):
     if fn is None:
         fn = _forward_jits[model] = jax.jit(functools.partial(_forward_logits, graphdef=graphdef))
     return fn, state
-
-
-_choose_jit = jax.jit(_choose, static_argnames=("threshold", "free_draws"))
 
 
 # --- host side --------------------------------------------------------------------------
@@ -138,24 +210,40 @@ def _window_start(num_moves: int, start: int, max_len: int) -> int:
     return start + (start % 2)
 
 
-def _context(board: chess.Board, first: int, start: int, board_input: bool):
-    """Tokens (and board planes) of the positions first..n of `board`'s game, where position i is
-    the one after i moves and position `start` is fed as BOS. Earlier boards come from popping
-    moves off `board` itself (then pushed back: it ends as it began), cheaper than a copy."""
+def next_planes(planes_64: np.ndarray, move: chess.Move) -> np.ndarray:
+    """The board planes after `move`, from the planes before it (tokenizer.board_planes codes:
+    castling moves the rook too, en passant takes the pawn passed, promotion changes the piece)."""
+    p = planes_64.copy()
+    f, t = move.from_square, move.to_square
+    piece = int(p[f])
+    p[f] = 0
+    if piece in (6, 12) and abs(t - f) == 2:
+        rook_from, rook_to = (f + 3, f + 1) if t > f else (f - 4, f - 1)
+        p[rook_to], p[rook_from] = p[rook_from], 0
+    elif piece in (1, 7) and (t - f) % 8 and p[t] == 0:
+        p[t - 8 if piece == 1 else t + 8] = 0
+    if move.promotion:
+        piece = move.promotion + (6 if piece > 6 else 0)
+    p[t] = piece
+    return p
+
+
+def _context(board: chess.Board, first: int, start: int):
+    """Tokens and board planes of the positions first..n of `board`'s game, where position i is
+    the one after i moves and position `start` is fed as BOS (a refill: the planes start from
+    the board at `first`, reached by popping moves off `board`, which ends as it began)."""
     stack = board.move_stack
     n = len(stack)
-    tokens = [BOS if i == start else move_to_token(stack[i - 1]) for i in range(first, n + 1)]
-    if not board_input:
-        return tokens, None
-    planes, popped = [board_planes(board)], []
+    tokens = [BOS if i == start else move_token(stack[i - 1]) for i in range(first, n + 1)]
+    popped = [board.pop() for _ in range(n - first)]
     try:
-        for _ in range(n - first):
-            popped.append(board.pop())
-            planes.append(board_planes(board))
+        planes = [board_planes(board)]
     finally:
         for move in reversed(popped):
             board.push(move)
-    return tokens, np.stack(planes[::-1])
+    for move in stack[first:]:
+        planes.append(next_planes(planes[-1], move))
+    return tokens, np.stack(planes)
 
 
 _step_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> settings -> programs
@@ -166,7 +254,9 @@ class _Slot:
     game_id: str | None = None
     start: int = 0    # moves of the game before the window (0 unless the game outgrew max_len)
     end: int = -1     # the game position (moves played) of the last token in the cache; -1: empty
-    moves: list = dataclasses.field(default_factory=list)  # the game's move stack at the last call
+    first: chess.Move | None = None   # the game's move at `start` and its last move at the last call:
+    last: chess.Move | None = None    # checked to see the game still extends what the cache holds
+    planes: np.ndarray | None = None  # the board planes at position `end`
     last_used: int = -1
 
 
@@ -175,7 +265,7 @@ class Sampler:
 
     def __init__(self, model, *, max_games: int, max_len: int | None = None, legal: str = "mask",
                  threshold: float = 1e-3, tries: int = 5, seed: int = 0, mesh=None,
-                 batch_buckets: Sequence[int] | None = None):
+                 batch_buckets: Sequence[int] | None = None, top_k: int = 8):
         if legal not in LEGAL_MODES:
             raise ValueError(f"legal={legal!r}: expected one of {LEGAL_MODES}")
         self.vocab_size, model_len, self.board_input = model_info(model)
@@ -188,37 +278,33 @@ class Sampler:
         sizes = batch_buckets or [4 ** i for i in range(12)]
         self.batch_buckets = sorted({min(self.max_games, -(-s // shards) * shards) for s in sizes} | {self.max_games})
         self.len_buckets = sorted({min(self.max_len, 2 ** i) for i in range(16)})
-        # The batch axis of every cache leaf: the one axis whose size follows batch_size.
-        one, two = (jax.eval_shape(lambda b=b: model.init_cache(b, self.max_len)) for b in (1, 2))
-        self._axes = jax.tree.map(
-            lambda x, y: next((i for i, (p, q) in enumerate(zip(x.shape, y.shape)) if p != q), -1), one, two)
-        cache = model.init_cache(self.max_games, self.max_len)
-        self._mesh, batch_sharding = mesh, None
+        cache = model.init_cache(self.max_games, self.max_len)  # every leaf: games on axis 0
+        self._mesh = mesh
         if mesh is not None:
-            def batch_sharding(ndim, axis):
-                return NamedSharding(mesh, P(*([None] * axis + ["data"] + [None] * (ndim - axis - 1))))
-            replicated = NamedSharding(mesh, P())
+            replicated, by_game = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
             on_mesh = lambda x: isinstance(getattr(x, "sharding", None), NamedSharding) and x.sharding.mesh == mesh
             state = jax.tree.map(lambda x: x if on_mesh(x) else jax.device_put(x, replicated), state)
-            cache = jax.tree.map(lambda x, a: jax.device_put(x, replicated if a < 0 else batch_sharding(x.ndim, a)),
-                                 cache, self._axes)
+            cache = jax.tree.map(lambda x: jax.device_put(x, by_game), cache)
         self._state, self._cache = state, cache
-        # Two programs: a gathered batch of some slots, and every slot in place (all games waiting),
+        # Two programs: the asking rows read by index, and every slot in place (most games waiting),
         # shared by every Sampler of this model with these settings (their compiles are reused).
-        settings = (self.threshold, self.tries if legal == "paper" else 1, mesh)
+        settings = (self.threshold, self.tries if legal == "paper" else 1, top_k if legal == "mask" else 0, mesh)
         self._steps = _step_cache.setdefault(model, {}).get(settings)
         if self._steps is None:
-            step = functools.partial(_decode_step, graphdef=graphdef, axes=self._axes, threshold=self.threshold,
-                                     free_draws=settings[1], batch_sharding=batch_sharding)
+            step = functools.partial(_decode_step, graphdef=graphdef, threshold=self.threshold,
+                                     free_draws=settings[1], top_k=settings[2])
             self._steps = _step_cache[model][settings] = {
-                g: jax.jit(functools.partial(step, gather=g), donate_argnums=1) for g in (True, False)}
+                "rows": jax.jit(step, donate_argnums=1),
+                "all": jax.jit(lambda s, c, r, *a, **k: step(s, c, None, *a, **k), donate_argnums=1)}
         self._key = jax.random.key(seed)
         self._slots = [_Slot() for _ in range(self.max_games)]
         self._slot_of: dict[str, int] = {}
         self._clock = 0
-        self.illegal: dict[str, int] = {}   # game_id -> illegal draws by the model so far
-        self.sampled: dict[str, int] = {}   # game_id -> moves the model was asked for
+        self.illegal: dict[str, int] = {}           # game_id -> real illegal tries (paper mode)
+        self.unmasked_illegal: dict[str, int] = {}  # game_id -> moves whose free draw was illegal
+        self.sampled: dict[str, int] = {}           # game_id -> moves the model was asked for
         self.calls = 0
+        self.fallbacks = 0  # moves chosen from python-chess's legal moves (no legal top_k candidate)
         self.last_logits = None  # [n, V] device array of the last call's logits, rows in request order
 
     # -- slots --
@@ -240,18 +326,29 @@ class Sampler:
         return i
 
     def _plan(self, slot: _Slot, board: chess.Board):
-        """(cache position, tokens, planes) to feed so the slot holds the game up to `board`."""
+        """(cache position, tokens, planes [T, 64]) to feed so the slot holds the game up to
+        `board`; the slot then records the game's position, end moves and current planes."""
         stack = board.move_stack
         n, end = len(stack), slot.end
         start = _window_start(n, slot.start, self.max_len)
         # The cache is still valid if the game extends what it holds (moves checked at both ends:
         # game ids are unique in an arena; a takeback, or a reused id whose moves differ there, refills).
-        ok = (start == slot.start and start <= end <= n
-              and all(stack[j] == slot.moves[j] for j in {start, end - 1} if start <= j < end))
-        # Feed the positions not yet cached; an unchanged game re-feeds its last token for its logits.
-        first = max(start, min(end + 1, n)) if ok else start
-        tokens, planes = _context(board, first, start, self.board_input)
-        slot.start, slot.end, slot.moves = start, n, list(stack)
+        ok = (start == slot.start and start <= end <= n and slot.planes is not None
+              and (end == start or (stack[start] == slot.first and stack[end - 1] == slot.last)))
+        if not ok:
+            tokens, planes = _context(board, start, start)
+            first = start
+        elif end == n:  # unchanged: re-feed the last token for its logits
+            tokens, planes, first = [BOS if n == start else move_token(stack[n - 1])], slot.planes[None], n
+        else:
+            tokens, planes, first = [move_token(m) for m in stack[end:]], [], end + 1
+            p = slot.planes
+            for move in stack[end:]:
+                p = next_planes(p, move)
+                planes.append(p)
+            planes = np.stack(planes)
+        slot.start, slot.end, slot.planes = start, n, planes[-1]
+        slot.first, slot.last = (stack[start], stack[-1]) if n > start else (None, None)
         return first - start, tokens, planes
 
     # -- sampling --
@@ -273,61 +370,72 @@ class Sampler:
     def _sample_batch(self, requests) -> list[MoveChoice]:
         self._clock += 1
         self.calls += 1
-        n = len(requests)
+        n, N = len(requests), self.max_games
         busy = {self._slot_of[g] for g, _, _ in requests if g in self._slot_of}
         slots = []
         for gid, _, _ in requests:
             slots.append(self._slot(gid, busy))
             busy.add(slots[-1])
-        gather = n < self.max_games
-        if not gather:  # every slot asks: row b is slot b, the cache is used in place
-            order = np.argsort(slots)
-            requests, slots = [requests[i] for i in order], [slots[i] for i in order]
-        B = _bucket(n, self.batch_buckets)
-        plans, legal_sets = [], []
+        plans = []
         for (gid, board, _), i in zip(requests, slots):
-            slot = self._slots[i]
-            slot.last_used = self._clock
-            plans.append(self._plan(slot, board))
-            legal_sets.append({move_to_token(m): m for m in board.legal_moves})
+            self._slots[i].last_used = self._clock
+            plans.append(self._plan(self._slots[i], board))
         T = _bucket(max(len(t) for _, t, _ in plans), self.len_buckets)
+        B = _bucket(n, self.batch_buckets)
+        in_place = 2 * B > N  # most slots ask: the batch is the whole cache in slot order
+        if in_place:
+            B, rows = N, slots
+        else:
+            rows = range(n)
         tokens_BT = np.full((B, T), PAD, np.int32)
         boards_BT64 = np.zeros((B, T, 64), np.uint8) if self.board_input else None
-        pos_B, last_B = np.zeros(B, np.int32), np.zeros(B, np.int32)
-        temps_B = np.ones(B, np.float32)
-        slots_B = np.zeros(B, np.int32)
-        write_B = np.full(B, self.max_games, np.int32)  # padding rows write out of range: dropped
-        legal_BV = np.zeros((B, self.vocab_size), bool) if self.legal == "mask" else None
-        for b, ((gid, _, temp), (pos, toks, planes), slot, legal) in enumerate(zip(requests, plans, slots, legal_sets)):
+        planes_B64 = np.zeros((B, 64), np.uint8)
+        pos_B = np.full(B, self.max_len, np.int32)  # rows nobody asks for write past the end: dropped
+        last_B, temps_B, white_B = np.zeros(B, np.int32), np.ones(B, np.float32), np.ones(B, bool)
+        rows_B = np.full(B, N, np.int32)
+        for b, (slot, (gid, board, temp), (pos, toks, planes)) in zip(rows, zip(slots, requests, plans)):
             tokens_BT[b, :len(toks)] = toks
-            if planes is not None:
+            if boards_BT64 is not None:
                 boards_BT64[b, :len(toks)] = planes
-            pos_B[b], last_B[b], temps_B[b] = pos, len(toks) - 1, temp
-            slots_B[b] = write_B[b] = slot
-            if legal_BV is not None:
-                legal_BV[b, list(legal)] = True
-        if legal_BV is not None:
-            legal_BV[n:, NUM_SPECIAL] = True  # padding rows: any valid distribution
+            planes_B64[b] = planes[-1]
+            pos_B[b], last_B[b], temps_B[b], white_B[b], rows_B[b] = pos, len(toks) - 1, temp, board.turn, slot
         self._key, key = jax.random.split(self._key)
-        args = [slots_B, write_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, legal_BV]
+        args = [rows_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, planes_B64, white_B]
         if self._mesh is not None:
             args = [None if a is None else jax.device_put(a, NamedSharding(self._mesh, P("data"))) for a in args]
-        self._cache, choice_B, free_KB, logits_BV = self._steps[gather](self._state, self._cache, *args, key)
-        self.last_logits = logits_BV[:n] if gather else logits_BV[np.argsort(order)]
-        choice_B, free_KB = np.asarray(choice_B), np.asarray(free_KB)
+        step = self._steps["all" if in_place else "rows"]
+        self._cache, logits_BV, free_KB, top_BK, top_vals_BK, scores_BV = step(self._state, self._cache, *args, key)
+        rows = np.asarray(list(rows), np.int32)
+        self.last_logits = logits_BV[rows] if in_place else logits_BV[:n]
+        free_KB = np.asarray(free_KB)
+        if top_BK is not None:
+            top_BK, top_vals_BK = np.asarray(top_BK), np.asarray(top_vals_BK)
+        scores = []  # fetched only when some game needs the python-chess fallback
         out = []
-        for b, ((gid, board, _), legal) in enumerate(zip(requests, legal_sets)):
+        for b, (gid, board, _) in zip(rows, requests):
+            legal = board.is_legal
+            free = MOVES[free_KB[0, b]]
+            unmasked = int(not legal(free))
             if self.legal == "mask":
-                illegal = int(int(free_KB[0, b]) not in legal)
-                move = legal.get(int(choice_B[b])) if legal else None
+                illegal, move = 0, free if not unmasked else None
+                if move is None:
+                    move = next((MOVES[t] for t, v in zip(top_BK[b], top_vals_BK[b])
+                                 if v > -np.inf and legal(MOVES[t])), None)
+                if move is None:  # no legal move among the candidates: rank all legal moves
+                    self.fallbacks += 1
+                    if not scores:
+                        scores.append(np.asarray(scores_BV))
+                    moves = list(board.legal_moves)
+                    move = max(moves, key=lambda m: scores[0][b, move_token(m)]) if moves else None
             else:
-                tries = [legal.get(int(t)) for t in free_KB[:, b]]
-                k = next((k for k, m in enumerate(tries) if m is not None), len(tries))
-                move, illegal = (tries[k] if k < len(tries) else None), k
+                tries = [free] + [MOVES[t] for t in free_KB[1:, b]]
+                illegal = next((k for k, m in enumerate(tries) if legal(m)), len(tries))
+                move = tries[illegal] if illegal < len(tries) else None
             self.illegal[gid] = self.illegal.get(gid, 0) + illegal
+            self.unmasked_illegal[gid] = self.unmasked_illegal.get(gid, 0) + unmasked
             self.sampled[gid] = self.sampled.get(gid, 0) + 1
             out.append(MoveChoice(move, illegal))
-        return out if gather else [out[i] for i in np.argsort(order)]
+        return out
 
     # -- arena backend (interface F) --
     def choose(self, requests) -> list[MoveChoice]:
@@ -357,7 +465,7 @@ def _positions(model, boards: Sequence[chess.Board]):
     contexts = []
     for board in boards:
         start = _window_start(len(board.move_stack), 0, max_len)
-        contexts.append(_context(board, start, start, board_input))
+        contexts.append(_context(board, start, start))
     B = 1 << max(0, (len(boards) - 1).bit_length())  # padded to a power of two: few compiles
     T = min(1 << max(0, (max(len(t) for t, _ in contexts) - 1).bit_length()), max_len)
     tokens_BT = np.full((B, T), PAD, np.int32)
@@ -366,12 +474,12 @@ def _positions(model, boards: Sequence[chess.Board]):
     for b, (toks, planes) in enumerate(contexts):
         tokens_BT[b, :len(toks)] = toks
         last_B[b] = len(toks) - 1
-        if planes is not None:
+        if board_input:
             boards_BT64[b, :len(toks)] = planes
     legal_BV = np.zeros((B, vocab), bool)
     legal_BV[len(boards):, NUM_SPECIAL] = True
     for b, board in enumerate(boards):
-        legal_BV[b, [move_to_token(m) for m in board.legal_moves]] = True
+        legal_BV[b, [move_token(m) for m in board.legal_moves]] = True
     return tokens_BT, boards_BT64, last_B, legal_BV
 
 
@@ -390,7 +498,7 @@ def sample_moves(model, boards: Sequence[chess.Board], temperatures, key, *, thr
     logits_BV = forward(state, tokens_BT, boards_BT64, last_B)
     temps_B = np.ones(len(legal_BV), np.float32)
     temps_B[:len(boards)] = np.broadcast_to(np.asarray(temperatures, np.float32), (len(boards),))
-    choice_B, _ = _choose_jit(logits_BV, legal_BV, temps_B, key, threshold=threshold, free_draws=1)
+    choice_B = _masked_draw(logits_BV, legal_BV, temps_B, key, threshold=threshold)
     return [token_to_move(t) for t in np.asarray(choice_B)[:len(boards)]]
 
 
@@ -399,7 +507,7 @@ def move_probabilities(model, board: chess.Board, temperature: float = 1.0, *,
     """The model's distribution over the legal moves of `board` at `temperature`."""
     logits = position_logits(model, [board])[0]
     moves = list(board.legal_moves)
-    x = np.asarray([logits[move_to_token(m)] for m in moves], np.float64)
+    x = np.asarray([logits[move_token(m)] for m in moves], np.float64)
     if temperature <= threshold:
         p = (np.arange(len(x)) == np.argmax(x)).astype(np.float64)
     else:
