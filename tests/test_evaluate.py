@@ -50,6 +50,9 @@ def test_short_eval_plays_rates_and_resumes(tmp_path):
     assert set(rows) == {0.001, 1.0} and all(r["games"] == 4 for r in rows.values())
     assert all(r["win"] + r["draw"] + r["loss"] == 4 and "elo" in r and "glicko2" in r for r in rows.values())
     assert s["anchors"] == {"sf1": 1552.0} and s["model_calls"] > 0 and 0 < s["model_time_share"] <= 1
+    # mask mode: no illegal try is booked, but a random model's free draws are mostly illegal
+    assert all(r["illegal"] == 0 and r["unmasked_illegal_rate"] > 0.5 for r in rows.values())
+    assert "unmasked illegal" in s["table"]
     assert "tau" in s["table"] and (tmp_path / "eval" / "rating_vs_temperature.png").stat().st_size > 1000
     assert json.loads((tmp_path / "eval" / "ratings.json").read_text())["step"] == 3
     with open(tmp_path / "eval" / "games.pgn") as f:

@@ -5,8 +5,13 @@ in flight at once: one sampler call per ply for all games waiting on the model w
 pool answers the others. Rates the model two ways: the paper's Glicko-2 (Stockfish levels fixed
 at their anchors, one temperature's games pooled in sequence; +-RD is not a CI) and the
 order-free Bradley-Terry Elo with bootstrap 95% CIs that we report. Writes games.pgn,
-games.jsonl, ratings.json and rating_vs_temperature.png to the output directory; rerunning
-with the same output directory resumes and plays only the unfinished games.
+games.jsonl, model_stats.jsonl (per game: the model's moves and how many of its free draws were
+illegal), ratings.json and rating_vs_temperature.png to the output directory; rerunning with the
+same output directory resumes and plays only the unfinished games.
+
+Two illegal-move rates: "illegal" counts real illegal tries (the paper protocol's resampled
+draws; always 0 in mask mode, where the model only plays legal moves), and "unmasked illegal"
+is the share of the model's moves whose free draw (no mask) would have been illegal.
 """
 
 from __future__ import annotations
@@ -38,8 +43,8 @@ def paper_anchors(opponents) -> dict[str, float]:
 class _Timed:
     """Wraps a backend to measure the wall time spent inside it (the model's share of eval)."""
 
-    def __init__(self, backend):
-        self.inner, self.seconds, self.calls = backend, 0.0, 0
+    def __init__(self, backend, on_release=None):
+        self.inner, self.seconds, self.calls, self.on_release = backend, 0.0, 0, on_release
         self.intervals: list[tuple[float, float]] = []  # (start, end) of each call
 
     def choose(self, requests):
@@ -53,6 +58,8 @@ class _Timed:
             self.intervals.append((t, end))
 
     def release(self, game_id):
+        if self.on_release is not None:
+            self.on_release(game_id)
         if hasattr(self.inner, "release"):
             self.inner.release(game_id)
 
@@ -76,6 +83,28 @@ def _check_settings(out_dir: str, settings: dict) -> None:
         json.dump(settings, f, indent=2)
 
 
+def _record_model_stats(out_dir: str, sampler, game_id: str) -> None:
+    """Append a finished game's sampler counts (the arena releases a game once it is recorded)."""
+    row = dict(game_id=game_id, model_moves=sampler.sampled.get(game_id, 0),
+               unmasked_illegal=sampler.unmasked_illegal.get(game_id, 0))
+    with open(os.path.join(out_dir, "model_stats.jsonl"), "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _load_model_stats(out_dir: str) -> dict[str, dict]:
+    path = os.path.join(out_dir, "model_stats.jsonl")
+    stats = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # a torn last line: that game's counts are lost
+                    continue
+                stats[row["game_id"]] = row
+    return stats
+
+
 def model_name(temperature: float) -> str:
     return f"model@{temperature:g}"
 
@@ -97,7 +126,7 @@ def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAU
         opp_players = [parse_engine_spec(o, pool=pool) for o in opponents]
         n_model = len(temperatures) * len(opponents) * games
         sampler = Sampler(model, max_games=min(max_games, n_model), max_len=max_plies + 1, legal=legal, seed=seed)
-        timed = _Timed(sampler)
+        timed = _Timed(sampler, on_release=lambda gid: _record_model_stats(out_dir, sampler, gid))
         models = [ModelPlayer(model_name(t), sampler, t) for t in temperatures]
         for m in models:
             m.backend = timed  # still one backend: all temperatures in one sampler call a ply
@@ -129,6 +158,7 @@ def rate(results: list[dict], temperatures, opponents, *, out_dir: str, legal: s
     elo = rating.elo_mle([(r["white"], r["black"], r["score_white"]) for r in results],
                          anchor=anchors or list(opponents), bootstrap=bootstrap, seed=seed)
     names = [model_name(t) for t in temperatures]
+    stats = _load_model_stats(out_dir)
     rows, elo_pts, glicko_pts = [], [], []
     for t, name in zip(temperatures, names):
         mine = [r for r in results if name in (r["white"], r["black"])]
@@ -139,6 +169,10 @@ def rate(results: list[dict], temperatures, opponents, *, out_dir: str, legal: s
         # paper draws again after each illegal draw.
         draws = row["moves"] + (row["illegal"] if legal == "paper" else 0)
         row["illegal_rate"] = row["illegal"] / draws if draws else None
+        counted = [stats[r["game_id"]] for r in mine if r["game_id"] in stats]
+        free_moves = sum(c["model_moves"] for c in counted)
+        row["unmasked_illegal"] = sum(c["unmasked_illegal"] for c in counted)
+        row["unmasked_illegal_rate"] = row["unmasked_illegal"] / free_moves if free_moves else None
         if name in elo.elo:
             row["elo"], row["elo_ci95"] = elo.elo[name], list(elo.ci[name])
             elo_pts.append((t, elo.elo[name], *elo.ci[name]))
@@ -158,13 +192,15 @@ def rate(results: list[dict], temperatures, opponents, *, out_dir: str, legal: s
 
 
 def format_table(rows: list[dict]) -> str:
-    """One line per temperature: games, W/D/L, illegal-move rate, Elo with 95% CI, paper Glicko-2."""
-    head = ["tau", "games", "W/D/L", "illegal", "Elo", "95% CI", "Glicko-2 +-RD"]
+    """One line per temperature: games, W/D/L, illegal-move rate (real tries), unmasked illegal
+    rate (free draws that would have been illegal), Elo with 95% CI, paper Glicko-2."""
+    head = ["tau", "games", "W/D/L", "illegal", "unmasked illegal", "Elo", "95% CI", "Glicko-2 +-RD"]
+    pct = lambda x: "-" if x is None else f"{100 * x:.2f}%"
     lines = [head]
     for r in rows:
         ci = "[{:.0f}, {:.0f}]".format(*r["elo_ci95"]) if "elo_ci95" in r else "-"
         lines.append([f"{r['temperature']:g}", str(r["games"]), f"{r['win']}/{r['draw']}/{r['loss']}",
-                      "-" if r["illegal_rate"] is None else f"{100 * r['illegal_rate']:.2f}%",
+                      pct(r["illegal_rate"]), pct(r.get("unmasked_illegal_rate")),
                       f"{r['elo']:.0f}" if "elo" in r else "-", ci,
                       f"{r['glicko2']:.0f} +-{r['glicko2_rd']:.0f}" if "glicko2" in r else "-"])
     widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
