@@ -121,7 +121,7 @@ and a verdict line: does the model at the lowest temperature beat the best exper
 of the difference?
 '''),
         code(r'''
-summary = tj.demo(OUT, scale=SCALE, populations=POPULATIONS, overrides=OVERRIDES)
+summary = tj.run_demo(OUT, scale=SCALE, populations=POPULATIONS, overrides=OVERRIDES)
 '''),
         md('''
 ## Ratings
@@ -528,7 +528,7 @@ plt.show()
 '''),
         md('''
 The quickstart notebook tests the same prediction end to end: a model trained on each population's
-games, rated against the experts at several temperatures (`tj.demo`).
+games, rated against the experts at several temperatures (`tj.run_demo`).
 '''),
     ]
 

@@ -1,14 +1,15 @@
 """transcendence-jax: the Transcendence experiments (Zhang et al., 2024) in JAX/Flax.
 
-The library API, one name per stage (imported lazily, so `import transcendence_jax` is cheap):
+The library API, one name per stage (imported lazily, so `import transcendence_jax` is cheap;
+no public name is also a submodule's name, so `tj.train_model` is always the function):
 
     import transcendence_jax as tj
     tj.build_dataset(["games.pgn.zst"], "data/", filters=tj.Filters(max_rating=1000))
     config = tj.load_config("tiny", ["data.path=data/", "train.steps=200"])
-    tj.train(config, "runs/tiny")
+    tj.train_model(config, "runs/tiny")
     model, config, step = tj.load_model("runs/tiny")
     moves = tj.sample_moves(model, boards, temperatures=[0.001] * len(boards), key=jax.random.key(0))
-    summary = tj.evaluate(model, out_dir="runs/tiny/eval", opponents=["sf1"], games=10)
+    summary = tj.evaluate_model(model, out_dir="runs/tiny/eval", opponents=["sf1"], games=10)
     ratings = tj.elo_mle(games)  # (white, black, score_white) triples
 """
 
@@ -29,7 +30,7 @@ _EXPORTS = {
     # model and training
     "load_config": ("transcendence_jax.config", "load_config"),
     "Transformer": ("transcendence_jax.model", "Transformer"),
-    "train": ("transcendence_jax.train", "train"),
+    "train_model": ("transcendence_jax.train", "train"),
     "load_model": ("transcendence_jax.checkpoint", "load_model"),
     # sampling and play
     "sample_moves": ("transcendence_jax.sampling", "sample_moves"),
@@ -40,14 +41,14 @@ _EXPORTS = {
     "EnginePlayer": ("transcendence_jax.engines", "EnginePlayer"),
     "play_games": ("transcendence_jax.arena", "play_games"),
     "round_robin": ("transcendence_jax.arena", "round_robin"),
-    "evaluate": ("transcendence_jax.evaluate", "evaluate"),
+    "evaluate_model": ("transcendence_jax.evaluate", "evaluate"),
     # ratings and analysis
     "elo_mle": ("transcendence_jax.rating", "elo_mle"),
     "glicko2_paper": ("transcendence_jax.rating", "glicko2_paper"),
     # the synthetic experts and the demo
     "expert_population": ("transcendence_jax.experts", "population"),
     "base_policy": ("transcendence_jax.experts", "base_policy"),
-    "demo": ("transcendence_jax.demo", "demo"),
+    "run_demo": ("transcendence_jax.demo", "demo"),
     "UserError": ("transcendence_jax.errors", "UserError"),
 }
 
