@@ -18,8 +18,9 @@ from flax import nnx
 from transcendence_jax import sampling
 from transcendence_jax.arena import PolicyPlayer, play_games, random_policy
 from transcendence_jax.model import Transformer
-from transcendence_jax.sampling import ModelPlayer, Sampler, move_probabilities, position_logits, sample_moves
-from transcendence_jax.tokenizer import move_to_token
+from transcendence_jax.sampling import (ModelPlayer, Sampler, _pseudo_legal, move_probabilities, next_planes,
+                                       position_logits, sample_moves)
+from transcendence_jax.tokenizer import board_planes, move_to_token
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -48,11 +49,41 @@ def masked_argmax(logits_V, board):
     return max(board.legal_moves, key=lambda m: logits_V[move_to_token(m)])
 
 
-def test_sampler_matches_full_forward_over_plies(model):
+# Castling both ways on both sides, en passant by each side, promotions (with captures, under-promotions).
+SPECIAL_GAMES = ["e2e4 e7e5 g1f3 g8f6 f1c4 f8c5 e1g1 e8g8", "d2d4 d7d5 b1c3 b8c6 c1f4 c8f5 d1d2 d8d7 e1c1 e8c8",
+                 "e2e4 a7a6 e4e5 d7d5 e5d6 a6a5 a2a3 e7e5 a3a4 e5e4 d2d4 e4d3",
+                 "a2a4 b7b5 a4b5 a7a6 b5a6 c8b7 a6b7 g8f6 b7a8q", "h2h4 g7g5 h4g5 h7h6 g5h6 f8g7 h6g7 e7e6 g7h8n",
+                 "a2a3 h7h5 g2g4 h5g4 h2h3 g4h3 a3a4 h3h2 a4a5 h2g1b"]
+
+
+def test_planes_follow_moves_and_pseudo_legal_moves_cover_the_legal_ones():
+    rng = np.random.default_rng(7)
+    games = [[chess.Move.from_uci(u) for u in g.split()] for g in SPECIAL_GAMES]
+    for _ in range(6):
+        b = random_board(rng, 200)
+        games.append(list(b.move_stack))
+    planes, white, legal = [], [], []
+    for moves in games:
+        board = chess.Board()
+        p = board_planes(board)
+        for m in moves:
+            planes.append(p), white.append(board.turn), legal.append([move_to_token(x) for x in board.legal_moves])
+            assert m in board.legal_moves
+            board.push(m)
+            p = next_planes(p, m)
+            np.testing.assert_array_equal(p, board_planes(board), err_msg=f"after {m} in {board.fen()}")
+    pseudo = np.asarray(jax.jit(_pseudo_legal, static_argnums=2)(np.stack(planes), np.asarray(white), 2048))
+    for row, toks in zip(pseudo, legal):
+        assert row[toks].all()  # a superset of the legal moves...
+    assert pseudo.sum() < 1.3 * sum(map(len, legal))  # ...and not much more
+
+
+@pytest.mark.parametrize("games", [4, 12])  # some slots ask (rows read by index) / most ask (in place)
+def test_sampler_matches_full_forward_over_plies(model, games):
     """Games of different lengths in one batch, 1 or 2 new tokens a call: cached logits and
     arg-max moves equal the full recompute's, ply after ply."""
     rng = np.random.default_rng(0)
-    boards = [random_board(rng, n) for n in (0, 3, 8, 15)]
+    boards = [random_board(rng, n) for n in (0, 3, 8, 15, 1, 2, 5, 9, 12, 20, 30, 4)[:games]]
     sampler = Sampler(model, max_games=16, seed=1)
     for ply in range(6):
         live = [i for i, b in enumerate(boards) if not b.is_game_over()]
@@ -66,7 +97,7 @@ def test_sampler_matches_full_forward_over_plies(model):
             boards[i].push(c.move)
             if i % 2 and not boards[i].is_game_over():  # odd games: an opponent reply too (2 new tokens)
                 boards[i].push(random_policy(boards[i], rng))
-    assert sampler.calls == 6 and sum(sampler.sampled.values()) == 24
+    assert sampler.calls == 6 and sum(sampler.sampled.values()) == 6 * games
 
 
 def test_temperature_zero_is_argmax_and_per_game_temperatures(model):
@@ -102,6 +133,22 @@ def test_masks_never_let_an_illegal_move_through(model):
     # random model's free draw is nearly always illegal.
     assert all(c.illegal == 0 for c in choices)
     assert sum(sampler.unmasked_illegal[f"g{i}"] for i in range(len(boards))) > len(boards) // 2
+
+
+def test_no_legal_candidate_falls_back_to_all_legal_moves(model):
+    """With one candidate, positions in check often have none legal: the python-chess fallback
+    still plays the masked arg-max."""
+    rng = np.random.default_rng(8)
+    boards = []
+    while len(boards) < 8:
+        b = random_board(rng, int(rng.integers(10, 80)))
+        if b.is_check() and not b.is_game_over():
+            boards.append(b)
+    sampler = Sampler(model, max_games=16, top_k=1)
+    choices = sampler.sample([(f"c{i}", b, 1e-4) for i, b in enumerate(boards)])
+    for c, b, w in zip(choices, boards, position_logits(model, boards)):
+        assert c.move == masked_argmax(w, b) and c.illegal == 0
+    assert sampler.fallbacks > 0
 
 
 def test_paper_protocol_resamples_then_forfeits(model):

@@ -305,7 +305,12 @@ class Sampler:
         self.sampled: dict[str, int] = {}           # game_id -> moves the model was asked for
         self.calls = 0
         self.fallbacks = 0  # moves chosen from python-chess's legal moves (no legal top_k candidate)
-        self.last_logits = None  # [n, V] device array of the last call's logits, rows in request order
+        self._last = None  # (logits [B, V] on the device, the batch row of each request) of the last call
+
+    @property
+    def last_logits(self) -> np.ndarray | None:
+        """[n, V] logits of the last call's games, in request order (fetched on demand)."""
+        return None if self._last is None else np.asarray(self._last[0])[self._last[1]]
 
     # -- slots --
     def release(self, game_id: str) -> None:
@@ -406,7 +411,7 @@ class Sampler:
         step = self._steps["all" if in_place else "rows"]
         self._cache, logits_BV, free_KB, top_BK, top_vals_BK, scores_BV = step(self._state, self._cache, *args, key)
         rows = np.asarray(list(rows), np.int32)
-        self.last_logits = logits_BV[rows] if in_place else logits_BV[:n]
+        self._last = (logits_BV, rows)
         free_KB = np.asarray(free_KB)
         if top_BK is not None:
             top_BK, top_vals_BK = np.asarray(top_BK), np.asarray(top_vals_BK)
