@@ -275,7 +275,7 @@ class Sampler:
         mesh = mesh or _mesh_of(state)
         shards = 1 if mesh is None else mesh.shape["data"]
         self.max_games = -(-max_games // shards) * shards
-        sizes = batch_buckets or [4 ** i for i in range(12)]
+        sizes = batch_buckets or [2 ** i for i in range(24)]
         self.batch_buckets = sorted({min(self.max_games, -(-s // shards) * shards) for s in sizes} | {self.max_games})
         self.len_buckets = sorted({min(self.max_len, 2 ** i) for i in range(16)})
         cache = model.init_cache(self.max_games, self.max_len)  # every leaf: games on axis 0
@@ -387,7 +387,7 @@ class Sampler:
             plans.append(self._plan(self._slots[i], board))
         T = _bucket(max(len(t) for _, t, _ in plans), self.len_buckets)
         B = _bucket(n, self.batch_buckets)
-        in_place = 2 * B > N  # most slots ask: the batch is the whole cache in slot order
+        in_place = 4 * n > 3 * N  # most slots ask: the batch is the whole cache in slot order
         if in_place:
             B, rows = N, slots
         else:
