@@ -275,7 +275,8 @@ class Sampler:
         mesh = mesh or _mesh_of(state)
         shards = 1 if mesh is None else mesh.shape["data"]
         self.max_games = -(-max_games // shards) * shards
-        sizes = batch_buckets or [2 ** i for i in range(24)]
+        # Powers of four, and half the slots (an arena asks about half its games each round).
+        sizes = batch_buckets or [4 ** i for i in range(12)] + [max(1, self.max_games // 2)]
         self.batch_buckets = sorted({min(self.max_games, -(-s // shards) * shards) for s in sizes} | {self.max_games})
         self.len_buckets = sorted({min(self.max_len, 2 ** i) for i in range(16)})
         cache = model.init_cache(self.max_games, self.max_len)  # every leaf: games on axis 0
