@@ -151,11 +151,12 @@ def rate(cfg: ConfigDict, results: list[dict]) -> dict:
 def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
     """The paper's state-level measure on held-out positions (validation games).
 
-    For each position: the model's distribution at each temperature, the base policy's and the
-    experts' distributions (sampled), and every legal move's value by short base-policy
-    rollouts scored as the games are (material adjudication). Reports top-1 agreement with the
-    base policy, and the gain in expected outcome over the experts' average, split by whether
-    some expert is blind in that position (its flaw changes its move) or none is."""
+    For each position: the model's distribution at each temperature; the base policy's and
+    each expert's exact distributions (uniform over the moves each one chooses among); every
+    legal move's value from short base-policy rollouts scored as the games are (material
+    adjudication). Reports the model's probability of playing one of the base policy's best
+    moves, and its gain in expected outcome over the experts' average, split by whether some
+    expert is blind in the position (its flaw changes its choice) or none is."""
     from transcendence_jax import analysis, experts
     from transcendence_jax.data.build import dataset_files
     from transcendence_jax.data.records import read_records
@@ -175,23 +176,28 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
         if len(boards) >= cfg.analysis_positions:
             break
     model_pi = analysis.model_policies(model, boards, cfg.temperatures)
-    base_pi = [analysis.empirical_policy(experts.base_policy, b, samples=16, rng=rng) for b in boards]
-    expert_pi = [[analysis.empirical_policy(e, b, samples=8, rng=rng) for e in population] for b in boards]
-    blind_S = np.array([any(e.decide(b, rng)[1] for e in population) for b in boards])
+    base_sets = [set(experts.choices(b)[0]) for b in boards]
+    expert_pi = [[_uniform(experts.choices(b, e.blind)[0]) for e in population] for b in boards]
+    blind_S = np.array([any(experts.error_probability(b, e.blind) > 0 for e in population) for b in boards])
     values = analysis.rollout_move_values(boards, experts.base_policy, experts.adjudicate, rollouts=2, plies=4,
                                           seed=cfg.seed)
     experts_reward = np.array([np.mean([analysis.expected_reward(p, v) for p in pis])
                                for pis, v in zip(expert_pi, values)])
-    base_best = [max(p, key=p.get) for p in base_pi]
     out = {"positions": len(boards), "some_expert_blind": float(blind_S.mean()), "temperatures": {}}
     for tau in cfg.temperatures:
         pi = [m[tau] for m in model_pi]
+        agree_S = np.array([sum(p.get(m, 0.0) for m in best) for p, best in zip(pi, base_sets)])
         gains = 100 * (np.array([analysis.expected_reward(p, v) for p, v in zip(pi, values)]) - experts_reward)
         out["temperatures"][str(tau)] = {
-            "agreement_with_base": analysis.agreement(pi, base_best),
+            "agreement_with_base": float(agree_S.mean()),
+            "agreement_where_some_expert_blind": float(agree_S[blind_S].mean()) if blind_S.any() else None,
             "gain_over_experts": analysis.summarize_gains(gains, groups={"blind": blind_S, "none_blind": ~blind_S},
                                                           bootstrap=200, seed=cfg.seed)}
     return out
+
+
+def _uniform(moves) -> dict:
+    return {m: 1.0 / len(moves) for m in moves}
 
 
 def _ucis(tokens) -> list[str]:

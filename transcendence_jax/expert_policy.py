@@ -280,9 +280,9 @@ def _moves(group: list, step: int):
         yield chess.Move(fr, to, promo or None), bool(good >> to & 1)
 
 
-def _options(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
-    """(the moves an expert blind on `blind` chooses among, in legal-move order; whether each
-    is one of the base policy's best moves)."""
+def choices(board: chess.Board, blind: int = 0) -> tuple[list[chess.Move], list[bool]]:
+    """(the moves an expert blind on `blind` chooses among, uniformly, in legal-move order;
+    whether each is one of the base policy's best moves). blind=0: the base policy's own."""
     step = 8 if board.turn == chess.WHITE else -8
     pairs = [pair for group in _top(board, blind) for pair in _moves(group, step)]
     return [move for move, _ in pairs], [good for _, good in pairs]
@@ -324,3 +324,6 @@ def error_probability(board: chess.Board, blind_squares: int) -> float:
 def base_policy(board: chess.Board, rng: np.random.Generator) -> chess.Move:
     """The unflawed base policy, as an arena policy (interface F)."""
     return decide(board, rng)[0]
+
+
+_options = choices  # the name tests/test_experts.py uses

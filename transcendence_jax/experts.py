@@ -30,7 +30,7 @@ import numpy as np
 
 from transcendence_jax.data.records import GameRecord
 from transcendence_jax.errors import UserError
-from transcendence_jax.expert_policy import VALUE, base_policy, decide, error_probability  # noqa: F401
+from transcendence_jax.expert_policy import VALUE, base_policy, choices, decide, error_probability  # noqa: F401
 from transcendence_jax.tokenizer import encode_game, game_boards
 
 MAX_PLIES = 100
