@@ -237,7 +237,7 @@ class Transformer(nnx.Module):
         return KVCache(k=tuple(jnp.zeros(shape, self.dtype) for _ in range(L)),
                        v=tuple(jnp.zeros(shape, self.dtype) for _ in range(L)))
 
-    def extend(self, tokens_BT, boards_BT64, cache: KVCache, pos_B, rows_B=None):
+    def extend(self, tokens_BT, boards_BT64, cache: KVCache, pos_B, rows_B=None, last_B=None):
         """Append T tokens per row at cache positions pos_B[b]..pos_B[b]+T-1; each attends to
         the cache positions <= its own. Returns (float32 logits [B, T, V], updated cache).
 
@@ -247,6 +247,8 @@ class Transformer(nnx.Module):
         rows_B (optional): batch row b lives in cache row rows_B[b] of a cache of N rows (e.g.
         one per game in flight; only those rows are read, and written in place when the cache
         is donated); a row >= N writes nothing. Default: row b (N = B).
+        last_B (optional): return only the logits of token last_B[b] of each row ([B, 1, V]: a
+        sampler needs no others, and the vocabulary head is a large share of a decode step).
         """
         B, T = tokens_BT.shape
         S = cache.k[0].shape[2]
@@ -259,6 +261,8 @@ class Transformer(nnx.Module):
             x_BTD, (k, v) = block(x_BTD, mask_BTS, kv=(cache.k[i], cache.v[i]), pos_BT=pos_BT, rows_B=rows_B)
             ks.append(k)
             vs.append(v)
+        if last_B is not None:
+            x_BTD = jnp.take_along_axis(x_BTD, jnp.asarray(last_B, jnp.int32)[:, None, None], axis=1)
         return self._head(x_BTD), KVCache(k=tuple(ks), v=tuple(vs))
 
 

@@ -143,8 +143,8 @@ def _decode_step(state, cache, rows_B, tokens_BT, boards_BT64, pos_B, last_B, te
                  key, *, graphdef, threshold, top_k, free_draws):
     """Extend the games' cache rows by their new tokens and rank moves for each row."""
     model = nnx.merge(graphdef, state)
-    logits_BTV, cache = model.extend(tokens_BT, boards_BT64, cache, pos_B, rows_B)
-    logits_BV = jnp.take_along_axis(logits_BTV, last_B[:, None, None], axis=1)[:, 0].astype(jnp.float32)
+    logits_B1V, cache = model.extend(tokens_BT, boards_BT64, cache, pos_B, rows_B, last_B)
+    logits_BV = logits_B1V[:, 0].astype(jnp.float32)
     return cache, logits_BV, *_choose(logits_BV, planes_B64, white_B, temps_B, key, threshold=threshold,
                                       top_k=top_k, free_draws=free_draws)
 
