@@ -6,7 +6,8 @@ baseline is the paper's loop done well: one game at a time, and per move one jit
 runs a full forward over the whole game so far (tokens and board planes kept incrementally,
 padded to a power of two so it compiles a few times, all before timing) and draws among the
 legal moves. The sampler plays B games at once, one decode step per ply over its KV cache, host
-work (boards, legality) included. Compiles happen before timing.
+work (boards, legality) included. Compiles happen before timing; each rate is the best of a few
+timed runs (baseline: 3 games, sampler: 2 passes), since the machine is shared.
 
     .venv/bin/python benchmarks/sampler.py [--plies 100] [--batches 1 64 256]
 """
@@ -67,15 +68,19 @@ def baseline(model, plies: int, seed: int) -> float:
         return n
 
     game(jax.random.key(seed + 1))  # warm-up: compiles every padded length the timed game meets
-    t0 = time.perf_counter()
-    n = game(jax.random.key(seed))
-    return n / (time.perf_counter() - t0)
+    rates = []
+    for r in range(3):  # best of 3 (the machine is shared: the best run is the least disturbed)
+        t0 = time.perf_counter()
+        n = game(jax.random.key(seed + 2 + r))
+        rates.append(n / (time.perf_counter() - t0))
+    return max(rates)
 
 
 def batched(model, batch: int, plies: int, seed: int) -> float:
     """Moves/s of `batch` self-play games in flight, one sampler call per ply."""
     sampler = Sampler(model, max_games=batch, seed=seed)
-    for tag in ("warm", "timed"):  # warm-up: the same plies on other game ids (compiles every shape)
+    rates = []
+    for tag in ("warm", "timed1", "timed2"):  # warm-up: the same plies on other game ids; then best of 2
         boards, live, moves = [chess.Board() for _ in range(batch)], list(range(batch)), 0
         t0 = time.perf_counter()
         for _ in range(plies):
@@ -85,7 +90,8 @@ def batched(model, batch: int, plies: int, seed: int) -> float:
                     boards[i].push(c.move)
             moves += sum(c.move is not None for c in choices)
             live = [i for i, c in zip(live, choices) if c.move is not None]
-    return moves / (time.perf_counter() - t0)
+        rates.append(moves / (time.perf_counter() - t0))
+    return max(rates[1:])
 
 
 def main() -> None:
