@@ -272,9 +272,21 @@ def _population_process(cfg_dict: dict, kind: str, out: str) -> None:
 
     root = os.path.join(out, kind)
     os.makedirs(root, exist_ok=True)
+    import traceback
+
     with open(os.path.join(root, "log.txt"), "a", buffering=1) as log:
         sys.stdout = sys.stderr = log
-        result = run_population(ConfigDict(cfg_dict), kind, out)
+        try:
+            result = run_population(ConfigDict(cfg_dict), kind, out)
+        except UserError as e:
+            print(f"error: {e}")
+            sys.exit(2)
+        except BaseException:
+            traceback.print_exc(file=log)
+            print(f"error: the {kind} population failed: see the traceback above")
+            sys.exit(1)
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         with open(os.path.join(root, "result.pkl"), "wb") as f:
             pickle.dump(result, f)
 
