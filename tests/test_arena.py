@@ -5,6 +5,7 @@ import json
 
 import chess
 import chess.pgn
+import numpy as np
 import pytest
 
 from transcendence_jax.arena import (MoveChoice, PolicyPlayer, grid, load_results, opening_board,
@@ -153,3 +154,23 @@ def test_short_real_eval_against_stockfish(tmp_path):
         for move in g.mainline_moves():
             board.push(move)  # python-chess replays every game
         assert g.headers["Result"] in ("1-0", "0-1", "1/2-1/2")
+
+
+def test_outcome_agrees_with_python_chess():
+    """The arena's cheap end-of-game test gives board.outcome(claim_draw=False) on every position
+    of random games (mates, stalemates, bare kings, 75-move and fivefold endings among them)."""
+    from transcendence_jax.arena import _outcome
+
+    rng = np.random.default_rng(0)
+    ends = set()
+    for _ in range(60):
+        board = chess.Board()
+        while True:
+            o = board.outcome(claim_draw=False)
+            assert _outcome(board) == (None if o is None else (o.result(), o.termination.name.lower()))
+            if o is not None or board.ply() > 500:
+                ends.add(None if o is None else o.termination)
+                break
+            moves = list(board.legal_moves)
+            board.push(moves[rng.integers(len(moves))])
+    assert len(ends) >= 3

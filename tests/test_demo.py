@@ -2,7 +2,7 @@
 
 import json
 
-import chess.pgn
+import chess
 import pytest
 
 from transcendence_jax.demo import demo, model_name
@@ -25,15 +25,15 @@ def test_artefacts(demo_run):
     for kind in ("diverse", "clones"):
         assert (out / kind / "train" / "metrics.jsonl").exists()
         assert (out / kind / "data" / "stats.json").exists()
-        with open(out / kind / "tournament" / "games.pgn") as f:
-            n = 0
-            while (game := chess.pgn.read_game(f)) is not None:
-                board = game.board()
-                for move in game.mainline_moves():
-                    assert board.is_legal(move)
-                    board.push(move)
-                n += 1
-        assert n == on_disk["populations"][kind]["games"]
+        rows = [json.loads(line) for line in (out / kind / "tournament" / "games.jsonl").read_text().splitlines()]
+        assert len(rows) == on_disk["populations"][kind]["games"]
+        for row in rows:
+            board = chess.Board(row["start_fen"])
+            for uci in row["moves"].split():
+                move = chess.Move.from_uci(uci)
+                assert board.is_legal(move), (row["game_id"], uci)
+                board.push(move)
+            assert len(board.move_stack) == row["plies"]
 
 
 def test_table_structure(demo_run, capsys):

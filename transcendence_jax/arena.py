@@ -144,6 +144,7 @@ class _Game:
     def __init__(self, game_id, white, black, headers, board):
         self.game_id, self.white, self.black, self.headers, self.board = game_id, white, black, headers, board
         self.start_ply = len(board.move_stack)
+        self.start_fen = board.root().fen() if board.move_stack else board.fen()
         self.illegal = {chess.WHITE: 0, chess.BLACK: 0}
         self.moves = {chess.WHITE: 0, chess.BLACK: 0}
         self.result = self.termination = None
@@ -155,10 +156,26 @@ class _Game:
         self.result, self.termination = result, termination
 
 
+def _outcome(board: chess.Board) -> tuple[str, str] | None:
+    """board.outcome(claim_draw=False), in the same order, with the cheap tests first: one legal
+    move settles mate and stalemate, and a fivefold repetition needs 16 reversible plies."""
+    if not any(board.generate_legal_moves()):
+        if board.is_check():
+            return ("0-1" if board.turn == chess.WHITE else "1-0"), "checkmate"
+        return ("1/2-1/2", "insufficient_material") if board.is_insufficient_material() else ("1/2-1/2", "stalemate")
+    if board.is_insufficient_material():
+        return "1/2-1/2", "insufficient_material"
+    if board.halfmove_clock >= 150:
+        return "1/2-1/2", "seventyfive_moves"
+    if board.halfmove_clock >= 16 and board.is_fivefold_repetition():
+        return "1/2-1/2", "fivefold_repetition"
+    return None
+
+
 def _check_end(game: _Game, max_plies: int, adjudicate) -> None:
-    outcome = game.board.outcome(claim_draw=False)  # mate, stalemate, material, 75-move, fivefold
+    outcome = _outcome(game.board)  # mate, stalemate, material, 75-move, fivefold
     if outcome is not None:
-        game.finish(outcome.result(), outcome.termination.name.lower())
+        game.finish(*outcome)
     elif len(game.board.move_stack) >= max_plies:
         result = adjudicate(game.board) if adjudicate else "1/2-1/2"
         game.finish(result or "1/2-1/2", "max_plies" if not adjudicate else "adjudicated")
@@ -171,7 +188,9 @@ def _record(game: _Game) -> dict:
                 score_white=score, plies=len(game.board.move_stack), termination=game.termination,
                 illegal_white=game.illegal[chess.WHITE], illegal_black=game.illegal[chess.BLACK],
                 moves_white=game.moves[chess.WHITE], moves_black=game.moves[chess.BLACK],
-                opening_plies=game.start_ply, **{_snake(k): v for k, v in extra.items()})
+                opening_plies=game.start_ply, start_fen=game.start_fen,
+                moves=" ".join(m.uci() for m in game.board.move_stack),  # from start_fen, opening included
+                **{_snake(k): v for k, v in extra.items()})
 
 
 def _snake(key: str) -> str:
@@ -230,9 +249,12 @@ def _drop_unrecorded_pgn(out_dir: str, done: set[str]) -> None:
 
 def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 178,
                adjudicate: Callable[[chess.Board], str | None] | None = None, openings=None,
-               seed: int = 0, progress: bool = True, max_active: int | None = None) -> list[dict]:
+               seed: int = 0, progress: bool = True, max_active: int | None = None,
+               pgn: bool = True) -> list[dict]:
     """Play every pairing not yet in out_dir/games.jsonl, all at once; returns all results.
 
+    Each result row holds the game's UCI moves from its start FEN; `pgn` also appends every
+    game to games.pgn as it ends (SAN export costs ~10 ms a game: `write_pgn` can do it later).
     max_plies: the paper's 89-move cap (counting opening plies), scored a draw unless
     `adjudicate(board) -> "1-0" | "0-1" | "1/2-1/2"` says otherwise. openings: None, N random
     plies, or a list of FENs / move lists (chosen by the pairing's OpeningKey header, else its id).
@@ -254,7 +276,7 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
         from tqdm import tqdm
         bar = tqdm(total=len(pairings), initial=len(pairings) - len(games), desc="games", unit="game")
     new = []
-    pgn_file = open(os.path.join(out_dir, "games.pgn"), "a")
+    pgn_file = open(os.path.join(out_dir, "games.pgn"), "a") if pgn else None
     jsonl_file = open(os.path.join(out_dir, "games.jsonl"), "a")
     queue = games[::-1]
     active: list[_Game] = []
@@ -278,7 +300,7 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
                 for game, choice in zip(gs, futures[key].result()):
                     color = game.board.turn
                     game.illegal[color] += choice.illegal
-                    if choice.move is None or choice.move not in game.board.legal_moves:
+                    if choice.move is None or not game.board.is_legal(choice.move):
                         if choice.move is not None:
                             game.illegal[color] += 1
                         game.finish("0-1" if color == chess.WHITE else "1-0", "forfeit")
@@ -292,8 +314,9 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
                     still.append(game)
                     continue
                 record = _record(game)
-                pgn_file.write(_pgn(game, record))
-                pgn_file.flush()
+                if pgn_file is not None:
+                    pgn_file.write(_pgn(game, record))
+                    pgn_file.flush()
                 jsonl_file.write(json.dumps(record) + "\n")  # written last: it marks the game done
                 jsonl_file.flush()
                 new.append(record)
@@ -305,7 +328,8 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
             active = still
     finally:
         executor.shutdown(wait=True)
-        pgn_file.close()
+        if pgn_file is not None:
+            pgn_file.close()
         jsonl_file.close()
         if bar is not None:
             bar.close()

@@ -124,7 +124,7 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str) -> list[dict]:
                  arena.grid(models[:1], players[: cfg.experts], cfg.head_to_head)]
     try:
         return arena.play_games(pairings, out_dir=out, max_plies=cfg.max_plies, adjudicate=experts.adjudicate,
-                                seed=cfg.seed)
+                                seed=cfg.seed, pgn=False)  # games.jsonl holds every game's moves
     finally:
         arena.close_players(players + models)
 
