@@ -18,8 +18,8 @@ ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 # The smallest demo that still runs every stage: ~120 expert games, 10 training steps, a few games a pair.
 TINY_DEMO = ";".join([
     "games=120", "games_per_pair=2", "head_to_head=2", "max_plies=30", "analysis_positions=4",
-    "train.overrides=['train.steps=10', 'train.eval_every=10', 'train.checkpoint_every=10', "
-    "'train.batch_size=8', 'train.eval_batches=1', 'train.log_every=5']",
+    "training.train.steps=10", "training.train.eval_every=10", "training.train.checkpoint_every=10",
+    "training.train.batch_size=8", "training.train.eval_batches=1", "training.train.log_every=5",
 ])
 
 
