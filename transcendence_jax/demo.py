@@ -36,18 +36,20 @@ def demo_config(scale: str = "default") -> ConfigDict:
     c.seed = 0
     c.experts = 5
     c.blind_fraction = 0.1875            # 12 of 64 squares: ~300 Elo below the base (docs/EXPERTS.md)
-    c.games = 20000                      # expert games per population
+    c.games = 6000                       # expert games per population
     c.workers = os.cpu_count() or 1
     c.training = _training_config()      # configs/tiny.py, the model and its training
-    c.temperatures = [0.001, 0.01, 0.1, 0.3, 0.5, 1.0]
-    c.games_per_pair = 60                # round robin, colours alternating
-    c.head_to_head = 200                 # model at the lowest temperature vs each expert, extra games
+    c.training.train.steps = c.training.train.decay_steps = 600
+    c.temperatures = [0.001, 0.1, 0.5, 1.0]
+    c.games_per_pair = 40                # round robin, colours alternating
+    c.head_to_head = 100                 # model at the lowest temperature vs each expert, extra games
     c.max_plies = 100                    # the experts' own cap; adjudicated by material, as their games
     c.analysis_positions = 200
     if scale == "reduced":
         c.games = 600
         t = c.training.train
-        t.steps, t.eval_every, t.checkpoint_every, t.batch_size, t.eval_batches, t.log_every = 30, 15, 15, 8, 1, 5
+        t.steps, t.decay_steps, t.eval_every, t.checkpoint_every = 30, 30, 15, 15
+        t.batch_size, t.eval_batches, t.log_every = 8, 1, 5
         c.temperatures = [0.001, 1.0]
         c.games_per_pair = 2
         c.head_to_head = 4
