@@ -72,6 +72,11 @@ def restore_latest(manager: ocp.CheckpointManager, target_state, data_iter, work
             restored = manager.restore(step, args=ocp.args.Composite(**args))
             return step, restored["state"]
         except Exception as e:  # noqa: BLE001 - any failure to read means: use an older step
+            if "DataSource in checkpoint does not match" in str(e):
+                # A readable checkpoint of other data files: not corruption. Keep it; say what to do.
+                raise UserError(f"the checkpoints in {_dir(workdir)} were saved while reading other data files "
+                                "(the dataset moved, or config.data changed); rerun with the config the workdir "
+                                "was trained with (its config.json), or use a new --workdir") from None
             print(f"warning: checkpoint step {step} in {_dir(workdir)} is unreadable "
                   f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
                   f"falling back to the previous checkpoint", file=sys.stderr)
