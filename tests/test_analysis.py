@@ -31,7 +31,9 @@ def material_outcome(board):
 def test_tempered_and_empirical_policy():
     board = chess.Board()
     logits = {m: float(i) for i, m in enumerate(board.legal_moves)}
-    cold, warm = A.tempered(logits, 1e-4), A.tempered(logits, 1.0)
+    from transcendence_jax.sampling import tempered
+
+    cold, warm = tempered(logits, 1e-4), tempered(logits, 1.0)
     assert max(cold.values()) == 1.0 and cold[max(logits, key=logits.get)] == 1.0
     assert sum(warm.values()) == pytest.approx(1.0) and min(warm.values()) > 0
     emp = A.empirical_policy(greedy, board, samples=200, rng=np.random.default_rng(0))

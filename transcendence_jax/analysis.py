@@ -33,22 +33,10 @@ from transcendence_jax.errors import UserError
 Dist = dict[chess.Move, float]
 
 
-def tempered(logits: Mapping[chess.Move, float], temperature: float, threshold: float = 1e-3) -> Dist:
-    """softmax(logit / tau) over the given (legal) moves; tau <= threshold is the arg-max, as in the sampler."""
-    moves = list(logits)
-    x = np.array([logits[m] for m in moves], np.float64)
-    if temperature <= threshold:
-        p = (np.arange(len(x)) == np.argmax(x)).astype(np.float64)
-    else:
-        p = np.exp((x - x.max()) / temperature)
-        p /= p.sum()
-    return dict(zip(moves, p.tolist()))
-
-
 def model_policies(model, boards: Sequence[chess.Board], temperatures: Sequence[float], *,
                    batch_size: int = 64, threshold: float = 1e-3) -> list[dict[float, Dist]]:
     """For each board (its move stack is the prompt): {tau: distribution over its legal moves}."""
-    from transcendence_jax.sampling import position_logits
+    from transcendence_jax.sampling import position_logits, tempered
     from transcendence_jax.tokenizer import move_to_token
 
     out = []

@@ -508,15 +508,20 @@ def sample_moves(model, boards: Sequence[chess.Board], temperatures, key, *, thr
     return [token_to_move(t) for t in np.asarray(choice_B)[:len(boards)]]
 
 
-def move_probabilities(model, board: chess.Board, temperature: float = 1.0, *,
-                       threshold: float = 1e-3) -> dict[chess.Move, float]:
-    """The model's distribution over the legal moves of `board` at `temperature`."""
-    logits = position_logits(model, [board])[0]
-    moves = list(board.legal_moves)
-    x = np.asarray([logits[move_token(m)] for m in moves], np.float64)
+def tempered(logits: dict, temperature: float, threshold: float = 1e-3) -> dict:
+    """softmax(logit / tau) over the given moves' logits; tau <= threshold is the arg-max, as in the sampler."""
+    moves = list(logits)
+    x = np.array([logits[m] for m in moves], np.float64)
     if temperature <= threshold:
         p = (np.arange(len(x)) == np.argmax(x)).astype(np.float64)
     else:
         p = np.exp((x - x.max()) / temperature)
         p /= p.sum()
     return dict(zip(moves, p.tolist()))
+
+
+def move_probabilities(model, board: chess.Board, temperature: float = 1.0, *,
+                       threshold: float = 1e-3) -> dict[chess.Move, float]:
+    """The model's distribution over the legal moves of `board` at `temperature`."""
+    logits = position_logits(model, [board])[0]
+    return tempered({m: float(logits[move_token(m)]) for m in board.legal_moves}, temperature, threshold)
