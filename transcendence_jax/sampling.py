@@ -45,7 +45,8 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from transcendence_jax.arena import MoveChoice
-from transcendence_jax.tokenizer import BOS, NUM_SPECIAL, PAD, VOCAB, VOCAB_SIZE, board_planes, token_to_move
+from transcendence_jax.tokenizer import (BOS, NUM_SPECIAL, PAD, VOCAB, VOCAB_SIZE, apply_move_planes, board_planes,
+                                        token_to_move)
 
 LEGAL_MODES = ("mask", "paper")
 
@@ -214,17 +215,7 @@ def next_planes(planes_64: np.ndarray, move: chess.Move) -> np.ndarray:
     """The board planes after `move`, from the planes before it (tokenizer.board_planes codes:
     castling moves the rook too, en passant takes the pawn passed, promotion changes the piece)."""
     p = planes_64.copy()
-    f, t = move.from_square, move.to_square
-    piece = int(p[f])
-    p[f] = 0
-    if piece in (6, 12) and abs(t - f) == 2:
-        rook_from, rook_to = (f + 3, f + 1) if t > f else (f - 4, f - 1)
-        p[rook_to], p[rook_from] = p[rook_from], 0
-    elif piece in (1, 7) and (t - f) % 8 and p[t] == 0:
-        p[t - 8 if piece == 1 else t + 8] = 0
-    if move.promotion:
-        piece = move.promotion + (6 if piece > 6 else 0)
-    p[t] = piece
+    apply_move_planes(p, move.from_square, move.to_square, move.promotion or 0)
     return p
 
 

@@ -114,6 +114,21 @@ def board_planes(board: chess.Board) -> np.ndarray:
     return (bits * _PIECE_CODES).sum(0, dtype=np.uint8)
 
 
+def apply_move_planes(sq, frm: int, to: int, promo: int = 0) -> None:
+    """Update 64 piece codes (a list or an array) in place for the move frm -> to: castling
+    moves the rook too, en passant takes the pawn passed, a promotion changes the piece.
+    The incremental form of `board_planes` used by the pipeline and the sampler."""
+    piece = int(sq[frm])
+    kind = piece if piece <= 6 else piece - 6  # 1 pawn ... 6 king
+    if kind == 1 and (frm - to) % 8 and not sq[to]:  # en passant: the pawn beside `to`
+        sq[to - 8 if piece == 1 else to + 8] = 0
+    elif kind == 6 and abs(to - frm) == 2:  # castling: the rook jumps over the king
+        rook_from, rook_to = (frm + 3, frm + 1) if to > frm else (frm - 4, frm - 1)
+        sq[rook_to], sq[rook_from] = sq[rook_from], 0
+    sq[to] = piece if not promo else promo + (piece - kind)
+    sq[frm] = 0
+
+
 def game_boards(moves: Sequence[chess.Move], board: chess.Board | None = None) -> np.ndarray:
     """Board planes before the first move and after every move: [len(moves) + 1, 64].
 

@@ -126,16 +126,7 @@ def fast_game_boards(tokens: Sequence[int]) -> np.ndarray:
     sq = list(_START)
     out = [sq[:]]
     for tok in tokens[1:]:
-        frm, to, promo = _FROM_TO_PROMO[tok]
-        piece = sq[frm]
-        kind = piece if piece <= 6 else piece - 6  # 1 pawn ... 6 king
-        if kind == 1 and (frm - to) % 8 and not sq[to]:  # en passant: the pawn beside `to`
-            sq[to - 8 if piece == 1 else to + 8] = 0
-        elif kind == 6 and abs(to - frm) == 2:  # castling: the rook jumps over the king
-            rook_from, rook_to = (frm + 3, frm + 1) if to > frm else (frm - 4, frm - 1)
-            sq[rook_to], sq[rook_from] = sq[rook_from], 0
-        sq[to] = piece if not promo else promo + (piece - kind)
-        sq[frm] = 0
+        tokenizer.apply_move_planes(sq, *_FROM_TO_PROMO[tok])
         out.append(sq[:])
     return np.asarray(out, np.uint8)
 
