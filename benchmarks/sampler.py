@@ -1,6 +1,6 @@
 """Moves/s of the batched cached Sampler against a one-game-at-a-time, no-cache loop.
 
-Both play the same random-init model (the tiny config's shape) against itself at tau = 1,
+Both play the same random-init model (the tiny config's shape, or --config's) against itself at tau = 1,
 legal moves renormalised, and both end a game when it has no legal move (or at --plies). The
 baseline is the paper's loop done well: one game at a time, and per move one jitted call that
 runs a full forward over the whole game so far (tokens and board planes kept incrementally,
@@ -9,7 +9,7 @@ legal moves. The sampler plays B games at once, one decode step per ply over its
 work (boards, legality) included. Compiles happen before timing; each rate is the best of a few
 timed runs (baseline: 3 games, sampler: 2 passes), since the machine is shared.
 
-    .venv/bin/python benchmarks/sampler.py [--plies 100] [--batches 1 64 256]
+    .venv/bin/python benchmarks/sampler.py [--plies 100] [--batches 1 64 256] [--config tiny]
 """
 
 from __future__ import annotations
@@ -29,16 +29,12 @@ from transcendence_jax.sampling import MOVES, Sampler, move_token, next_planes
 from transcendence_jax.tokenizer import BOS, PAD, board_planes
 
 
-def tiny_model_config() -> ml_collections.ConfigDict:
-    try:
-        from transcendence_jax.config import load_config
+def model_config(name: str) -> ml_collections.ConfigDict:
+    from transcendence_jax.config import load_config
 
-        return load_config("tiny").model
-    except (ImportError, Exception) as e:  # noqa: BLE001 - the config module may not exist yet
-        print(f"(configs/tiny.py not loadable: {e!r}; using its documented shape)")
-        return ml_collections.ConfigDict(dict(
-            vocab_size=2048, num_layers=4, num_heads=4, embed_dim=128, mlp_dim=512, max_len=128,
-            dropout=0.0, board_input=True, dtype="float32", param_dtype="float32", remat=False))
+    cfg = load_config(name).model
+    cfg.dropout = 0.0
+    return cfg
 
 
 def baseline(model, plies: int, seed: int) -> float:
@@ -99,8 +95,9 @@ def main() -> None:
     parser.add_argument("--plies", type=int, default=100)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", default="tiny", help="the model's config (tiny, paper_50m, ...)")
     args = parser.parse_args()
-    cfg = tiny_model_config()
+    cfg = model_config(args.config)
     model = Transformer(cfg, rngs=nnx.Rngs(args.seed))
     print(f"model: {cfg.num_layers} layers, width {cfg.embed_dim}, max_len {cfg.max_len}, "
           f"board_input {cfg.board_input}; {jax.devices()[0].platform}; {args.plies} plies a game")

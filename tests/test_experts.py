@@ -123,47 +123,91 @@ def test_fast_path_equals_the_reference():
     assert len(boards) > 300 and sum(b.is_check() for b in boards) > 5
     for i, board in enumerate(boards):
         for blind in masks:
-            assert P._options(board, blind) == _reference_options(board, blind), (board.fen(), blind)
+            assert P.choices(board, blind, "safe") == _reference_options(board, blind), (board.fen(), blind)
             a, b = np.random.default_rng([i, blind]), np.random.default_rng([i, blind])
-            assert E.decide(board, a, blind) == _reference_decide(board, b, blind)
-        rng_a, rng_b = np.random.default_rng(i), np.random.default_rng(i)
-        assert E.base_policy(board, rng_a) == _reference_decide(board, rng_b, 0)[0]
+            assert P.decide(board, a, blind, "safe") == _reference_decide(board, b, blind)
 
 
-def test_blind_square_capture_is_not_played_and_is_flagged():
+def test_safe_blind_square_capture_is_not_played_and_is_flagged():
     board = chess.Board(QUEEN_HANGS)
     for seed in range(20):
         rng = np.random.default_rng(seed)
-        assert E.decide(board, rng) == (chess.Move.from_uci("a1a8"), False)
-        assert E.base_policy(board, rng) == chess.Move.from_uci("a1a8")
-        move, blind = E.decide(board, rng, A8)
+        assert P.decide(board, rng, 0, "safe") == (chess.Move.from_uci("a1a8"), False)
+        move, blind = P.decide(board, rng, A8, "safe")
         # It cannot see the queen it could take, but it still sees its rook is attacked: it saves it.
         assert move != chess.Move.from_uci("a1a8") and move.from_square == chess.A1 and blind
         assert not board.is_attacked_by(chess.BLACK, move.to_square)
         # Blind somewhere irrelevant: plays the base move, unflagged.
-        assert E.decide(board, rng, 1 << chess.H5) == (chess.Move.from_uci("a1a8"), False)
+        assert P.decide(board, rng, 1 << chess.H5, "safe") == (chess.Move.from_uci("a1a8"), False)
 
 
-def test_blind_expert_misses_the_opponents_capture_too():
+def test_safe_blind_expert_misses_the_opponents_capture_too():
     # White's knight on e5 is attacked by the d6 pawn: the base saves it; blind on e5, it may not.
     board = chess.Board("4k3/8/3p4/4N3/8/8/8/4K3 w - - 0 1")
     rng = np.random.default_rng(0)
-    assert all(E.decide(board, rng)[0].from_square == chess.E5 for _ in range(20))
-    blind = [E.decide(board, rng, 1 << chess.E5) for _ in range(50)]
+    assert all(P.decide(board, rng, 0, "safe")[0].from_square == chess.E5 for _ in range(20))
+    blind = [P.decide(board, rng, 1 << chess.E5, "safe") for _ in range(50)]
     assert any(m.from_square != chess.E5 and flag for m, flag in blind)
 
 
+# White to move: three captures: c4xd5 (pawn takes queen: the MVV-LVA move), Rh1xh8 (rook
+# takes rook), Nf3xe5 (knight takes pawn).
+MVV = "4k2r/8/8/3qp3/2P5/5N2/3P4/4K2R w K - 0 1"
+
+
+def test_mvv_lva_takes_the_most_valuable_victim_with_the_cheapest_attacker():
+    board = chess.Board(MVV)
+    moves, good = P.choices(board)
+    assert moves == [chess.Move.from_uci("c4d5")] and good == [True]
+    rng = np.random.default_rng(0)
+    assert all(E.base_policy(board, rng) == chess.Move.from_uci("c4d5") for _ in range(10))
+    # Blind on d5: the queen is invisible; next best is the rook on h8, a mistake.
+    assert P.choices(board, 1 << chess.D5) == ([chess.Move.from_uci("h1h8")], [False])
+    assert P.decide(board, rng, 1 << chess.D5) == (chess.Move.from_uci("h1h8"), True)
+    # Blind on every target: any legal move, uniformly, flagged unless it is the base's.
+    everything = (1 << chess.D5) | (1 << chess.H8) | (1 << chess.E5)
+    moves, good = P.choices(board, everything)
+    assert moves == list(board.legal_moves) and sum(good) == 1
+    drawn = [P.decide(board, rng, everything) for _ in range(4000)]
+    counts = {m: 0 for m in moves}
+    for move, flag in drawn:
+        counts[move] += 1
+        assert flag == (move != chess.Move.from_uci("c4d5"))
+    assert min(counts.values()) > 0.5 * 4000 / len(moves)  # uniform: every move often
+    assert P.decide(chess.Board("7k/5Q2/6K1/8/8/8/8/8 b - - 0 1"), rng) == (None, False)  # stalemate
+
+
+def test_mvv_lva_decide_draws_from_choices():
+    # The rejection sampler plays only moves `choices` lists, flagged as `choices` says.
+    rng = np.random.default_rng(1)
+    for board in _positions(games=2):
+        for blind in [0] + [e.blind for e in E.population("diverse", 5, 0)]:
+            move, flag = P.decide(board, rng, blind)
+            moves, good = P.choices(board, blind)
+            if not moves:
+                assert move is None
+                continue
+            assert flag == (not good[moves.index(move)]), board.fen()
+
+
+def test_unknown_base_is_one_line():
+    with pytest.raises(UserError, match="base policy"):
+        E.population("diverse", 5, 0, base="stockfish-ish")
+
+
 def test_population_structure():
+    safe = E.population("diverse", 5, 0, base="safe")
+    assert all(bin(e.blind).count("1") == 12 for e in safe)
+    union = 0
+    for e in safe:
+        assert not union & e.blind  # 5 x 12 squares: disjoint
+        union |= e.blind
     diverse, clones = E.population("diverse", 5, 0), E.population("clones", 5, 0)
-    n = round(E.BLIND_FRACTION * 64)
+    n = round(E.BLIND_FRACTION["mvv-lva"] * 64)
     assert all(bin(e.blind).count("1") == n for e in diverse + clones)
     assert len({e.blind for e in clones}) == 1 and clones[0].blind == diverse[0].blind
     assert len({e.blind for e in diverse}) == 5
-    union = 0
-    for e in diverse:
-        assert not union & e.blind  # 5 x 12 squares: disjoint
-        union |= e.blind
-    cover = [sum(e.blind >> s & 1 for e in E.population("diverse", 5, 0, blind_fraction=0.31)) for s in range(64)]
+    cover = [sum(e.blind >> s & 1 for e in diverse) for s in range(64)]
     assert set(cover) == {1, 2}  # 5 x 20 squares: each square blind for one or two experts
     assert E.population("diverse", 5, 1) != diverse  # the seed deals other squares
     half = E.population("diverse", 4, 0, overlap=0.5)

@@ -295,3 +295,28 @@ def test_stored_legal_moves_give_the_same_masks(tmp_path):
     assert len(batches[0]) == len(batches[1]) == 3
     for a, b in zip(*batches):
         np.testing.assert_array_equal(a, b)
+
+
+def test_device_pseudo_legal_masks_cover_the_exact_ones(data):
+    """train.legal_mask=device: the step's pseudo-legal masks (from the board planes, White at
+    even positions of a padded row) hold every legal move python-chess lists, and are tight:
+    on average at most a few extra moves (king steps into check, castling through check)."""
+    import jax
+    import jax.numpy as jnp
+
+    from transcendence_jax.sampling import pseudo_legal
+
+    (batch,) = take(iter(loader(data["plain"], packing="pad", boards=True, legal=True, shuffle=False,
+                                batch_size=60, num_epochs=1)), 1)
+    Bn, T = batch["targets"].shape
+    V = 2048
+    white = jnp.broadcast_to(jnp.arange(T) % 2 == 0, (Bn, T)).reshape(-1)
+    device = np.asarray(jax.jit(pseudo_legal, static_argnums=2)(batch["boards"].reshape(Bn * T, 64), white, V))
+    device = device.reshape(Bn, T, V)[..., : tokenizer.VOCAB_SIZE]
+    moves = batch["legal"][..., : tokenizer.VOCAB_SIZE].copy()
+    moves[..., : tokenizer.NUM_SPECIAL] = False
+    live = (batch["weights"] > 0) & moves.any(-1)
+    assert live.sum() > 500
+    assert not (moves[live] & ~device[live]).any()  # a superset
+    extra = (device[live] & ~moves[live]).sum(-1)
+    assert extra.mean() < 2.0, extra.mean()

@@ -18,7 +18,7 @@ from flax import nnx
 from transcendence_jax import sampling
 from transcendence_jax.arena import PolicyPlayer, play_games, random_policy
 from transcendence_jax.model import Transformer
-from transcendence_jax.sampling import (ModelPlayer, Sampler, _pseudo_legal, move_probabilities, next_planes,
+from transcendence_jax.sampling import (ModelPlayer, Sampler, pseudo_legal, move_probabilities, next_planes,
                                        position_logits, sample_moves)
 from transcendence_jax.tokenizer import board_planes, move_to_token
 
@@ -72,7 +72,7 @@ def test_planes_follow_moves_and_pseudo_legal_moves_cover_the_legal_ones():
             board.push(m)
             p = next_planes(p, m)
             np.testing.assert_array_equal(p, board_planes(board), err_msg=f"after {m} in {board.fen()}")
-    pseudo = np.asarray(jax.jit(_pseudo_legal, static_argnums=2)(np.stack(planes), np.asarray(white), 2048))
+    pseudo = np.asarray(jax.jit(pseudo_legal, static_argnums=2)(np.stack(planes), np.asarray(white), 2048))
     for row, toks in zip(pseudo, legal):
         assert row[toks].all()  # a superset of the legal moves...
     assert pseudo.sum() < 1.3 * sum(map(len, legal))  # ...and not much more

@@ -53,7 +53,10 @@ def base_config() -> ml_collections.ConfigDict:
         grad_accum=1,
         lr=3e-4, min_lr=3e-5, warmup_steps=100, decay_steps=1000,
         weight_decay=0.1, b1=0.9, b2=0.95, grad_clip=1.0,
-        legal_loss=False,      # softmax over the legal moves only (needs data.legal)
+        legal_loss=False,      # softmax over the legal moves only
+        legal_mask="host",     # its masks: "host" (data.legal: exact, python-chess, ~67 us a position)
+                               # or "device" (the pseudo-legal superset, from the board planes inside
+                               # the step: no host cost; needs boards and pad packing)
         eval_every=200, eval_batches=4, checkpoint_every=200, keep_checkpoints=3, log_every=10,
     ))
     c.mesh = ml_collections.ConfigDict(dict(

@@ -35,7 +35,8 @@ def demo_config(scale: str = "default") -> ConfigDict:
     c = ConfigDict()
     c.seed = 0
     c.experts = 5
-    c.blind_fraction = 0.1875            # 12 of 64 squares: ~300 Elo below the base (docs/EXPERTS.md)
+    c.base = "mvv-lva"                   # the experts' shared skill (docs/EXPERTS.md)
+    c.blind_fraction = 0.3125            # 20 of 64 squares: each square blind for one or two experts
     c.games = 6000                       # expert games per population
     c.workers = os.cpu_count() or 1
     c.training = _training_config()      # configs/tiny.py, the model and its training
@@ -55,8 +56,21 @@ def demo_config(scale: str = "default") -> ConfigDict:
         c.head_to_head = 4
         c.max_plies = 40
         c.analysis_positions = 8
+    elif scale == "gpu":  # one GPU and ~16 cores: benchmarks/RESULTS.md
+        c.experts = 10
+        c.blind_fraction = 0.25          # 16 of 64 squares: each square blind for two or three of the ten
+        c.games = 100_000
+        m, t = c.training.model, c.training.train
+        m.num_layers, m.num_heads, m.embed_dim, m.mlp_dim = 8, 8, 512, 2048  # 26M parameters
+        m.dtype = "bfloat16"
+        t.steps = t.decay_steps = 2000
+        t.batch_size, t.lr, t.min_lr, t.warmup_steps = 128, 1e-3, 1e-4, 100
+        t.eval_every, t.checkpoint_every, t.log_every = 500, 1000, 50
+        c.training.data.worker_count = 6
+        c.games_per_pair = 30
+        c.analysis_positions = 400
     elif scale != "default":
-        raise UserError(f"unknown demo scale {scale!r}: use default or reduced")
+        raise UserError(f"unknown demo scale {scale!r}: use default, reduced or gpu")
     return c
 
 
@@ -70,6 +84,12 @@ def _stage(msg: str) -> None:
     print(f"\n== {msg}", flush=True)
 
 
+def _population(cfg: ConfigDict, kind: str):
+    from transcendence_jax import experts
+
+    return experts.population(kind, cfg.experts, cfg.seed, blind_fraction=cfg.blind_fraction, base=cfg.base)
+
+
 def generate(cfg: ConfigDict, kind: str, out: str) -> dict:
     """The experts' games as a dataset in out/data (skipped when already written)."""
     from transcendence_jax import experts
@@ -80,7 +100,7 @@ def generate(cfg: ConfigDict, kind: str, out: str) -> dict:
         print(f"{out}: already built")
         with open(stats_path) as f:
             return json.load(f)
-    population = experts.population(kind, cfg.experts, cfg.seed, blind_fraction=cfg.blind_fraction)
+    population = _population(cfg, kind)
     gen: dict = {}
     recs = experts.records(population, cfg.games, seed=cfg.seed, workers=cfg.workers, boards=False, stats=gen)
     stats = write_dataset(_progress(recs, cfg.games, "games"), out, seed=cfg.seed,
@@ -113,9 +133,9 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str) -> list[dict]:
     from transcendence_jax import arena, experts
     from transcendence_jax.sampling import ModelPlayer, Sampler
 
-    population = experts.population(kind, cfg.experts, cfg.seed, blind_fraction=cfg.blind_fraction)
+    population = _population(cfg, kind)
     players = [arena.PolicyPlayer(e.name, e, seed=cfg.seed) for e in population]
-    players.append(arena.PolicyPlayer("base", experts.base_policy, seed=cfg.seed))
+    players.append(arena.PolicyPlayer("base", experts.base_expert(cfg.base), seed=cfg.seed))
     # Every model game in flight at once, up to a cache of a few thousand games.
     m, p = len(cfg.temperatures), len(players)
     model_games = cfg.games_per_pair * (m * p + m * (m - 1) // 2) + cfg.head_to_head * cfg.experts
@@ -163,7 +183,7 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
     from transcendence_jax.data.build import dataset_files
     from transcendence_jax.data.records import read_records
 
-    population = experts.population(kind, cfg.experts, cfg.seed, blind_fraction=cfg.blind_fraction)
+    population = _population(cfg, kind)
     rng = np.random.default_rng(cfg.seed)
     boards = []
     for rec in read_records(dataset_files(data_dir, "validation")):
@@ -177,11 +197,12 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
             boards.append(board)
         if len(boards) >= cfg.analysis_positions:
             break
+    base = experts.base_expert(cfg.base)
     model_pi = analysis.model_policies(model, boards, cfg.temperatures)
-    base_sets = [set(experts.choices(b)[0]) for b in boards]
-    expert_pi = [[_uniform(experts.choices(b, e.blind)[0]) for e in population] for b in boards]
-    blind_S = np.array([any(experts.error_probability(b, e.blind) > 0 for e in population) for b in boards])
-    values = analysis.rollout_move_values(boards, experts.base_policy, experts.adjudicate, rollouts=2, plies=4,
+    base_sets = [set(base.choices(b)[0]) for b in boards]
+    expert_pi = [[_uniform(e.choices(b)[0]) for e in population] for b in boards]
+    blind_S = np.array([any(e.error_probability(b) > 0 for e in population) for b in boards])
+    values = analysis.rollout_move_values(boards, base, experts.adjudicate, rollouts=2, plies=4,
                                           seed=cfg.seed)
     experts_reward = np.array([np.mean([analysis.expected_reward(p, v) for p in pis])
                                for pis, v in zip(expert_pi, values)])
@@ -380,8 +401,9 @@ def demo(out: str, *, scale: str = "default", populations=POPULATIONS, overrides
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="output directory (default runs/demo); reruns resume")
-    parser.add_argument("--scale", choices=("default", "reduced"), default="default",
-                        help="default: the embedded experiment (~12 min on 2 cores); reduced: a smoke test")
+    parser.add_argument("--scale", choices=("default", "reduced", "gpu"), default="default",
+                        help="default: the embedded experiment (2 CPU cores); reduced: a smoke test; "
+                             "gpu: 10 experts, 100k games, a 26M-parameter model (one GPU, ~16 cores)")
     parser.add_argument("--populations", default=",".join(POPULATIONS),
                         help="comma-separated subset of diverse,clones")
     parser.add_argument("--sequential", action="store_true",

@@ -1,6 +1,13 @@
-"""The experts' base policy and their flaw, scored with bitboard masks.
+"""The experts' base policies and their flaw.
 
-The base policy, in order of preference (ties broken uniformly at random):
+Two base policies, both one-ply reads of the board, ties broken uniformly at random:
+
+"mvv-lva" (the laptop default, the feasibility study's): capture the most valuable victim
+with the least valuable attacker; no capture: any legal move. Nearly a linear function of the
+board, so the 1.4M-parameter demo model learns it in minutes. An expert blind on a set of
+squares does not see captures landing there.
+
+"safe" (stronger, for larger models), in order of preference:
   1. the capture or promotion with the largest material gain, counting the mover as lost
      when the target square is attacked by the opponent, or the move that saves the most
      valuable hanging piece (attacked and undefended, or attacked by a cheaper piece) to a
@@ -280,20 +287,107 @@ def _moves(group: list, step: int):
         yield chess.Move(fr, to, promo or None), bool(good >> to & 1)
 
 
-def choices(board: chess.Board, blind: int = 0) -> tuple[list[chess.Move], list[bool]]:
+BASES = ("mvv-lva", "safe")
+_ATTACKER = (0, 1, 3, 3, 5, 9, 10)  # the king attacks last
+
+
+def _mvv_lva(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
+    """(the moves an MVV-LVA expert blind on `blind` chooses among, whether each is a best
+    move of the unflawed base), in legal-move order."""
+    piece_at, captures = board.piece_type_at, []
+    for move in board.generate_legal_captures():
+        victim = piece_at(move.to_square) or chess.PAWN  # None: en passant
+        captures.append((16 * VALUE[victim] - _ATTACKER[piece_at(move.from_square)], move))
+    if not captures:
+        moves = list(board.legal_moves)
+        return moves, [True] * len(moves)
+    top = max(key for key, _ in captures)
+    best = {move for key, move in captures if key == top}
+    seen = [(key, move) for key, move in captures if not blind >> move.to_square & 1]
+    if seen:
+        top_seen = max(key for key, _ in seen)
+        moves = [move for key, move in seen if key == top_seen]
+    else:  # every capture is invisible: any legal move
+        moves = list(board.legal_moves)
+    return moves, [move in best for move in moves]
+
+
+def _mvv_lva_decide(board: chess.Board, rng: np.random.Generator, blind: int) -> tuple[chess.Move | None, bool]:
+    """`decide` for MVV-LVA without listing the legal moves: one pseudo-legal generation,
+    legality checked only on captures, and a uniformly random legal move by rejection from the
+    pseudo-legal ones (the same distribution as drawing from `choices`; 2x faster)."""
+    king = board.king(board.turn)
+    if king is None or board.attackers_mask(not board.turn, king):  # in check: the exact list
+        moves, good = _mvv_lva(board, blind)
+        k = int(rng.integers(len(moves))) if len(moves) > 1 else 0
+        return (moves[k], not good[k]) if moves else (None, False)
+    blockers, is_safe, piece_at = board._slider_blockers(king), board._is_safe, board.piece_type_at
+    them, ep, pawns = board.occupied_co[not board.turn], board.ep_square, board.pawns
+    pseudo = list(board.generate_pseudo_legal_moves())
+    top = top_seen = -1
+    best, seen = [], []
+    for move in pseudo:
+        to = move.to_square
+        if them >> to & 1:
+            victim = VALUE[piece_at(to)]
+        elif to == ep and pawns >> move.from_square & 1:
+            victim = 1
+        else:
+            continue
+        if not is_safe(king, blockers, move):
+            continue
+        key = 16 * victim - _ATTACKER[piece_at(move.from_square)]
+        if key > top:
+            top, best = key, [move]
+        elif key == top:
+            best.append(move)
+        if not blind >> to & 1:
+            if key > top_seen:
+                top_seen, seen = key, [move]
+            elif key == top_seen:
+                seen.append(move)
+    if seen:
+        move = seen[int(rng.integers(len(seen)))] if len(seen) > 1 else seen[0]
+        return move, move not in best
+    for _ in range(8):  # no capture seen: uniform over legal moves (pseudo-legal ones are nearly all legal)
+        move = pseudo[int(rng.integers(len(pseudo)))] if pseudo else None
+        if move is not None and is_safe(king, blockers, move):
+            return move, bool(best) and move not in best
+    legal = [move for move in pseudo if is_safe(king, blockers, move)]  # rare: few legal (or none: stalemate)
+    if not legal:
+        return None, False
+    move = legal[int(rng.integers(len(legal)))]
+    return move, bool(best) and move not in best
+
+
+def _check_base(base: str) -> None:
+    if base not in BASES:
+        from transcendence_jax.errors import UserError
+
+        raise UserError(f"unknown base policy {base!r}: use one of {', '.join(BASES)}")
+
+
+def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[list[chess.Move], list[bool]]:
     """(the moves an expert blind on `blind` chooses among, uniformly, in legal-move order;
     whether each is one of the base policy's best moves). blind=0: the base policy's own."""
+    if base != "safe":
+        _check_base(base)
+        return _mvv_lva(board, blind)
     step = 8 if board.turn == chess.WHITE else -8
     pairs = [pair for group in _top(board, blind) for pair in _moves(group, step)]
     return [move for move, _ in pairs], [good for _, good in pairs]
 
 
-def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0) -> tuple[chess.Move | None, bool]:
+def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0,
+           base: str = "mvv-lva") -> tuple[chess.Move | None, bool]:
     """(move, blind) of the base policy played by an expert blind to captures onto
     `blind_squares` (a 64-bit square mask), ties broken uniformly at random.
 
     `blind` is True when the flaw cost something: the move played is not among the base
     policy's best moves. Returns (None, False) when there is no legal move."""
+    if base != "safe":
+        _check_base(base)
+        return _mvv_lva_decide(board, rng, blind_squares)
     groups = _top(board, blind_squares)
     count = sum(group[2].bit_count() for group in groups)
     if not count:
@@ -314,15 +408,18 @@ def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0)
     raise AssertionError("unreachable")
 
 
-def error_probability(board: chess.Board, blind_squares: int) -> float:
+def error_probability(board: chess.Board, blind_squares: int, base: str = "mvv-lva") -> float:
     """The chance that an expert blind on `blind_squares` plays a move the base would not."""
+    if base != "safe":
+        _, good = choices(board, blind_squares, base)
+        return 1.0 - sum(good) / len(good) if good else 0.0
     groups = _top(board, blind_squares)
     count = sum(group[2].bit_count() for group in groups)
     return 1.0 - sum(group[3].bit_count() for group in groups) / count if count else 0.0
 
 
 def base_policy(board: chess.Board, rng: np.random.Generator) -> chess.Move:
-    """The unflawed base policy, as an arena policy (interface F)."""
+    """The unflawed default (MVV-LVA) base policy, as an arena policy (interface F)."""
     return decide(board, rng)[0]
 
 

@@ -9,10 +9,10 @@ policies (what a model trained on their games learns) still plays the base move 
 and its arg-max is better than any single expert. With "clones" all experts share one blind
 set at the same per-expert error rate, so the mixture keeps the flaw. See docs/EXPERTS.md.
 
-The base policy (`decide`, `base_policy`: transcendence_jax/expert_policy.py) prefers the
-best material gain or rescue, then any safe move, then any legal move, ties broken at random.
-Attacks are read off the current board (no search), so the policy is a near-linear function
-of the board that a small model learns quickly.
+The base policy (transcendence_jax/expert_policy.py) is MVV-LVA by default: the most
+valuable capture with the cheapest attacker, else any legal move, ties broken at random; a
+near-linear function of the board that a small model learns in minutes. "safe" (safe
+captures, rescues, safe moves) is stronger and needs a larger model.
 """
 
 from __future__ import annotations
@@ -30,12 +30,15 @@ import numpy as np
 
 from transcendence_jax.data.records import GameRecord
 from transcendence_jax.errors import UserError
-from transcendence_jax.expert_policy import VALUE, base_policy, choices, decide, error_probability  # noqa: F401
+from transcendence_jax.expert_policy import BASES, VALUE, base_policy, choices, decide, error_probability  # noqa: F401
 from transcendence_jax.tokenizer import encode_game, game_boards
 
 MAX_PLIES = 100
 ADJUDICATE_LEAD = 3
-BLIND_FRACTION = 0.1875  # 12 squares: 5 experts x 12 are disjoint; ~280 Elo below the base
+DEFAULT_BASE = "mvv-lva"
+# Per base policy, the share of the 64 squares each expert is blind on. mvv-lva: 20 squares
+# (the study's: 5 x 20 covers each square once or twice); safe: 12 (5 x 12 are disjoint).
+BLIND_FRACTION = {"mvv-lva": 0.3125, "safe": 0.1875}
 Policy = Callable[[chess.Board, np.random.Generator], chess.Move]
 
 
@@ -47,7 +50,7 @@ def error_rates(experts: Sequence["Expert"], games: int = 20, seed: int = 0) -> 
     for g in range(games):
         board = chess.Board()
         for move in play_game(BASE, BASE, np.random.default_rng([seed, g])).moves:
-            totals += [error_probability(board, e.blind) for e in experts]
+            totals += [e.error_probability(board) for e in experts]
             count += 1
             board.push(move)
     return (totals / max(count, 1)).tolist()
@@ -74,13 +77,14 @@ def adjudicate(board: chess.Board, lead: int = ADJUDICATE_LEAD) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Expert:
-    """One expert: the base policy blind to captures onto `blind` (a 64-bit square mask).
+    """One expert: the `base` policy blind to captures onto `blind` (a 64-bit square mask).
 
     Callable as an arena policy: `expert(board, rng) -> chess.Move`."""
 
     id: int
     blind: int
     kind: str = "diverse"
+    base: str = DEFAULT_BASE
 
     @property
     def name(self) -> str:
@@ -91,33 +95,51 @@ class Expert:
         return [chess.SQUARE_NAMES[s] for s in chess.scan_forward(self.blind)]
 
     def decide(self, board: chess.Board, rng: np.random.Generator) -> tuple[chess.Move | None, bool]:
-        return decide(board, rng, self.blind)
+        return decide(board, rng, self.blind, self.base)
+
+    def choices(self, board: chess.Board) -> tuple[list[chess.Move], list[bool]]:
+        return choices(board, self.blind, self.base)
+
+    def error_probability(self, board: chess.Board) -> float:
+        return error_probability(board, self.blind, self.base)
 
     def __call__(self, board: chess.Board, rng: np.random.Generator) -> chess.Move:
-        return decide(board, rng, self.blind)[0]
+        return decide(board, rng, self.blind, self.base)[0]
 
 
-BASE = Expert(id=-1, blind=0, kind="base")
+def base_expert(base: str = DEFAULT_BASE) -> Expert:
+    """The unflawed base policy as an expert (the tournament's reference player)."""
+    return Expert(id=-1, blind=0, kind="base", base=base)
+
+
+BASE = base_expert()
 
 # Per square (a1, b1, ..., h8): how often, per 1000 moves, an expert blind on that square
-# alone errs, on the positions of base-vs-base games; from `square_error_rates(12, seed=99)`.
-# Used only to deal blind squares so every expert's set carries the same error rate, and
-# diverse and clones share one per-expert error rate (`error_rates`).
-TRAFFIC = (
+# alone errs, on the positions of base-vs-base games, per base policy; from
+# `square_error_rates(100, 99, "mvv-lva")` and `square_error_rates(12, 99, "safe")`. Used only
+# to deal blind squares so every expert's set carries the same error rate, and diverse and
+# clones share one per-expert error rate (`error_rates`).
+MVV_TRAFFIC = (
+    1.0, 1.2, 2.6, 0.4, 0.4, 1.0, 1.2, 1.5, 3.8, 1.8, 1.5, 4.3, 2.6, 2.6, 2.8, 4.6,
+    7.5, 3.3, 4.9, 3.5, 3.4, 4.0, 2.8, 8.3, 3.5, 6.8, 6.1, 6.9, 6.3, 4.7, 8.4, 3.5,
+    5.5, 5.3, 4.6, 6.6, 4.9, 5.1, 7.1, 3.7, 6.9, 3.1, 4.5, 3.9, 3.1, 5.6, 1.5, 6.7,
+    3.6, 4.4, 3.0, 4.7, 3.9, 3.4, 2.5, 5.4, 2.2, 1.1, 1.3, 0.8, 0.3, 1.4, 1.9, 1.2,
+)
+TRAFFIC = {"mvv-lva": MVV_TRAFFIC, "safe": (
     12.7, 7.7, 4.6, 7.6, 6.9, 8.5, 9.5, 8.1, 8.8, 13.2, 8.9, 9.8, 7.8, 7.5, 9.9, 6.4,
     19.9, 6.5, 19.0, 11.6, 20.5, 14.0, 4.9, 25.1, 11.0, 26.2, 16.1, 15.8, 30.6, 16.9, 30.4, 10.1,
     22.8, 30.2, 33.1, 31.2, 29.8, 26.0, 28.1, 15.1, 10.8, 14.1, 11.5, 8.8, 12.7, 28.1, 14.9, 23.8,
     7.5, 11.3, 3.1, 4.3, 5.5, 8.6, 7.6, 6.4, 9.5, 2.5, 2.8, 2.3, 5.2, 11.5, 4.5, 5.0,
-)
+)}
 
 
-def square_error_rates(games: int = 12, seed: int = 99) -> np.ndarray:
+def square_error_rates(games: int = 12, seed: int = 99, base: str = DEFAULT_BASE) -> np.ndarray:
     """Per square, the error rate (per 1000 moves) of an expert blind on that square alone."""
-    totals, count = np.zeros(64), 0
+    totals, count, reference = np.zeros(64), 0, base_expert(base)
     for g in range(games):
         board = chess.Board()
-        for move in play_game(BASE, BASE, np.random.default_rng([seed, g])).moves:
-            totals += [error_probability(board, 1 << sq) for sq in range(64)]
+        for move in play_game(reference, reference, np.random.default_rng([seed, g])).moves:
+            totals += [error_probability(board, 1 << sq, base) for sq in range(64)]
             count += 1
             board.push(move)
     return 1000 * totals / max(count, 1)
@@ -139,9 +161,10 @@ def _deal(k: int, n: int, squares: list[int], weight: Sequence[float]) -> list[i
     return [sum(1 << s for s in st) for st in sets]
 
 
-def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fraction: float = BLIND_FRACTION,
-               overlap: float | None = None) -> list[Expert]:
-    """K experts, each blind on round(blind_fraction * 64) squares.
+def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fraction: float | None = None,
+               overlap: float | None = None, base: str = DEFAULT_BASE) -> list[Expert]:
+    """K experts playing the `base` policy, each blind on round(blind_fraction * 64) squares
+    (default: BLIND_FRACTION[base]).
 
     kind "diverse": the squares are dealt so each is blind for as few experts as possible
     (at most one for the default 5 x 12, one or two for 5 x 20); "clones": every expert has diverse expert 0's set
@@ -152,6 +175,9 @@ def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fracti
         raise UserError(f"unknown population {kind!r}: use diverse or clones")
     if k < 1:
         raise UserError(f"--experts must be >= 1, got {k}")
+    if base not in BASES:
+        raise UserError(f"unknown base policy {base!r}: use one of {', '.join(BASES)}")
+    blind_fraction = BLIND_FRACTION[base] if blind_fraction is None else blind_fraction
     n = round(blind_fraction * 64)
     if not 0 <= n <= 64:
         raise UserError(f"--blind-fraction must be in [0, 1], got {blind_fraction}")
@@ -159,14 +185,14 @@ def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fracti
     if not 0.0 <= overlap <= 1.0:
         raise UserError(f"--overlap must be in [0, 1], got {overlap}")
     rng = np.random.default_rng(seed)
-    weight = np.asarray(TRAFFIC) * rng.uniform(0.95, 1.05, 64)  # the seed changes the deal
+    weight = np.asarray(TRAFFIC[base]) * rng.uniform(0.95, 1.05, 64)  # the seed changes the deal
     squares = [int(s) for s in rng.permutation(64)]
     first = _deal(k, n, squares, weight)[0]
     s = round(overlap * n)
     shared = sum(1 << sq for sq in [q for q in squares if first >> q & 1][:s])
     rest = [q for q in squares if not shared >> q & 1]
     own = _deal(k, n - s, rest, weight) if s < n else [0] * k
-    return [Expert(id=i, blind=shared | own[i], kind=kind) for i in range(k)]
+    return [Expert(id=i, blind=shared | own[i], kind=kind, base=base) for i in range(k)]
 
 
 # --- games -------------------------------------------------------------------------------
@@ -260,7 +286,7 @@ def records(experts: Sequence[Expert], games: int, *, seed: int = 0, workers: in
 def describe(experts: Sequence[Expert]) -> dict:
     """The population as JSON: each expert's blind squares and how many experts share each."""
     cover = [sum(e.blind >> sq & 1 for e in experts) for sq in range(64)]
-    return {"kind": experts[0].kind, "experts": [{"id": e.id, "name": e.name, "blind_squares": " ".join(e.squares)}
+    return {"kind": experts[0].kind, "base": experts[0].base, "experts": [{"id": e.id, "name": e.name, "blind_squares": " ".join(e.squares)}
                                                  for e in experts],
             "experts_blind_per_square": {str(c): cover.count(c) for c in sorted(set(cover))}}
 
@@ -273,8 +299,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--games", type=int, default=20000, help="games in all, over all pairs (default 20000)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the squares dealt and every game")
-    parser.add_argument("--blind-fraction", type=float, default=BLIND_FRACTION,
-                        help=f"fraction of the 64 squares each expert is blind on (default {BLIND_FRACTION})")
+    parser.add_argument("--base", choices=BASES, default=DEFAULT_BASE,
+                        help="the shared base policy: mvv-lva (default; learnable by the tiny model) or safe")
+    parser.add_argument("--blind-fraction", type=float, default=None,
+                        help="fraction of the 64 squares each expert is blind on "
+                             f"(default per base: {BLIND_FRACTION})")
     parser.add_argument("--overlap", type=float, default=None,
                         help="shared fraction of each blind set, 0 (diverse) .. 1 (clones); overrides --population's")
     parser.add_argument("--boards", action=argparse.BooleanOptionalAction, default=True,
@@ -289,9 +318,9 @@ def run(args: argparse.Namespace) -> int:
     if args.games < 1:
         raise UserError(f"--games must be >= 1, got {args.games}")
     experts = population(args.population, args.experts, args.seed, blind_fraction=args.blind_fraction,
-                         overlap=args.overlap)
+                         overlap=args.overlap, base=args.base)
     stats, start = {}, time.time()
-    print(f"{args.population}: {args.experts} experts blind on {round(args.blind_fraction * 64)} squares each; "
+    print(f"{args.population}: {args.experts} {args.base} experts blind on {experts[0].blind.bit_count()} squares each; "
           f"{args.games} games on {args.workers} workers")
 
     def progress():

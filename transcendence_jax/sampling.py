@@ -100,7 +100,7 @@ def _geometry(V: int):
     return can, between
 
 
-def _pseudo_legal(planes_B64, white_B, V: int):
+def pseudo_legal(planes_B64, white_B, V: int):
     """[B, V] bool, a superset of each position's legal moves (the host checks the chosen ones)."""
     can_PV, between_SV = (jnp.asarray(x) for x in _geometry(V))
     pad = V - VOCAB_SIZE
@@ -135,7 +135,7 @@ def _choose(logits_BV, planes_B64, white_B, temps_B, key, *, threshold, top_k, f
     free_KB = jnp.argmax(scores_KBV, axis=-1).astype(jnp.int32)
     if not top_k:
         return free_KB, None, None, scores_KBV[0]
-    masked_BV = jnp.where(_pseudo_legal(planes_B64, white_B, V), scores_KBV[0], -jnp.inf)
+    masked_BV = jnp.where(pseudo_legal(planes_B64, white_B, V), scores_KBV[0], -jnp.inf)
     top_vals_BK, top_BK = jax.lax.top_k(masked_BV, top_k)
     return free_KB, top_BK, top_vals_BK, scores_KBV[0]
 

@@ -73,7 +73,13 @@ def check_config(config, num_devices: int, num_processes: int = 1) -> tuple[int,
         raise UserError(f"config.data.seq_len {config.data.seq_len} exceeds config.model.max_len {config.model.max_len}")
     if tc.steps < 1:
         raise UserError(f"config.train.steps must be >= 1, got {tc.steps}")
-    if tc.legal_loss and not config.data.legal:
+    if tc.legal_mask not in ("host", "device"):
+        raise UserError(f"config.train.legal_mask {tc.legal_mask!r}: use host or device")
+    if _legal_loss(tc) == "device" and (config.data.packing != "pad" or not (config.data.boards or config.model.board_input)):
+        raise UserError("config.train.legal_mask=device reads the side to move from the position in a padded row "
+                        "and the pieces from the board planes: it needs data.packing=pad and data.boards "
+                        "(or use legal_mask=host)")
+    if _legal_loss(tc) == "host" and not config.data.legal:
         print("note: train.legal_loss needs legal masks: the loader will produce them (data.legal)", file=sys.stderr)
     return shape
 
@@ -144,16 +150,28 @@ def init_train_state(config, mesh, tx, *, params: bool = True):
 # ---------------------------------------------------------------------------- step functions
 
 
-def _loss(params, rest, graphdef, batch, legal_loss: bool, dropout_key):
-    """Weighted mean cross-entropy of one (micro)batch."""
+def _legal_loss(tc):
+    """False, "host" (the batch's exact masks) or "device" (pseudo-legal masks made in the step)."""
+    return tc.legal_loss and tc.legal_mask
+
+
+def _loss(params, rest, graphdef, batch, legal_loss, dropout_key):
+    """Weighted mean cross-entropy of one (micro)batch; legal_loss as `_legal_loss`."""
     from transcendence_jax.model import cross_entropy
+    from transcendence_jax.sampling import pseudo_legal
 
     model = nnx.merge(graphdef, params, rest)
     deterministic = dropout_key is None
     if not deterministic:
         nnx.reseed(model, dropout=dropout_key)
     logits_BTV = model(batch["inputs"], batch.get("boards"), deterministic=deterministic)
-    legal = batch.get("legal") if legal_loss else None
+    legal = None
+    if legal_loss == "device":  # a padded row is one game from BOS: White moves at even positions
+        (B, T), V = batch["targets"].shape, logits_BTV.shape[-1]
+        white = jnp.broadcast_to(jnp.arange(T) % 2 == 0, (B, T)).reshape(-1)
+        legal = pseudo_legal(batch["boards"].reshape(B * T, 64), white, V).reshape(B, T, V)
+    elif legal_loss:
+        legal = batch.get("legal")
     return cross_entropy(logits_BTV, batch["targets"], batch["weights"], legal)
 
 
@@ -182,7 +200,7 @@ def make_train_step(config, graphdef, tx, schedule, mesh, state_shardings, rest_
             mkey = jax.random.fold_in(key, i) if use_dropout else None
 
             def scaled(p):
-                loss, m = _loss(p, rest, graphdef, mb, tc.legal_loss, mkey)
+                loss, m = _loss(p, rest, graphdef, mb, _legal_loss(tc), mkey)
                 return loss * share, m
 
             (_, m), g = jax.value_and_grad(scaled, has_aux=True)(params)
@@ -211,7 +229,7 @@ def make_train_step(config, graphdef, tx, schedule, mesh, state_shardings, rest_
 
 def make_eval_step(config, graphdef, mesh, param_shardings, rest_shardings, batch_keys):
     """(params, rest, batch) -> (sum of token losses, token count)."""
-    legal_loss = config.train.legal_loss
+    legal_loss = _legal_loss(config.train)
 
     def eval_fn(params, rest, batch):
         loss, m = _loss(params, rest, graphdef, batch, legal_loss, None)
@@ -235,7 +253,7 @@ def _loaders(config):
         raise UserError(f"config.data.path {dc.path} is a URL, but the data pipeline reads local files only: copy the "
                         f"dataset to local disk first (gsutil -m cp -r {dc.path} /tmp/data/, as tpu_scripts/train.sh does)")
     kw = dict(seq_len=dc.seq_len, batch_size=tc.batch_size // jax.process_count(), packing=dc.packing,
-              boards=bool(dc.boards or mc.board_input), legal=bool(dc.legal or tc.legal_loss),
+              boards=bool(dc.boards or mc.board_input), legal=bool(dc.legal or _legal_loss(tc) == "host"),
               vocab_size=mc.vocab_size)
     train_loader = make_loader(dataset_files(dc.path, "train"), seed=dc.seed, shuffle=True,
                                worker_count=dc.worker_count, **kw)

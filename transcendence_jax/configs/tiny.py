@@ -15,11 +15,11 @@ def get_config():
     m.board_input = True
     m.dtype, m.param_dtype = "float32", "float32"
     d = config.data
-    d.seq_len, d.packing, d.boards, d.legal = 101, "pad", True, True  # BOS + 100 plies: one game a row
+    d.seq_len, d.packing, d.boards = 101, "pad", True  # BOS + 100 plies: one game a row
     t = config.train
     t.steps, t.batch_size, t.grad_accum = 900, 32, 1
     t.lr, t.min_lr, t.warmup_steps, t.decay_steps = 2e-3, 2e-4, 50, 900
-    t.legal_loss = True
+    t.legal_loss, t.legal_mask = True, "device"  # pseudo-legal masks made in the step: no host cost
     t.eval_every, t.eval_batches, t.checkpoint_every, t.log_every = 200, 4, 200, 10
     config.mesh.shape = (-1, 1, 1)
     return config
