@@ -167,8 +167,9 @@ def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fracti
     (default: BLIND_FRACTION[base]).
 
     kind "diverse": the squares are dealt so each is blind for as few experts as possible
-    (at most one for the default 5 x 12, one or two for 5 x 20); "clones": every expert has diverse expert 0's set
-    (so the same traffic, hence the same per-expert error rate). `overlap` in [0, 1] sets the
+    (at most one for 5 x 12, one or two for 5 x 20 or 5 x 24); "clones": every expert has the
+    diverse set whose error rate (measured on 10 base-vs-base games) is the median, so the
+    per-expert error rate matches the diverse experts' typical one. `overlap` in [0, 1] sets the
     shared fraction of each set directly (0 = diverse, 1 = clones). `seed` shuffles which
     squares go together."""
     if kind not in ("diverse", "clones"):
@@ -187,8 +188,12 @@ def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fracti
     rng = np.random.default_rng(seed)
     weight = np.asarray(TRAFFIC[base]) * rng.uniform(0.95, 1.05, 64)  # the seed changes the deal
     squares = [int(s) for s in rng.permutation(64)]
-    first = _deal(k, n, squares, weight)[0]
+    sets = _deal(k, n, squares, weight)
     s = round(overlap * n)
+    first = sets[0]
+    if s:  # a shared part: taken from the set of median error rate
+        rates = error_rates([Expert(i, m, base=base) for i, m in enumerate(sets)], games=10, seed=seed)
+        first = sets[int(np.argsort(rates, kind="stable")[(k - 1) // 2])]
     shared = sum(1 << sq for sq in [q for q in squares if first >> q & 1][:s])
     rest = [q for q in squares if not shared >> q & 1]
     own = _deal(k, n - s, rest, weight) if s < n else [0] * k

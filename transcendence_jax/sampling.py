@@ -100,23 +100,39 @@ def _geometry(V: int):
     return can, between
 
 
+@functools.lru_cache(maxsize=None)
+def _pseudo_tables(V: int):
+    """Per token (padded to V): a bit per piece code that can make its move, and one-hot
+    [64, V] matrices of its from and to squares (so gathering the pieces there is a matmul)."""
+    can_PV, between_SV = _geometry(V)
+    can_bits_V = (can_PV.astype(np.int32) << np.arange(13)[:, None]).sum(0).astype(np.int32)
+    tok = np.arange(min(V, VOCAB_SIZE))
+    from_SV, to_SV = np.zeros((64, V), np.float32), np.zeros((64, V), np.float32)
+    from_SV[_FROM[tok], tok] = 1.0
+    to_SV[_TO[tok], tok] = 1.0
+    to_V = np.zeros(V, np.int32)
+    to_V[tok] = _TO[tok]
+    straight_V = np.zeros(V, bool)
+    straight_V[tok] = _TO[tok] % 8 == _FROM[tok] % 8
+    return can_bits_V, from_SV, to_SV, between_SV, to_V // 8, straight_V
+
+
 def pseudo_legal(planes_B64, white_B, V: int):
-    """[B, V] bool, a superset of each position's legal moves (the host checks the chosen ones)."""
-    can_PV, between_SV = (jnp.asarray(x) for x in _geometry(V))
-    pad = V - VOCAB_SIZE
-    frm = jnp.asarray(np.pad(_FROM, (0, pad))) if pad >= 0 else jnp.asarray(_FROM[:V])
-    to = jnp.asarray(np.pad(_TO, (0, pad))) if pad >= 0 else jnp.asarray(_TO[:V])
-    p_B64 = planes_B64.astype(jnp.int32)
-    piece_BV, dest_BV = p_B64[:, frm], p_B64[:, to]
+    """[B, V] bool, a superset of each position's legal moves (the host checks the chosen ones;
+    training uses it as the legal-move loss's mask). Gathers are one-hot matmuls and the piece
+    rules one bit test: no [B, V] gathers, which XLA:CPU runs slowly."""
+    can_bits_V, from_SV, to_SV, between_SV, to_rank_V, straight_V = _pseudo_tables(V)
+    p_B64 = planes_B64.astype(jnp.float32)
+    piece_BV = (p_B64 @ from_SV).astype(jnp.int32)  # the piece on each move's from-square (0: none)
+    dest_BV = (p_B64 @ to_SV).astype(jnp.int32)
     white = white_B[:, None]
     own = lambda p: jnp.where(white, (p >= 1) & (p <= 6), p >= 7)
     enemy = lambda p: jnp.where(white, p >= 7, (p >= 1) & (p <= 6))
-    ok_BV = own(piece_BV) & ~own(dest_BV) & can_PV[piece_BV, jnp.arange(V)]
+    ok_BV = own(piece_BV) & ~own(dest_BV) & ((can_bits_V >> piece_BV) & 1).astype(bool)
     ok_BV &= ((p_B64 > 0).astype(jnp.float32) @ between_SV) == 0  # nothing in the way
     pawn_BV = (piece_BV == 1) | (piece_BV == 7)
-    straight_V = (to % 8) == (frm % 8)
     ep_rank_B = jnp.where(white_B, 5, 2)[:, None]  # where an en-passant capture lands
-    pawn_ok_BV = jnp.where(straight_V, dest_BV == 0, enemy(dest_BV) | ((dest_BV == 0) & (to // 8 == ep_rank_B)))
+    pawn_ok_BV = jnp.where(straight_V, dest_BV == 0, enemy(dest_BV) | ((dest_BV == 0) & (to_rank_V == ep_rank_B)))
     return ok_BV & (~pawn_BV | pawn_ok_BV)
 
 
