@@ -88,8 +88,8 @@ It runs unchanged on a local CPU, a Colab CPU runtime and a Colab TPU runtime.
 
 `SCALE = "reduced"` (the default) runs the whole path at smoke-test size: a few minutes, and the
 model is barely trained, so its ratings mean little. `SCALE = "default"` is the real experiment
-(20k expert games per population, a longer training and 60 games a pair; the demo's own estimate is
-about 12 minutes per population on 2 CPU cores, faster on a TPU). The same from a shell:
+(10k expert games per population, 600 training steps, 40 games a pair and 100 head-to-head games;
+about 12 minutes for both populations on 2 CPU cores, where it transcends; faster on a TPU). The same from a shell:
 `transcendence demo --scale default --out runs/demo`. Each value can also come from an environment
 variable (the test suite uses them to run the smallest size).
 '''),
@@ -436,10 +436,11 @@ plt.show()
         md('''
 ## 2. The synthetic experts
 
-Every expert plays one shared base policy (take the best capture, save hanging pieces, otherwise a
-safe move) with one learnable flaw: it cannot see captures that land on its own blind squares.
-**Diverse** experts have disjoint blind squares; **clones** all share expert 0's, so both
-populations have the same error rate per expert and differ only in diversity.
+Every expert plays one shared base policy (MVV-LVA: take the most valuable piece with the cheapest
+attacker; no capture: any legal move) with one learnable flaw: it cannot see captures that land on
+its own blind squares. **Diverse** experts' blind squares barely overlap (each square is blind for
+one or two of the five); **clones** all share one of those sets (the one of median error rate), so
+both populations have about the same error rate per expert and differ only in diversity.
 '''),
         code(r'''
 populations = {kind: tj.expert_population(kind, K, SEED) for kind in ("diverse", "clones")}
@@ -459,7 +460,7 @@ Positions from games between the diverse experts. In each position, each expert'
 estimated from a few sampled moves (`expert.decide(board, rng)` returns the move and whether the
 flaw cost something, i.e. the move is not among the base policy's best), and the **mixture** is their
 average: what a model trained on all their games converges to. We compare each expert's error
-rate (exact, `experts.error_probability`) with the error of the mixture's arg-max.
+rate (exact, `expert.error_probability(board)`) with the error of the mixture's arg-max.
 '''),
         code(r'''
 rng = np.random.default_rng(SEED)
@@ -482,7 +483,7 @@ def mixture(population, board):
             move, is_error = e.decide(board, rng)
             counts[move] += 1
             bad[move] = is_error
-    return counts, bad, [experts.error_probability(board, e.blind) for e in population]
+    return counts, bad, [e.error_probability(board) for e in population]
 
 mixtures = {kind: [mixture(p, b) for b in positions] for kind, p in populations.items()}
 rows = ["| population | each expert's error rate | best expert | mixture (tau = 1) | mixture arg-max |",
@@ -497,7 +498,7 @@ display(Markdown("\n".join(rows)))
 '''),
         md('''
 With diverse experts the arg-max of the mixture errs far less often than even the best expert:
-where one expert is blind, the other four still see the capture, so the majority plays the base
+where one or two experts are blind, the other three or four still see the capture, so the majority plays the base
 move. With clones every expert is blind in the same positions, the mixture keeps the flaw, and its
 arg-max is no better than a single expert. Same per-expert error rate; only diversity differs.
 
