@@ -216,3 +216,20 @@ def test_sharded_over_the_data_axis_matches_one_device():
     out = subprocess.run([sys.executable, "-c", SHARDED], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0 and "sharded ok" in out.stdout, out.stderr[-3000:]
+
+
+def test_unmasked_illegal_is_the_free_arg_max_being_illegal(model):
+    """At tau -> 0 the unmasked draw is the arg-max over every move token: the sampler books it
+    illegal exactly when python-chess says so (it checks only its legal candidates)."""
+    from transcendence_jax.sampling import MOVES
+    from transcendence_jax.tokenizer import NUM_SPECIAL, VOCAB_SIZE
+
+    rng = np.random.default_rng(5)
+    boards = [b for b in (random_board(rng, int(n)) for n in rng.integers(0, 40, 40)) if not b.is_game_over()]
+    sampler = Sampler(model, max_games=len(boards), seed=0)
+    sampler.sample([(f"g{i}", b, 1e-4) for i, b in enumerate(boards)])
+    logits = sampler.last_logits[:, NUM_SPECIAL:VOCAB_SIZE]
+    free = [MOVES[NUM_SPECIAL + int(t)] for t in logits.argmax(-1)]
+    want = [int(not b.is_legal(m)) for b, m in zip(boards, free)]
+    assert [sampler.unmasked_illegal[f"g{i}"] for i in range(len(boards))] == want
+    assert sum(want) > 0  # a random model: its free arg-max is mostly illegal, so this compares something

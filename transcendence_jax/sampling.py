@@ -427,13 +427,20 @@ class Sampler:
         out = []
         for b, (gid, board, _) in zip(rows, requests):
             legal = board.is_legal
-            free = MOVES[free_KB[0, b]]
-            unmasked = int(not legal(free))
             if self.legal == "mask":
-                illegal, move = 0, free if not unmasked else None
-                if move is None:
-                    move = next((MOVES[t] for t, v in zip(top_BK[b], top_vals_BK[b])
-                                 if v > -np.inf and legal(MOVES[t])), None)
+                # The candidates are the pseudo-legal moves by Gumbel score: the first legal one is
+                # a draw from the distribution renormalised over the legal moves. The unmasked draw
+                # (the best score over all moves) is the first candidate or no pseudo-legal move,
+                # so one is_legal call a move serves both.
+                illegal, move, first = 0, None, True
+                for t, v in zip(top_BK[b], top_vals_BK[b]):
+                    if v == -np.inf:
+                        break
+                    if legal(MOVES[t]):
+                        move = MOVES[t]
+                        break
+                    first = False
+                unmasked = int(not (first and move is not None and free_KB[0, b] == top_BK[b, 0]))
                 if move is None:  # no legal move among the candidates: rank all legal moves
                     self.fallbacks += 1
                     if not scores:
@@ -441,6 +448,8 @@ class Sampler:
                     moves = list(board.legal_moves)
                     move = max(moves, key=lambda m: scores[0][b, move_token(m)]) if moves else None
             else:
+                free = MOVES[free_KB[0, b]]
+                unmasked = int(not legal(free))
                 tries = [free] + [MOVES[t] for t in free_KB[1:, b]]
                 illegal = next((k for k, m in enumerate(tries) if legal(m)), len(tries))
                 move = tries[illegal] if illegal < len(tries) else None
