@@ -285,3 +285,20 @@ def test_expert_is_an_arena_policy():
         move = player.policy(board, rng)
         assert board.is_legal(move)
         board.push(move)
+
+
+def test_stockfish_experts_play_its_best_move_they_can_see():
+    """base="stockfish" (for GPU/TPU scale): the base plays Stockfish's best move; an expert
+    blind on a square skips captures there; the same position gives the same move."""
+    board = chess.Board(QUEEN_HANGS)  # Rxa8+ wins the queen
+    rng = np.random.default_rng(0)
+    take = chess.Move.from_uci("a1a8")
+    assert P.decide(board, rng, 0, "stockfish") == (take, False)
+    move, flag = P.decide(board, rng, A8, "stockfish")
+    assert move != take and flag and board.is_legal(move)
+    experts = E.population("diverse", 2, 0, base="stockfish")
+    assert all(e.base == "stockfish" for e in experts)
+    first = E.play_game(experts[0], experts[1], np.random.default_rng(1), max_plies=16)
+    P._stockfish_ranked.cache_clear()
+    again = E.play_game(experts[0], experts[1], np.random.default_rng(1), max_plies=16)
+    assert first.moves == again.moves and len(first.moves) == 16

@@ -28,6 +28,7 @@ about 2-2.5x faster (docs/EXPERTS.md).
 
 from __future__ import annotations
 
+import functools
 import operator
 
 import chess
@@ -287,7 +288,7 @@ def _moves(group: list, step: int):
         yield chess.Move(fr, to, promo or None), bool(good >> to & 1)
 
 
-BASES = ("mvv-lva", "safe")
+BASES = ("mvv-lva", "safe", "stockfish")
 _ATTACKER = (0, 1, 3, 3, 5, 9, 10)  # the king attacks last
 
 
@@ -360,6 +361,64 @@ def _mvv_lva_decide(board: chess.Board, rng: np.random.Generator, blind: int) ->
     return move, bool(best) and move not in best
 
 
+STOCKFISH_NODES = 400  # "stockfish": the search per move, in nodes (the same strength on every machine)
+_engine = None  # one Stockfish process per Python process, started on first use
+
+
+def _uci(*commands: str, until: str = "") -> list[str]:
+    """Send UCI commands to this process's Stockfish; the lines it answers up to `until`. A
+    bare pipe, no threads: the engine quits by itself when this process exits (EOF)."""
+    global _engine
+    if _engine is None or _engine.poll() is not None:
+        import subprocess
+
+        from transcendence_jax.engines import find_stockfish
+
+        _engine = subprocess.Popen([find_stockfish()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                   bufsize=1)
+        _engine.stdin.write("uci\nsetoption name Threads value 1\nsetoption name Hash value 16\n"
+                            "setoption name MultiPV value 8\nisready\n")
+        while _engine.stdout.readline().strip() != "readyok":
+            pass
+    _engine.stdin.write("".join(c + "\n" for c in commands))
+    lines = []
+    while until:
+        line = _engine.stdout.readline()
+        if not line:
+            raise RuntimeError("Stockfish exited during a search")
+        lines.append(line)
+        if line.startswith(until):
+            break
+    return lines
+
+
+@functools.lru_cache(maxsize=4096)
+def _stockfish_ranked(fen: str) -> tuple[chess.Move, ...]:
+    """Stockfish's 8 best moves in the position, best first: a nodes-limited search on one
+    thread from a cleared hash (so the same position always gives the same moves, whatever
+    was searched before; experts and analyses of one position share it through the cache)."""
+    lines = _uci("ucinewgame", f"position fen {fen}", f"go nodes {STOCKFISH_NODES}", until="bestmove")
+    best: dict[int, str] = {}
+    for line in lines:  # the last report of each multipv line wins
+        words = line.split()
+        if words[:1] == ["info"] and "multipv" in words and "pv" in words:
+            best[int(words[words.index("multipv") + 1])] = words[words.index("pv") + 1]
+    return tuple(chess.Move.from_uci(best[k]) for k in sorted(best))
+
+
+def _stockfish(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
+    """Stockfish's best move that is not a capture onto a blind square (the base: its best)."""
+    ranked = _stockfish_ranked(board.fen())
+    if not ranked:
+        return [], []
+    unseen = lambda m: blind >> m.to_square & 1 and board.is_capture(m)  # noqa: E731
+    for move in ranked:
+        if not unseen(move):
+            return [move], [move == ranked[0]]
+    moves = [m for m in board.legal_moves if not unseen(m)] or list(board.legal_moves)
+    return moves, [m == ranked[0] for m in moves]
+
+
 def _check_base(base: str) -> None:
     if base not in BASES:
         from transcendence_jax.errors import UserError
@@ -370,6 +429,8 @@ def _check_base(base: str) -> None:
 def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[list[chess.Move], list[bool]]:
     """(the moves an expert blind on `blind` chooses among, uniformly, in legal-move order;
     whether each is one of the base policy's best moves). blind=0: the base policy's own."""
+    if base == "stockfish":
+        return _stockfish(board, blind)
     if base != "safe":
         _check_base(base)
         return _mvv_lva(board, blind)
@@ -385,6 +446,10 @@ def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0,
 
     `blind` is True when the flaw cost something: the move played is not among the base
     policy's best moves. Returns (None, False) when there is no legal move."""
+    if base == "stockfish":
+        moves, good = _stockfish(board, blind_squares)
+        k = int(rng.integers(len(moves))) if len(moves) > 1 else 0
+        return (moves[k], not good[k]) if moves else (None, False)
     if base != "safe":
         _check_base(base)
         return _mvv_lva_decide(board, rng, blind_squares)
