@@ -1,6 +1,8 @@
 """The experts' base policies and their flaw.
 
-Two base policies, both one-ply reads of the board, ties broken uniformly at random:
+Three base policies, ties broken uniformly at random; "stockfish" (Stockfish's best move at a
+fixed node count, for many-core hosts) is at the end of this file, and two one-ply reads of
+the board come first:
 
 "mvv-lva" (the laptop default, the feasibility study's): capture the most valuable victim
 with the least valuable attacker; no capture: any legal move. Nearly a linear function of the
