@@ -163,7 +163,7 @@ def test_bf16_remat_dropout_variants_train_under_jit():
 def test_attention_implementation_is_checked_and_auto_picks_xla_off_gpu():
     cfg = small_cfg(attention="auto")
     m = Transformer(cfg, rngs=nnx.Rngs(0))
-    expected = "cudnn" if jax.default_backend() == "gpu" and cfg.dtype in ("bfloat16", "float16") else "xla"
+    expected = "auto" if jax.default_backend() == "gpu" and cfg.dtype in ("bfloat16", "float16") else "xla"
     assert {b.attn.implementation for b in m.blocks} == {expected}
     cfg.attention = "flash"
     with pytest.raises(ValueError, match="use auto, xla or cudnn"):

@@ -101,7 +101,7 @@ class Attention(nnx.Module):
             raise ValueError(f"model.attention {self.implementation!r}: use auto, xla or cudnn")
         if self.implementation == "auto":  # cuDNN's fused attention needs an NVIDIA GPU and 16-bit inputs
             gpu = jax.default_backend() == "gpu" and self.dtype in (jnp.bfloat16, jnp.float16)
-            self.implementation = "cudnn" if gpu and cfg.dropout == 0 else "xla"
+            self.implementation = "auto" if gpu and cfg.dropout == 0 else "xla"
         self.qkv = _param(rngs, (D, 3, H, E), ("embed", None, "heads", "head_dim"), 0.02, pdt)
         proj_std = 0.02 / math.sqrt(2 * cfg.num_layers)  # nanoGPT's scaled init of c_proj
         self.proj = _param(rngs, (H, E, D), ("heads", "head_dim", "embed"), proj_std, pdt)
@@ -129,7 +129,10 @@ class Attention(nnx.Module):
             dropout = None
             if self.attn_drop is not None and not deterministic:
                 dropout = lambda p: self.attn_drop(p, deterministic=False)  # nanoGPT's attn_dropout
-            if self.implementation == "cudnn" and dropout is None:  # the full forward's mask is causal
+            # cuDNN's flash kernel takes sequence lengths in multiples of 64 (training): "auto"
+            # falls back to the einsums for others (e.g. the demo's 101).
+            cudnn = self.implementation == "cudnn" or (self.implementation == "auto" and T % 64 == 0)
+            if cudnn and dropout is None:  # the full forward's mask is causal
                 y_BTHE = jax.nn.dot_product_attention(q_BTHE, k_BSHE.astype(self.dtype), v_BSHE.astype(self.dtype),
                                                       scale=1.0, is_causal=True, implementation="cudnn")
             else:
