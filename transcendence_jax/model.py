@@ -124,7 +124,8 @@ class Attention(nnx.Module):
             r_BT = jnp.broadcast_to(r_B[:, None], pos_BT.shape)
             kv = (kv[0].at[r_BT, :, pos_BT].set(k_BSHE.astype(kv[0].dtype), mode="drop"),
                   kv[1].at[r_BT, :, pos_BT].set(v_BSHE.astype(kv[1].dtype), mode="drop"))
-            y_BTHE = attend_cache(q_BTHE, kv[0], kv[1], rows_B, mask_BTS)
+            S = mask_BTS.shape[-1]  # the cache prefix to read (extend's attend_len)
+            y_BTHE = attend_cache(q_BTHE, kv[0][:, :, :S], kv[1][:, :, :S], rows_B, mask_BTS)
         else:
             dropout = None
             if self.attn_drop is not None and not deterministic:
@@ -250,7 +251,7 @@ class Transformer(nnx.Module):
         return KVCache(k=tuple(jnp.zeros(shape, self.dtype) for _ in range(L)),
                        v=tuple(jnp.zeros(shape, self.dtype) for _ in range(L)))
 
-    def extend(self, tokens_BT, boards_BT64, cache: KVCache, pos_B, rows_B=None, last_B=None):
+    def extend(self, tokens_BT, boards_BT64, cache: KVCache, pos_B, rows_B=None, last_B=None, attend_len=None):
         """Append T tokens per row at cache positions pos_B[b]..pos_B[b]+T-1; each attends to
         the cache positions <= its own. Returns (float32 logits [B, T, V], updated cache).
 
@@ -262,9 +263,11 @@ class Transformer(nnx.Module):
         is donated); a row >= N writes nothing. Default: row b (N = B).
         last_B (optional): return only the logits of token last_B[b] of each row ([B, 1, V]: a
         sampler needs no others, and the vocabulary head is a large share of a decode step).
+        attend_len (optional, static): read only the first attend_len cache positions (every
+        query's position must be below it): short games need not read the whole cache.
         """
         B, T = tokens_BT.shape
-        S = cache.k[0].shape[2]
+        S = attend_len or cache.k[0].shape[2]
         rows_B = None if rows_B is None else jnp.asarray(rows_B, jnp.int32)
         pos_BT = jnp.asarray(pos_B, jnp.int32)[:, None] + jnp.arange(T, dtype=jnp.int32)[None]
         x_BTD = self._embed(tokens_BT, boards_BT64, pos_BT, True)

@@ -157,10 +157,10 @@ def _choose(logits_BV, planes_B64, white_B, temps_B, key, *, threshold, top_k, f
 
 
 def _decode_step(state, cache, rows_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, planes_B64, white_B,
-                 key, *, graphdef, threshold, top_k, free_draws):
+                 key, attend_len, *, graphdef, threshold, top_k, free_draws):
     """Extend the games' cache rows by their new tokens and rank moves for each row."""
     model = nnx.merge(graphdef, state)
-    logits_B1V, cache = model.extend(tokens_BT, boards_BT64, cache, pos_B, rows_B, last_B)
+    logits_B1V, cache = model.extend(tokens_BT, boards_BT64, cache, pos_B, rows_B, last_B, attend_len)
     logits_BV = logits_B1V[:, 0].astype(jnp.float32)
     return cache, logits_BV, *_choose(logits_BV, planes_B64, white_B, temps_B, key, threshold=threshold,
                                       top_k=top_k, free_draws=free_draws)
@@ -302,8 +302,8 @@ class Sampler:
             step = functools.partial(_decode_step, graphdef=graphdef, threshold=self.threshold,
                                      free_draws=settings[1], top_k=settings[2])
             self._steps = _step_cache[model][settings] = {
-                "rows": jax.jit(step, donate_argnums=1),
-                "all": jax.jit(lambda s, c, r, *a, **k: step(s, c, None, *a, **k), donate_argnums=1)}
+                "rows": jax.jit(step, donate_argnums=1, static_argnums=11),
+                "all": jax.jit(lambda s, c, r, *a: step(s, c, None, *a), donate_argnums=1, static_argnums=11)}
         self._key = jax.random.key(seed)
         self._slots = [_Slot() for _ in range(self.max_games)]
         self._slot_of: dict[str, int] = {}
@@ -417,7 +417,10 @@ class Sampler:
         if self._mesh is not None:
             args = [None if a is None else jax.device_put(a, NamedSharding(self._mesh, P("data"))) for a in args]
         step = self._steps["all" if in_place else "rows"]
-        self._cache, logits_BV, free_KB, top_BK, top_vals_BK, scores_BV = step(self._state, self._cache, *args, key)
+        # Read only the cache prefix the longest game needs (a power of two: few compiles).
+        attend_len = _bucket(max(p + len(t) for p, t, _ in plans), self.len_buckets)
+        self._cache, logits_BV, free_KB, top_BK, top_vals_BK, scores_BV = step(self._state, self._cache, *args, key,
+                                                                               attend_len)
         rows = np.asarray(list(rows), np.int32)
         self._last = (logits_BV, rows)
         free_KB = np.asarray(free_KB)
