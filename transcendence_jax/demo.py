@@ -202,7 +202,7 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
     model_pi = analysis.model_policies(model, boards, cfg.temperatures)
     base_sets = [set(base.choices(b)[0]) for b in boards]
     expert_pi = [[_uniform(e.choices(b)[0]) for e in population] for b in boards]
-    blind_S = np.array([any(e.error_probability(b) > 0 for e in population) for b in boards])
+    blind_S = np.array([any(e.error_probability(b) > 0 for e in population) for b in boards], bool)
     values = analysis.rollout_move_values(boards, base, experts.adjudicate, rollouts=2, plies=4,
                                           seed=cfg.seed)
     experts_reward = np.array([np.mean([analysis.expected_reward(p, v) for p in pis])

@@ -1,7 +1,8 @@
 """The experts' base policies and their flaw.
 
 Three base policies, ties broken uniformly at random; "stockfish" (Stockfish's best move at a
-fixed node count, for many-core hosts) is at the end of this file, and two one-ply reads of
+fixed node count, moves within 25 centipawns of the best drawn at random, for many-core
+hosts) is at the end of this file, and two one-ply reads of
 the board come first:
 
 "mvv-lva" (the laptop default, the feasibility study's): capture the most valuable victim
@@ -394,31 +395,44 @@ def _uci(*commands: str, until: str = "") -> list[str]:
     return lines
 
 
+STOCKFISH_MARGIN = 25  # centipawns: the moves this close to the best are equally good (ties, drawn at random)
+
+
 @functools.lru_cache(maxsize=4096)
-def _stockfish_ranked(fen: str) -> tuple[chess.Move, ...]:
-    """Stockfish's 8 best moves in the position, best first: a nodes-limited search on one
-    thread from a cleared hash (so the same position always gives the same moves, whatever
-    was searched before; experts and analyses of one position share it through the cache)."""
+def _stockfish_ranked(fen: str) -> tuple[tuple[chess.Move, int], ...]:
+    """Stockfish's 8 best moves in the position with their scores (centipawns for the side to
+    move; mates as +-100000 less the distance), best score first: a nodes-limited search on one
+    thread from a cleared hash, so the same position always gives the same list whatever was
+    searched before; experts and analyses of one position share it through the cache."""
     lines = _uci("ucinewgame", f"position fen {fen}", f"go nodes {STOCKFISH_NODES}", until="bestmove")
-    best: dict[int, str] = {}
+    found: dict[int, tuple[str, int]] = {}
     for line in lines:  # the last report of each multipv line wins
         words = line.split()
-        if words[:1] == ["info"] and "multipv" in words and "pv" in words:
-            best[int(words[words.index("multipv") + 1])] = words[words.index("pv") + 1]
-    return tuple(chess.Move.from_uci(best[k]) for k in sorted(best))
+        if (words[:1] != ["info"] or "multipv" not in words or "pv" not in words or "score" not in words
+                or "lowerbound" in words or "upperbound" in words):
+            continue
+        kind, value = words[words.index("score") + 1], int(words[words.index("score") + 2])
+        score = value if kind == "cp" else (100000 - abs(value)) * (1 if value > 0 else -1)
+        found[int(words[words.index("multipv") + 1])] = (words[words.index("pv") + 1], score)
+    # A search stopped by its node count may leave some lines a depth behind: rank by score.
+    return tuple(sorted(((chess.Move.from_uci(u), score) for u, score in found.values()), key=lambda x: -x[1]))
 
 
 def _stockfish(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
-    """Stockfish's best move that is not a capture onto a blind square (the base: its best)."""
+    """The moves within STOCKFISH_MARGIN of the best one an expert blind on `blind` sees (it
+    does not see captures onto those squares); good: within the margin of Stockfish's best."""
     ranked = _stockfish_ranked(board.fen())
     if not ranked:
         return [], []
+    top = ranked[0][1]
     unseen = lambda m: blind >> m.to_square & 1 and board.is_capture(m)  # noqa: E731
-    for move in ranked:
-        if not unseen(move):
-            return [move], [move == ranked[0]]
-    moves = [m for m in board.legal_moves if not unseen(m)] or list(board.legal_moves)
-    return moves, [m == ranked[0] for m in moves]
+    seen = [(m, score) for m, score in ranked if not unseen(m)]
+    if seen:
+        moves = [m for m, score in seen if score >= seen[0][1] - STOCKFISH_MARGIN]
+    else:  # every candidate is a capture it cannot see: any other legal move
+        moves = [m for m in board.legal_moves if not unseen(m)] or list(board.legal_moves)
+    good = {m for m, score in ranked if score >= top - STOCKFISH_MARGIN}
+    return moves, [m in good for m in moves]
 
 
 def _check_base(base: str) -> None:
