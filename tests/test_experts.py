@@ -299,6 +299,8 @@ def test_stockfish_experts_play_its_best_move_they_can_see():
     experts = E.population("diverse", 2, 0, base="stockfish")
     assert all(e.base == "stockfish" for e in experts)
     first = E.play_game(experts[0], experts[1], np.random.default_rng(1), max_plies=16)
-    P._stockfish_ranked.cache_clear()
+    from transcendence_jax import expert_stockfish
+
+    expert_stockfish.ranked.cache_clear()
     again = E.play_game(experts[0], experts[1], np.random.default_rng(1), max_plies=16)
     assert first.moves == again.moves and len(first.moves) == 16

@@ -1,9 +1,8 @@
 """The experts' base policies and their flaw.
 
-Three base policies, ties broken uniformly at random; "stockfish" (Stockfish's best move at a
-fixed node count, moves within 25 centipawns of the best drawn at random, for many-core
-hosts) is at the end of this file, and two one-ply reads of
-the board come first:
+Three base policies, ties broken uniformly at random: "stockfish" (Stockfish's moves within
+25 centipawns of its best at a fixed node count, for many-core hosts: expert_stockfish.py), and
+two one-ply reads of the board, here:
 
 "mvv-lva" (the laptop default, the feasibility study's): capture the most valuable victim
 with the least valuable attacker; no capture: any legal move. Nearly a linear function of the
@@ -31,7 +30,6 @@ about 2-2.5x faster (docs/EXPERTS.md).
 
 from __future__ import annotations
 
-import functools
 import operator
 
 import chess
@@ -316,15 +314,21 @@ def _mvv_lva(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[boo
     return moves, [move in best for move in moves]
 
 
+def _draw(moves: list[chess.Move], good: list[bool], rng: np.random.Generator) -> tuple[chess.Move | None, bool]:
+    """(a move drawn uniformly from `moves`, whether it is not a base-best move)."""
+    if not moves:
+        return None, False
+    k = int(rng.integers(len(moves))) if len(moves) > 1 else 0
+    return moves[k], not good[k]
+
+
 def _mvv_lva_decide(board: chess.Board, rng: np.random.Generator, blind: int) -> tuple[chess.Move | None, bool]:
     """`decide` for MVV-LVA without listing the legal moves: one pseudo-legal generation,
     legality checked only on captures, and a uniformly random legal move by rejection from the
     pseudo-legal ones (the same distribution as drawing from `choices`; 2x faster)."""
     king = board.king(board.turn)
     if king is None or board.attackers_mask(not board.turn, king):  # in check: the exact list
-        moves, good = _mvv_lva(board, blind)
-        k = int(rng.integers(len(moves))) if len(moves) > 1 else 0
-        return (moves[k], not good[k]) if moves else (None, False)
+        return _draw(*_mvv_lva(board, blind), rng)
     blockers, is_safe, piece_at = board._slider_blockers(king), board._is_safe, board.piece_type_at
     them, ep, pawns = board.occupied_co[not board.turn], board.ep_square, board.pawns
     pseudo = list(board.generate_pseudo_legal_moves())
@@ -364,77 +368,6 @@ def _mvv_lva_decide(board: chess.Board, rng: np.random.Generator, blind: int) ->
     return move, bool(best) and move not in best
 
 
-STOCKFISH_NODES = 400  # "stockfish": the search per move, in nodes (the same strength on every machine)
-_engine = None  # one Stockfish process per Python process, started on first use
-
-
-def _uci(*commands: str, until: str = "") -> list[str]:
-    """Send UCI commands to this process's Stockfish; the lines it answers up to `until`. A
-    bare pipe, no threads: the engine quits by itself when this process exits (EOF)."""
-    global _engine
-    if _engine is None or _engine.poll() is not None:
-        import subprocess
-
-        from transcendence_jax.engines import find_stockfish
-
-        _engine = subprocess.Popen([find_stockfish()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                   bufsize=1)
-        _engine.stdin.write("uci\nsetoption name Threads value 1\nsetoption name Hash value 16\n"
-                            "setoption name MultiPV value 8\nisready\n")
-        while _engine.stdout.readline().strip() != "readyok":
-            pass
-    _engine.stdin.write("".join(c + "\n" for c in commands))
-    lines = []
-    while until:
-        line = _engine.stdout.readline()
-        if not line:
-            raise RuntimeError("Stockfish exited during a search")
-        lines.append(line)
-        if line.startswith(until):
-            break
-    return lines
-
-
-STOCKFISH_MARGIN = 25  # centipawns: the moves this close to the best are equally good (ties, drawn at random)
-
-
-@functools.lru_cache(maxsize=4096)
-def _stockfish_ranked(fen: str) -> tuple[tuple[chess.Move, int], ...]:
-    """Stockfish's 8 best moves in the position with their scores (centipawns for the side to
-    move; mates as +-100000 less the distance), best score first: a nodes-limited search on one
-    thread from a cleared hash, so the same position always gives the same list whatever was
-    searched before; experts and analyses of one position share it through the cache."""
-    lines = _uci("ucinewgame", f"position fen {fen}", f"go nodes {STOCKFISH_NODES}", until="bestmove")
-    found: dict[int, tuple[str, int]] = {}
-    for line in lines:  # the last report of each multipv line wins
-        words = line.split()
-        if (words[:1] != ["info"] or "multipv" not in words or "pv" not in words or "score" not in words
-                or "lowerbound" in words or "upperbound" in words):
-            continue
-        kind, value = words[words.index("score") + 1], int(words[words.index("score") + 2])
-        score = value if kind == "cp" else (100000 - abs(value)) * (1 if value > 0 else -1)
-        found[int(words[words.index("multipv") + 1])] = (words[words.index("pv") + 1], score)
-    # A search stopped by its node count may leave some lines a depth behind: rank by score.
-    return tuple(sorted(((chess.Move.from_uci(u), score) for u, score in found.values()), key=lambda x: -x[1]))
-
-
-def _stockfish(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
-    """The moves within STOCKFISH_MARGIN of the best one an expert blind on `blind` sees (it
-    does not see captures onto those squares); good: within the margin of Stockfish's best."""
-    ranked = _stockfish_ranked(board.fen())
-    if not ranked:
-        return [], []
-    top = ranked[0][1]
-    unseen = lambda m: blind >> m.to_square & 1 and board.is_capture(m)  # noqa: E731
-    seen = [(m, score) for m, score in ranked if not unseen(m)]
-    if seen:
-        moves = [m for m, score in seen if score >= seen[0][1] - STOCKFISH_MARGIN]
-    else:  # every candidate is a capture it cannot see: any other legal move
-        moves = [m for m in board.legal_moves if not unseen(m)] or list(board.legal_moves)
-    good = {m for m, score in ranked if score >= top - STOCKFISH_MARGIN}
-    return moves, [m in good for m in moves]
-
-
 def _check_base(base: str) -> None:
     if base not in BASES:
         from transcendence_jax.errors import UserError
@@ -446,7 +379,9 @@ def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[
     """(the moves an expert blind on `blind` chooses among, uniformly, in legal-move order;
     whether each is one of the base policy's best moves). blind=0: the base policy's own."""
     if base == "stockfish":
-        return _stockfish(board, blind)
+        from transcendence_jax import expert_stockfish
+
+        return expert_stockfish.choices(board, blind)
     if base != "safe":
         _check_base(base)
         return _mvv_lva(board, blind)
@@ -463,9 +398,7 @@ def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0,
     `blind` is True when the flaw cost something: the move played is not among the base
     policy's best moves. Returns (None, False) when there is no legal move."""
     if base == "stockfish":
-        moves, good = _stockfish(board, blind_squares)
-        k = int(rng.integers(len(moves))) if len(moves) > 1 else 0
-        return (moves[k], not good[k]) if moves else (None, False)
+        return _draw(*choices(board, blind_squares, base), rng)
     if base != "safe":
         _check_base(base)
         return _mvv_lva_decide(board, rng, blind_squares)
