@@ -74,10 +74,32 @@ def test_writes_past_max_len_are_dropped(model):
     tok, bd = batch(B=1, T=24)
     cache = model.init_cache(1)
     _, cache = model.extend(tok[:, :20], bd[:, :20], cache, jnp.zeros(1, jnp.int32))
-    before = np.asarray(cache.k[0][0, :, :20])
+    before = np.asarray(cache.k[0][0][0, :, :20])
     _, cache = model.extend(tok[:, :8], bd[:, :8], cache, jnp.full(1, 20, jnp.int32))  # 20..27, S=24
-    np.testing.assert_array_equal(np.asarray(cache.k[0][0, :, :20]), before)  # no clamped overwrite
-    assert cache.k[0].shape[2] == 24  # [B, H, S, E]
+    np.testing.assert_array_equal(np.asarray(cache.k[0][0][0, :, :20]), before)  # no clamped overwrite
+    assert [chunk.shape[2] for chunk in cache.k[0]] == [24]  # one chunk of [B, H, S, E]
+
+
+def test_decoding_across_cache_chunks_with_attend_len_matches_full_forward():
+    """A 100-position cache is chunks of 32, 32 and 36: rows of different lengths decode one token
+    a call over only the chunks attend_len needs, across the chunk boundaries."""
+    model = Transformer(small_cfg(max_len=100), rngs=nnx.Rngs(1))
+    tok, bd = batch(B=2, T=90, seed=2)
+    full = np.asarray(model(tok, bd))
+    cache = model.init_cache(2)
+    assert [chunk.shape[2] for chunk in cache.k[0]] == [32, 32, 36]
+    start = np.array([0, 20])  # row 1 is 20 tokens ahead: prefill it
+    _, cache = model.extend(tok[1:, :20], bd[1:, :20], cache, jnp.zeros(1, jnp.int32), rows_B=jnp.array([1]))
+    step = jax.jit(model.extend, static_argnums=6)
+    got = np.zeros((2, 70, full.shape[-1]), np.float32)
+    for t in range(70):
+        pos = start + t
+        attend = 32 if pos.max() < 32 else 64 if pos.max() < 64 else 100
+        logits, cache = step(np.take_along_axis(tok, pos[:, None], 1), bd[np.arange(2), pos][:, None], cache,
+                             jnp.asarray(pos, jnp.int32), None, None, attend)
+        got[:, t] = np.asarray(logits[:, 0])
+    want = np.stack([full[0, :70], full[1, 20:90]])
+    np.testing.assert_allclose(got, want, atol=3e-5)
 
 
 def test_causality(model):

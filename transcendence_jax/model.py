@@ -74,19 +74,55 @@ def attend(q_BTHE, k_BSHE, v_BSHE, mask_BTS, dropout=None):
     return jnp.einsum("bhts,bshe->bthe", probs_BHTS, v_BSHE)
 
 
-def attend_cache(q_BTHE, k_NHSE, v_NHSE, rows_B, mask_BTS):
-    """Attention of row b's T new queries over cache row rows_B[b] (None: row b) of a cache in
-    [rows, H, S, E] layout: the scores and outputs are plain (b, h)-batched matmuls, with no
-    transposed copy of the cache (the [B, S, H, E] layout cost one per layer and call, 10x the
-    matmuls at 256 games). Only the T new queries are transposed."""
-    k_BHSE = k_NHSE if rows_B is None else jnp.take(k_NHSE, rows_B, axis=0, mode="clip")
-    v_BHSE = v_NHSE if rows_B is None else jnp.take(v_NHSE, rows_B, axis=0, mode="clip")
+def cache_chunks(max_len: int) -> list[int]:
+    """Chunk lengths of a cache of max_len positions: 32, 32, 64, 128, ... (the last cut to fit),
+    so every power-of-two prefix of at least 32 positions is whole chunks."""
+    bounds = [0] + [min(max_len, 32 << i) for i in range(max(1, (max_len - 1).bit_length() - 4))]
+    return [b - a for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def chunks_covering(chunks, length: int) -> int:
+    """How many leading chunks hold positions 0..length-1 (their sizes sum to exactly length:
+    extend's masks span whole chunks)."""
+    n, covered = 0, 0
+    while covered < length:
+        covered += chunks[n].shape[2]
+        n += 1
+    return n
+
+
+def write_cache(chunks, x_BTHE, r_BT, pos_BT, n: int):
+    """Write each token's key or value at (row r, position pos) of the first n chunks (a token
+    outside a chunk's positions is dropped there; in place when the cache is donated)."""
+    out, start = list(chunks), 0
+    for c in range(n):
+        size = chunks[c].shape[2]
+        inside_BT = (pos_BT >= start) & (pos_BT < start + size)
+        out[c] = chunks[c].at[r_BT, :, jnp.where(inside_BT, pos_BT - start, size)].set(
+            x_BTHE.astype(chunks[c].dtype), mode="drop")
+        start += size
+    return tuple(out)
+
+
+def attend_cache(q_BTHE, k_chunks, v_chunks, rows_B, mask_BTS):
+    """Attention of row b's T new queries over cache row rows_B[b] (None: row b) of the first
+    chunks of a cache in [rows, H, S, E] layout, covering mask_BTS's S positions. Per chunk the
+    scores and outputs are plain (b, h)-batched matmuls: no transposed copy of the cache (the
+    [B, S, H, E] layout cost one per layer and call, 10x the matmuls at 256 games), and a short
+    game reads only its first chunks with no copy (a slice of one [.., S, ..] array was a copy)."""
+    n = chunks_covering(k_chunks, mask_BTS.shape[-1])
+    take = (lambda x: x) if rows_B is None else (lambda x: jnp.take(x, rows_B, axis=0, mode="clip"))
     q_BHTE = q_BTHE.transpose(0, 2, 1, 3)
-    scores_BHTS = jnp.einsum("bhte,bhse->bhts", q_BHTE, k_BHSE.astype(q_BTHE.dtype),
-                             preferred_element_type=jnp.float32)
+    scores_BHTS = jnp.concatenate([jnp.einsum("bhte,bhse->bhts", q_BHTE, take(k).astype(q_BTHE.dtype),
+                                              preferred_element_type=jnp.float32) for k in k_chunks[:n]], -1)
     scores_BHTS = jnp.where(mask_BTS[:, None], scores_BHTS, NEG_INF)
     probs_BHTS = jax.nn.softmax(scores_BHTS, axis=-1).astype(q_BTHE.dtype)
-    y_BHTE = jnp.einsum("bhts,bhse->bhte", probs_BHTS, v_BHSE.astype(q_BTHE.dtype))
+    y_BHTE, start = 0.0, 0
+    for v in v_chunks[:n]:
+        size = v.shape[2]
+        y_BHTE = y_BHTE + jnp.einsum("bhts,bhse->bhte", probs_BHTS[..., start:start + size],
+                                     take(v).astype(q_BTHE.dtype))
+        start += size
     return y_BHTE.transpose(0, 2, 1, 3)
 
 
@@ -122,10 +158,9 @@ class Attention(nnx.Module):
         if kv is not None:
             r_B = jnp.arange(B, dtype=jnp.int32) if rows_B is None else rows_B
             r_BT = jnp.broadcast_to(r_B[:, None], pos_BT.shape)
-            kv = (kv[0].at[r_BT, :, pos_BT].set(k_BSHE.astype(kv[0].dtype), mode="drop"),
-                  kv[1].at[r_BT, :, pos_BT].set(v_BSHE.astype(kv[1].dtype), mode="drop"))
-            S = mask_BTS.shape[-1]  # the cache prefix to read (extend's attend_len)
-            y_BTHE = attend_cache(q_BTHE, kv[0][:, :, :S], kv[1][:, :, :S], rows_B, mask_BTS)
+            n = chunks_covering(kv[0], mask_BTS.shape[-1])  # the chunks read (attend_len), the only ones written
+            kv = (write_cache(kv[0], k_BSHE, r_BT, pos_BT, n), write_cache(kv[1], v_BSHE, r_BT, pos_BT, n))
+            y_BTHE = attend_cache(q_BTHE, kv[0], kv[1], rows_B, mask_BTS)
         else:
             dropout = None
             if self.attn_drop is not None and not deterministic:
@@ -181,8 +216,9 @@ class Block(nnx.Module):
 
 
 class KVCache(NamedTuple):
-    """Keys and values of every layer: k[layer], v[layer] are [B, H, max_len, E] arrays (the
-    layout the decode attention's batched matmuls read without a transposed copy)."""
+    """Keys and values of every layer: k[layer], v[layer] are tuples of [B, H, chunk, E] arrays
+    over the positions (cache_chunks: a short game reads only its first chunks; the layout the
+    decode attention's batched matmuls read without a transposed copy)."""
 
     k: tuple
     v: tuple
@@ -244,12 +280,10 @@ class Transformer(nnx.Module):
 
     def init_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
         """An empty (zero) cache of max_len positions (default cfg.max_len) per row."""
-        S = max_len or self.cfg.max_len
-        H = self.cfg.num_heads
-        shape = (batch_size, H, S, self.cfg.embed_dim // H)
-        L = self.cfg.num_layers
-        return KVCache(k=tuple(jnp.zeros(shape, self.dtype) for _ in range(L)),
-                       v=tuple(jnp.zeros(shape, self.dtype) for _ in range(L)))
+        H, L = self.cfg.num_heads, self.cfg.num_layers
+        zeros = lambda: tuple(jnp.zeros((batch_size, H, size, self.cfg.embed_dim // H), self.dtype)
+                              for size in cache_chunks(max_len or self.cfg.max_len))
+        return KVCache(k=tuple(zeros() for _ in range(L)), v=tuple(zeros() for _ in range(L)))
 
     def extend(self, tokens_BT, boards_BT64, cache: KVCache, pos_B, rows_B=None, last_B=None, attend_len=None):
         """Append T tokens per row at cache positions pos_B[b]..pos_B[b]+T-1; each attends to
@@ -263,11 +297,13 @@ class Transformer(nnx.Module):
         is donated); a row >= N writes nothing. Default: row b (N = B).
         last_B (optional): return only the logits of token last_B[b] of each row ([B, 1, V]: a
         sampler needs no others, and the vocabulary head is a large share of a decode step).
-        attend_len (optional, static): read only the first attend_len cache positions (every
-        query's position must be below it): short games need not read the whole cache.
+        attend_len (optional, static): read (and write) only the cache chunks that hold the first
+        attend_len positions (every query's position must be below it): short games need not
+        read the whole cache.
         """
         B, T = tokens_BT.shape
-        S = attend_len or cache.k[0].shape[2]
+        sizes = [chunk.shape[2] for chunk in cache.k[0]]
+        S = sum(sizes[:chunks_covering(cache.k[0], attend_len or sum(sizes))])  # whole chunks
         rows_B = None if rows_B is None else jnp.asarray(rows_B, jnp.int32)
         pos_BT = jnp.asarray(pos_B, jnp.int32)[:, None] + jnp.arange(T, dtype=jnp.int32)[None]
         x_BTD = self._embed(tokens_BT, boards_BT64, pos_BT, True)

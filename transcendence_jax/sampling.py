@@ -45,6 +45,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from transcendence_jax.arena import MoveChoice
+from transcendence_jax.model import cache_chunks
 from transcendence_jax.tokenizer import (BOS, NUM_SPECIAL, PAD, VOCAB, VOCAB_SIZE, apply_move_planes, board_planes,
                                         token_to_move)
 
@@ -286,6 +287,7 @@ class Sampler:
         sizes = batch_buckets or [4 ** i for i in range(12)] + [max(1, self.max_games // 2)]
         self.batch_buckets = sorted({min(self.max_games, -(-s // shards) * shards) for s in sizes} | {self.max_games})
         self.len_buckets = sorted({min(self.max_len, 2 ** i) for i in range(16)})
+        self.attend_buckets = np.cumsum(cache_chunks(self.max_len)).tolist()
         cache = model.init_cache(self.max_games, self.max_len)  # every leaf: games on axis 0
         self._mesh = mesh
         if mesh is not None:
@@ -417,8 +419,8 @@ class Sampler:
         if self._mesh is not None:
             args = [None if a is None else jax.device_put(a, NamedSharding(self._mesh, P("data"))) for a in args]
         step = self._steps["all" if in_place else "rows"]
-        # Read only the cache prefix the longest game needs (a power of two: few compiles).
-        attend_len = _bucket(max(p + len(t) for p, t, _ in plans), self.len_buckets)
+        # Read only the cache chunks the longest game needs (one compile per chunk count).
+        attend_len = _bucket(max(p + len(t) for p, t, _ in plans), self.attend_buckets)
         self._cache, logits_BV, free_KB, top_BK, top_vals_BK, scores_BV = step(self._state, self._cache, *args, key,
                                                                                attend_len)
         rows = np.asarray(list(rows), np.int32)
