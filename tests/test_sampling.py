@@ -2,6 +2,7 @@
 
 Every Sampler here has 16 slots and the model's max_len, so they share compiled programs."""
 
+import collections
 import os
 import pathlib
 import subprocess
@@ -18,8 +19,8 @@ from flax import nnx
 from transcendence_jax import sampling
 from transcendence_jax.arena import PolicyPlayer, play_games, random_policy
 from transcendence_jax.model import Transformer
-from transcendence_jax.sampling import (ModelPlayer, Sampler, pseudo_legal, move_probabilities, next_planes,
-                                       position_logits, sample_moves)
+from transcendence_jax.sampling import (MOVES, ModelPlayer, Sampler, _pseudo_legal_is_legal, move_probabilities,
+                                       next_planes, position_logits, pseudo_legal, sample_moves)
 from transcendence_jax.tokenizer import board_planes, move_to_token
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -62,12 +63,13 @@ def test_planes_follow_moves_and_pseudo_legal_moves_cover_the_legal_ones():
     for _ in range(6):
         b = random_board(rng, 200)
         games.append(list(b.move_stack))
-    planes, white, legal = [], [], []
+    planes, white, legal, boards = [], [], [], []
     for moves in games:
         board = chess.Board()
         p = board_planes(board)
         for m in moves:
             planes.append(p), white.append(board.turn), legal.append([move_to_token(x) for x in board.legal_moves])
+            boards.append(board.copy(stack=False))
             assert m in board.legal_moves
             board.push(m)
             p = next_planes(p, m)
@@ -76,6 +78,15 @@ def test_planes_follow_moves_and_pseudo_legal_moves_cover_the_legal_ones():
     for row, toks in zip(pseudo, legal):
         assert row[toks].all()  # a superset of the legal moves...
     assert pseudo.sum() < 1.3 * sum(map(len, legal))  # ...and not much more
+    # The sampler's short legality test agrees with python-chess on every move the mask allows.
+    checked = collections.Counter()
+    for row, board in zip(pseudo, boards):
+        for t in np.nonzero(row)[0]:
+            move = MOVES[t]
+            legal_move = board.is_legal(move)
+            assert _pseudo_legal_is_legal(board, move) == legal_move, f"{move} in {board.fen()}"
+            checked[legal_move, board.is_check()] += 1
+    assert min(checked.values()) > 50  # legal and illegal moves, in check and not
 
 
 @pytest.mark.parametrize("games", [4, 14])  # some slots ask (rows read by index) / most ask (in place)

@@ -32,8 +32,10 @@ number of moves dropped so the side to move keeps its parity.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import itertools
 import weakref
 from typing import Sequence
 
@@ -141,6 +143,17 @@ def pseudo_legal(planes_B64, white_B, V: int):
     return ok_BV & (~pawn_BV | pawn_ok_BV)
 
 
+def _pseudo_legal_is_legal(board: chess.Board, move: chess.Move) -> bool:
+    """board.is_legal(move) for a move `pseudo_legal` allows: an ordinary move (not castling, not
+    a pawn's diagonal step onto an empty square) needs only python-chess's check test, since the
+    device already checked the rest of python-chess's pseudo-legality (tested move by move)."""
+    frm, to = move.from_square, move.to_square
+    piece = board.piece_type_at(frm)
+    special = ((piece == chess.KING and abs(to - frm) == 2)
+               or (piece == chess.PAWN and (to - frm) % 8 and board.piece_type_at(to) is None))
+    return board.is_legal(move) if special else not board.is_into_check(move)
+
+
 # --- pure, jitted pieces --------------------------------------------------------------
 
 def _choose(logits_BV, planes_B64, white_B, temps_B, key, *, threshold, top_k, free_draws):
@@ -163,8 +176,10 @@ def _choose(logits_BV, planes_B64, white_B, temps_B, key, *, threshold, top_k, f
 
 
 def _decode_step(state, cache, rows_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, planes_B64, white_B,
-                 key, attend_len, *, graphdef, threshold, top_k, free_draws):
-    """Extend the games' cache rows by their new tokens and rank moves for each row."""
+                 key, call, attend_len, *, graphdef, threshold, top_k, free_draws):
+    """Extend the games' cache rows by their new tokens and rank moves for each row (the noise
+    of call number `call` of a sampler seeded with `key`: no key split dispatched on the host)."""
+    key = jax.random.fold_in(key, call)
     model = nnx.merge(graphdef, state)
     logits_B1V, cache = model.extend(tokens_BT, boards_BT64, cache, pos_B, rows_B, last_B, attend_len)
     logits_BV = logits_B1V[:, 0].astype(jnp.float32)
@@ -309,15 +324,15 @@ class Sampler:
             step = functools.partial(_decode_step, graphdef=graphdef, threshold=self.threshold,
                                      free_draws=settings[1], top_k=settings[2])
             self._steps = _step_cache[model][settings] = {
-                "rows": jax.jit(step, donate_argnums=1, static_argnums=11),
-                "all": jax.jit(lambda s, c, r, *a: step(s, c, None, *a), donate_argnums=1, static_argnums=11)}
+                "rows": jax.jit(step, donate_argnums=1, static_argnums=12),
+                "all": jax.jit(lambda s, c, r, *a: step(s, c, None, *a), donate_argnums=1, static_argnums=12)}
         self._key = jax.random.key(seed)
         self._slots = [_Slot() for _ in range(self.max_games)]
         self._slot_of: dict[str, int] = {}
         self._clock = 0
-        self.illegal: dict[str, int] = {}           # game_id -> real illegal tries (paper mode)
-        self.unmasked_illegal: dict[str, int] = {}  # game_id -> moves whose free draw was illegal
-        self.sampled: dict[str, int] = {}           # game_id -> moves the model was asked for
+        self.illegal = collections.Counter()           # game_id -> real illegal tries (paper mode)
+        self.unmasked_illegal = collections.Counter()  # game_id -> moves whose free draw was illegal
+        self.sampled = collections.Counter()           # game_id -> moves the model was asked for
         self.calls = 0
         self.fallbacks = 0  # moves chosen from python-chess's legal moves (no legal top_k candidate)
         self._last = None  # (logits [B, V] on the device, the batch row of each request) of the last call
@@ -361,12 +376,13 @@ class Sampler:
         elif end == n:  # unchanged: re-feed the last token for its logits
             tokens, planes, first = [BOS if n == start else move_token(stack[n - 1])], slot.planes[None], n
         else:
-            tokens, planes, first = [move_token(m) for m in stack[end:]], [], end + 1
-            p = slot.planes
-            for move in stack[end:]:
-                p = next_planes(p, move)
-                planes.append(p)
-            planes = np.stack(planes)
+            new = stack[end:]
+            tokens, planes, first = [move_token(m) for m in new], np.empty((len(new), 64), np.uint8), end + 1
+            previous = slot.planes
+            for p, move in zip(planes, new):
+                p[:] = previous
+                apply_move_planes(p, move.from_square, move.to_square, move.promotion or 0)
+                previous = p
         slot.start, slot.end, slot.planes = start, n, planes[-1]
         slot.first, slot.last = (stack[start], stack[-1]) if n > start else (None, None)
         return first - start, tokens, planes
@@ -413,59 +429,61 @@ class Sampler:
         pos_B = np.full(B, self.max_len, np.int32)  # rows nobody asks for write past the end: dropped
         last_B, temps_B, white_B = np.zeros(B, np.int32), np.ones(B, np.float32), np.ones(B, bool)
         rows_B = np.full(B, N, np.int32)
-        for b, (slot, (gid, board, temp), (pos, toks, planes)) in zip(rows, zip(slots, requests, plans)):
-            tokens_BT[b, :len(toks)] = toks
-            if boards_BT64 is not None:
-                boards_BT64[b, :len(toks)] = planes
-            planes_B64[b] = planes[-1]
-            pos_B[b], last_B[b], temps_B[b], white_B[b], rows_B[b] = pos, len(toks) - 1, temp, board.turn, slot
-        self._key, key = jax.random.split(self._key)
+        # Each request's tokens go to its batch row b, columns 0..len-1: one scatter for all.
+        b_n, len_n = np.asarray(rows, np.intp), np.fromiter((len(t) for _, t, _ in plans), np.intp, n)
+        ends_n = np.cumsum(len_n)
+        b_x, col_x = np.repeat(b_n, len_n), np.arange(ends_n[-1]) - np.repeat(ends_n - len_n, len_n)
+        tokens_BT[b_x, col_x] = np.fromiter(itertools.chain.from_iterable(t for _, t, _ in plans), np.int32)
+        planes_x64 = np.concatenate([p for _, _, p in plans])
+        if boards_BT64 is not None:
+            boards_BT64[b_x, col_x] = planes_x64
+        planes_B64[b_n] = planes_x64[ends_n - 1]
+        pos_B[b_n], last_B[b_n], rows_B[b_n] = [p for p, _, _ in plans], len_n - 1, slots
+        temps_B[b_n], white_B[b_n] = [t for _, _, t in requests], [board.turn for _, board, _ in requests]
         args = [rows_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, planes_B64, white_B]
         if self._mesh is not None:
             args = [None if a is None else jax.device_put(a, NamedSharding(self._mesh, P("data"))) for a in args]
         step = self._steps["all" if in_place else "rows"]
         # Read only the cache chunks the longest game needs (one compile per chunk count).
         attend_len = _bucket(max(p + len(t) for p, t, _ in plans), self.attend_buckets)
-        self._cache, logits_BV, free_KB, top_BK, top_vals_BK, scores_BV = step(self._state, self._cache, *args, key,
-                                                                               attend_len)
+        self._cache, logits_BV, free_KB, top_BK, top_vals_BK, scores_BV = step(
+            self._state, self._cache, *args, self._key, np.int32(self.calls), attend_len)
         rows = np.asarray(list(rows), np.int32)
         self._last = (logits_BV, rows)
-        free_KB = np.asarray(free_KB)
+        free_KB = np.asarray(free_KB)[:, rows].T.tolist()  # Python lists: no numpy scalars in the loop
         if top_BK is not None:
-            top_BK, top_vals_BK = np.asarray(top_BK), np.asarray(top_vals_BK)
+            top_BK, top_vals_BK = np.asarray(top_BK)[rows].tolist(), np.asarray(top_vals_BK)[rows].tolist()
         scores = []  # fetched only when some game needs the python-chess fallback
         out = []
-        for b, (gid, board, _) in zip(rows, requests):
-            legal = board.is_legal
+        for i, (gid, board, _) in enumerate(requests):
             if self.legal == "mask":
                 # The candidates are the pseudo-legal moves by Gumbel score: the first legal one is
                 # a draw from the distribution renormalised over the legal moves. The unmasked draw
                 # (the best score over all moves, free_KB here) is the first candidate or no
-                # pseudo-legal move, so one is_legal call a move serves both.
+                # pseudo-legal move, so one legality test a move serves both.
                 illegal, move, first = 0, None, True
-                for t, v in zip(top_BK[b], top_vals_BK[b]):
+                for t, v in zip(top_BK[i], top_vals_BK[i]):
                     if v == -np.inf:
                         break
-                    if legal(MOVES[t]):
+                    if _pseudo_legal_is_legal(board, MOVES[t]):
                         move = MOVES[t]
                         break
                     first = False
-                unmasked = int(not (first and move is not None and free_KB[0, b] == top_vals_BK[b, 0]))  # by score
+                unmasked = int(not (first and move is not None and free_KB[i][0] == top_vals_BK[i][0]))  # by score
                 if move is None:  # no legal move among the candidates: rank all legal moves
                     self.fallbacks += 1
                     if not scores:
                         scores.append(np.asarray(scores_BV))
                     moves = list(board.legal_moves)
-                    move = max(moves, key=lambda m: scores[0][b, move_token(m)]) if moves else None
+                    move = max(moves, key=lambda m: scores[0][rows[i], move_token(m)]) if moves else None
             else:
-                free = MOVES[free_KB[0, b]]
-                unmasked = int(not legal(free))
-                tries = [free] + [MOVES[t] for t in free_KB[1:, b]]
-                illegal = next((k for k, m in enumerate(tries) if legal(m)), len(tries))
+                tries = [MOVES[t] for t in free_KB[i]]
+                unmasked = int(not board.is_legal(tries[0]))
+                illegal = next((k for k, m in enumerate(tries) if board.is_legal(m)), len(tries))
                 move = tries[illegal] if illegal < len(tries) else None
-            self.illegal[gid] = self.illegal.get(gid, 0) + illegal
-            self.unmasked_illegal[gid] = self.unmasked_illegal.get(gid, 0) + unmasked
-            self.sampled[gid] = self.sampled.get(gid, 0) + 1
+            self.illegal[gid] += illegal
+            self.unmasked_illegal[gid] += unmasked
+            self.sampled[gid] += 1
             out.append(MoveChoice(move, illegal))
         return out
 
