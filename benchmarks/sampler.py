@@ -6,8 +6,9 @@ baseline is the paper's loop done well: one game at a time, and per move one jit
 runs a full forward over the whole game so far (tokens and board planes kept incrementally,
 padded to a power of two so it compiles a few times, all before timing) and draws among the
 legal moves. The sampler plays B games at once, one decode step per ply over its KV cache, host
-work (boards, legality) included. Compiles happen before timing; each rate is the best of a few
-timed runs (baseline: 3 games, sampler: 2 passes), since the machine is shared.
+work (boards, legality) included. Compiles happen before timing; the timed runs are interleaved
+rounds (a baseline game, then a pass at each batch size) and each rate is the best of its rounds,
+since the machine is shared.
 
     .venv/bin/python benchmarks/sampler.py [--plies 100] [--batches 1 64 256] [--config tiny]
 """
@@ -37,8 +38,9 @@ def model_config(name: str) -> ml_collections.ConfigDict:
     return cfg
 
 
-def baseline(model, plies: int, seed: int) -> float:
-    """Moves/s of one game at a time, a full forward over the whole prefix per move."""
+def baseline(model, plies: int, seed: int):
+    """A function that plays one game at a time, a full forward over the whole prefix per move,
+    and returns its moves/s (compiled and warmed up here)."""
     graphdef, state = nnx.split(model)
     V, L = model.cfg.vocab_size, model.cfg.max_len
 
@@ -64,30 +66,35 @@ def baseline(model, plies: int, seed: int) -> float:
         return n
 
     game(jax.random.key(seed + 1))  # warm-up: compiles every padded length the timed game meets
-    rates = []
-    for r in range(3):  # best of 3 (the machine is shared: the best run is the least disturbed)
+    runs = iter(range(seed + 2, seed + 1000))
+
+    def timed() -> float:
         t0 = time.perf_counter()
-        n = game(jax.random.key(seed + 2 + r))
-        rates.append(n / (time.perf_counter() - t0))
-    return max(rates)
+        n = game(jax.random.key(next(runs)))
+        return n / (time.perf_counter() - t0)
+    return timed
 
 
-def batched(model, batch: int, plies: int, seed: int) -> float:
-    """Moves/s of `batch` self-play games in flight, one sampler call per ply."""
+def batched(model, batch: int, plies: int, seed: int):
+    """A function that plays `batch` self-play games in flight, one sampler call per ply, and
+    returns its moves/s (compiled and warmed up here: the same plies on other game ids)."""
     sampler = Sampler(model, max_games=batch, seed=seed)
-    rates = []
-    for tag in ("warm", "timed1", "timed2"):  # warm-up: the same plies on other game ids; then best of 2
+    runs = iter(range(1000))
+
+    def timed() -> float:
+        tag = next(runs)
         boards, live, moves = [chess.Board() for _ in range(batch)], list(range(batch)), 0
         t0 = time.perf_counter()
         for _ in range(plies):
-            choices = sampler.sample([(f"{tag}{i}", boards[i], 1.0) for i in live])
+            choices = sampler.sample([(f"{tag}.{i}", boards[i], 1.0) for i in live])
             for i, c in zip(live, choices):
                 if c.move is not None:
                     boards[i].push(c.move)
             moves += sum(c.move is not None for c in choices)
             live = [i for i, c in zip(live, choices) if c.move is not None]
-        rates.append(moves / (time.perf_counter() - t0))
-    return max(rates[1:])
+        return moves / (time.perf_counter() - t0)
+    timed()
+    return timed
 
 
 def main() -> None:
@@ -95,18 +102,26 @@ def main() -> None:
     parser.add_argument("--plies", type=int, default=100)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds; the best of each is kept")
     parser.add_argument("--config", default="tiny", help="the model's config (tiny, paper_50m, ...)")
     args = parser.parse_args()
     cfg = model_config(args.config)
     model = Transformer(cfg, rngs=nnx.Rngs(args.seed))
     print(f"model: {cfg.num_layers} layers, width {cfg.embed_dim}, max_len {cfg.max_len}, "
           f"board_input {cfg.board_input}; {jax.devices()[0].platform}; {args.plies} plies a game")
-    base = baseline(model, args.plies, args.seed)
+    # Interleaved rounds (a baseline game, then a pass at each batch size), best of each: the
+    # machine is shared, and a slow spell then slows both sides of a ratio alike.
+    runners = {"baseline": baseline(model, args.plies, args.seed)}
+    runners.update({batch: batched(model, batch, args.plies, args.seed) for batch in args.batches})
+    rates = {name: [] for name in runners}
+    for _ in range(args.rounds):
+        for name, run in runners.items():
+            rates[name].append(run())
+    base = max(rates.pop("baseline"))
     print(f"baseline (1 game, no cache, full forward per move): {base:9.1f} moves/s")
-    for batch in args.batches:
-        rate = batched(model, batch, args.plies, args.seed)
+    for batch, rs in rates.items():
+        rate = max(rs)
         print(f"sampler batch {batch:4d} (KV cache, one call a ply):  {rate:9.1f} moves/s  {rate / base:7.1f}x")
-
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ import textwrap
 
 import chess
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
@@ -244,3 +245,17 @@ def test_unmasked_illegal_is_the_free_arg_max_being_illegal(model):
     want = [int(not b.is_legal(m)) for b, m in zip(boards, free)]
     assert [sampler.unmasked_illegal[f"g{i}"] for i in range(len(boards))] == want
     assert sum(want) > 0  # a random model: its free arg-max is mostly illegal, so this compares something
+
+
+def test_the_samplers_threefry_is_jaxs_and_its_gumbel_noise_is_standard():
+    from jax.extend.random import threefry_2x32
+
+    key = jnp.array([123, 456], jnp.uint32)
+    counter = jnp.arange(1000, dtype=jnp.uint32)
+    a, b = sampling._threefry_2x32(key[0], key[1], counter, counter + np.uint32(1000))
+    np.testing.assert_array_equal(np.concatenate([a, b]), threefry_2x32(key, jnp.arange(2000, dtype=jnp.uint32)))
+    noise = np.asarray(jax.jit(sampling._gumbel, static_argnums=1)(jax.random.key(3), (3, 100_001))).ravel()
+    assert np.isfinite(noise).all()
+    # Gumbel(0, 1): mean Euler's gamma, variance pi^2 / 6, P(G <= 0) = exp(-1).
+    assert abs(noise.mean() - 0.5772) < 0.01 and abs(noise.var() - np.pi ** 2 / 6) < 0.03
+    assert abs((noise <= 0).mean() - np.exp(-1)) < 0.005
