@@ -3,6 +3,7 @@
 Every Sampler here has 16 slots and the model's max_len, so they share compiled programs."""
 
 import collections
+import functools
 import os
 import pathlib
 import subprocess
@@ -76,6 +77,8 @@ def test_planes_follow_moves_and_pseudo_legal_moves_cover_the_legal_ones():
             p = next_planes(p, m)
             np.testing.assert_array_equal(p, board_planes(board), err_msg=f"after {m} in {board.fen()}")
     pseudo = np.asarray(jax.jit(pseudo_legal, static_argnums=2)(np.stack(planes), np.asarray(white), 2048))
+    by_gathers = jax.jit(functools.partial(pseudo_legal, gather=True), static_argnums=2)
+    np.testing.assert_array_equal(by_gathers(np.stack(planes), np.asarray(white), 2048), pseudo)
     for row, toks in zip(pseudo, legal):
         assert row[toks].all()  # a superset of the legal moves...
     assert pseudo.sum() < 1.3 * sum(map(len, legal))  # ...and not much more
