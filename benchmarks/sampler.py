@@ -26,7 +26,8 @@ import numpy as np
 from flax import nnx
 
 from transcendence_jax.model import Transformer
-from transcendence_jax.sampling import MOVES, Sampler, move_token, next_planes
+from transcendence_jax.moves import MOVES, move_token
+from transcendence_jax.sampling import Sampler, next_planes
 from transcendence_jax.tokenizer import BOS, PAD, board_planes
 
 

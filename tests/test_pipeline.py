@@ -304,7 +304,7 @@ def test_device_pseudo_legal_masks_cover_the_exact_ones(data):
     import jax
     import jax.numpy as jnp
 
-    from transcendence_jax.sampling import pseudo_legal
+    from transcendence_jax.moves import pseudo_legal
 
     (batch,) = take(iter(loader(data["plain"], packing="pad", boards=True, legal=True, shuffle=False,
                                 batch_size=60, num_epochs=1)), 1)

@@ -21,8 +21,9 @@ from flax import nnx
 from transcendence_jax import sampling
 from transcendence_jax.arena import PolicyPlayer, play_games, random_policy
 from transcendence_jax.model import Transformer
-from transcendence_jax.sampling import (MOVES, ModelPlayer, Sampler, _pseudo_legal_is_legal, move_probabilities,
-                                       next_planes, position_logits, pseudo_legal, sample_moves)
+from transcendence_jax.moves import MOVES, pseudo_legal, pseudo_legal_is_legal
+from transcendence_jax.sampling import (ModelPlayer, Sampler, move_probabilities, next_planes, position_logits,
+                                       sample_moves)
 from transcendence_jax.tokenizer import board_planes, move_to_token
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -88,7 +89,7 @@ def test_planes_follow_moves_and_pseudo_legal_moves_cover_the_legal_ones():
         for t in np.nonzero(row)[0]:
             move = MOVES[t]
             legal_move = board.is_legal(move)
-            assert _pseudo_legal_is_legal(board, move) == legal_move, f"{move} in {board.fen()}"
+            assert pseudo_legal_is_legal(board, move) == legal_move, f"{move} in {board.fen()}"
             checked[legal_move, board.is_check()] += 1
     assert min(checked.values()) > 50  # legal and illegal moves, in check and not
 
@@ -236,7 +237,6 @@ def test_sharded_over_the_data_axis_matches_one_device():
 def test_unmasked_illegal_is_the_free_arg_max_being_illegal(model):
     """At tau -> 0 the unmasked draw is the arg-max over every move token: the sampler books it
     illegal exactly when python-chess says so (it checks only its legal candidates)."""
-    from transcendence_jax.sampling import MOVES
     from transcendence_jax.tokenizer import NUM_SPECIAL, VOCAB_SIZE
 
     rng = np.random.default_rng(5)

@@ -158,7 +158,7 @@ def _legal_loss(tc):
 def _loss(params, rest, graphdef, batch, legal_loss, dropout_key):
     """Weighted mean cross-entropy of one (micro)batch; legal_loss as `_legal_loss`."""
     from transcendence_jax.model import cross_entropy
-    from transcendence_jax.sampling import pseudo_legal
+    from transcendence_jax.moves import pseudo_legal
 
     model = nnx.merge(graphdef, params, rest)
     deterministic = dropout_key is None
