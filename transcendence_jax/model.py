@@ -82,8 +82,7 @@ def cache_chunks(max_len: int) -> list[int]:
 
 
 def chunks_covering(chunks, length: int) -> int:
-    """How many leading chunks hold positions 0..length-1 (their sizes sum to exactly length:
-    extend's masks span whole chunks)."""
+    """How many leading chunks it takes to hold positions 0..length-1."""
     n, covered = 0, 0
     while covered < length:
         covered += chunks[n].shape[2]
