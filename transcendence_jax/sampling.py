@@ -6,7 +6,8 @@ position pos_B) and samples one move per game at its own temperature (a traced a
 recompile for a new temperature). The slots are indexed inside the jitted step and the cache is
 donated, so only the new tokens' keys/values are written, in place: when most slots ask, the
 batch is the whole cache in slot order (idle rows write past the end: dropped); otherwise the
-asking rows are read by index. Compiles are bounded by (#batch buckets x #length buckets). A
+asking rows are read by index; either way only the cache chunks the longest game needs are read
+(model.cache_chunks). Compiles are bounded by (#batch buckets x #length buckets x #chunks). A
 game that has not asked for a while loses its slot to a new one (least recently used) and is
 prefilled again when it comes back. Host work per game and ply is O(1): the new tokens come
 from a token table, the board planes from the previous planes plus the move.
@@ -14,8 +15,9 @@ from a token table, the board planes from the previous planes plus the move.
 Legal moves, by Gumbel-max: every move token's score is logit / tau + Gumbel noise (no noise at
 tau <= threshold: the arg-max), and the highest-scoring legal move is an exact sample of the
 distribution renormalised over the legal moves. The device ranks the top `top_k` moves among a
-superset of the legal ones (pseudo-legal from the board planes: own piece, its geometry, a clear
-path, pawn rules), and the host takes the first that python-chess calls legal; only when none of
+superset of the legal ones (moves.pseudo_legal, from the board planes: own piece, its geometry,
+a clear path, pawn rules), and the host takes the first that python-chess calls legal (for most
+moves its check test is all that is left to ask: moves.pseudo_legal_is_legal); only when none of
 them is does it generate the legal moves (the same scores: still exact). No mask is built and no
 [B, V] array crosses to the device per step.
 - "mask" (default): the model always plays a legal move; MoveChoice.illegal is 0. The free
