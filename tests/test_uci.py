@@ -64,7 +64,9 @@ def test_protocol_in_process():
 def test_python_chess_plays_a_full_game_against_the_uci_command(tmp_path):
     workdir = make_workdir(tmp_path / "w")
     cmd = [sys.executable, "-m", "transcendence_jax", "uci", "--workdir", workdir, "--temperature", "1.0"]
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    cache = tmp_path / "xla"  # the CLI keeps its compiled programs there (every compile, for the test)
+    env = dict(os.environ, JAX_PLATFORMS="cpu", TJ_COMPILATION_CACHE=str(cache),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     model_engine = chess.engine.SimpleEngine.popen_uci(cmd, cwd=REPO, env=env, timeout=120)
     stockfish = chess.engine.SimpleEngine.popen_uci(find_stockfish())
     try:
@@ -80,6 +82,7 @@ def test_python_chess_plays_a_full_game_against_the_uci_command(tmp_path):
     finally:
         model_engine.quit()
         stockfish.quit()
+    assert any(cache.glob("*-cache")), "the uci command kept no compiled program"
 
 
 def test_workdir_without_checkpoint_is_one_line_error(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from transcendence_jax.errors import UserError
@@ -42,8 +43,22 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def keep_compiled_programs() -> None:
+    """Let a rerun of train, eval, uci or demo load its XLA programs from disk instead of
+    compiling them again (JAX's persistent compilation cache, for compiles over 0.5 s): in
+    ~/.cache/transcendence_jax/xla, or the folder TJ_COMPILATION_CACHE names ("off": none).
+    Set through the environment before JAX is imported, so subprocesses share it; JAX's own
+    JAX_COMPILATION_CACHE_DIR, if set, wins."""
+    where = os.environ.get("TJ_COMPILATION_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "transcendence_jax", "xla")
+    if where.lower() != "off":
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", where)
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    keep_compiled_programs()
     args = build_parser(argv).parse_args(argv)
     try:
         return importlib.import_module(args._module).run(args) or 0
