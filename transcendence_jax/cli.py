@@ -45,15 +45,20 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def keep_compiled_programs() -> None:
     """Let a rerun of train, eval, uci or demo load its XLA programs from disk instead of
-    compiling them again (JAX's persistent compilation cache, for compiles over 0.5 s): in
-    ~/.cache/transcendence_jax/xla, or the folder TJ_COMPILATION_CACHE names ("off": none).
-    Set through the environment before JAX is imported, so subprocesses share it; JAX's own
-    JAX_COMPILATION_CACHE_DIR, if set, wins."""
-    where = os.environ.get("TJ_COMPILATION_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "transcendence_jax", "xla")
-    if where.lower() != "off":
-        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", where)
-        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    compiling them again (JAX's persistent compilation cache, for compiles over 0.5 s): in the
+    folder TJ_COMPILATION_CACHE names ("off": none), else JAX_COMPILATION_CACHE_DIR if set, else
+    ~/.cache/transcendence_jax/xla. Set through the environment before JAX is imported, so
+    subprocesses (the demo's populations) share it."""
+    chosen = os.environ.get("TJ_COMPILATION_CACHE", "")
+    if chosen.lower() == "off":
+        os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+        return
+    if chosen:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = chosen
+    else:
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "transcendence_jax", "xla"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 
 def main(argv: list[str] | None = None) -> int:
