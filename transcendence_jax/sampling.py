@@ -314,6 +314,32 @@ class Sampler:
         slot.first, slot.last = (stack[start], stack[-1]) if n > start else (None, None)
         return first - start, tokens, planes
 
+    def _inputs(self, requests, plans, rows, slots, B: int) -> list:
+        """The decode step's [B, ...] host arrays: request i's new tokens, board planes, cache
+        position, temperature and side to move in batch row rows[i] (its cache slot slots[i])."""
+        n, T = len(requests), _bucket(max(len(t) for _, t, _ in plans), self.len_buckets)
+        tokens_BT = np.full((B, T), PAD, np.int32)
+        boards_BT64 = np.zeros((B, T, 64), np.uint8) if self.board_input else None
+        planes_B64 = np.zeros((B, 64), np.uint8)
+        pos_B = np.full(B, self.max_len, np.int32)  # rows nobody asks for write past the end: dropped
+        last_B, temps_B, white_B = np.zeros(B, np.int32), np.ones(B, np.float32), np.ones(B, bool)
+        rows_B = np.full(B, self.max_games, np.int32)
+        # Each request's tokens go to its batch row b, columns 0..len-1: one scatter for all.
+        b_n, len_n = np.asarray(rows, np.intp), np.fromiter((len(t) for _, t, _ in plans), np.intp, n)
+        ends_n = np.cumsum(len_n)
+        b_x, col_x = np.repeat(b_n, len_n), np.arange(ends_n[-1]) - np.repeat(ends_n - len_n, len_n)
+        tokens_BT[b_x, col_x] = np.fromiter(itertools.chain.from_iterable(t for _, t, _ in plans), np.int32)
+        planes_x64 = np.concatenate([p for _, _, p in plans])
+        if boards_BT64 is not None:
+            boards_BT64[b_x, col_x] = planes_x64
+        planes_B64[b_n] = planes_x64[ends_n - 1]
+        pos_B[b_n], last_B[b_n], rows_B[b_n] = [p for p, _, _ in plans], len_n - 1, slots
+        temps_B[b_n], white_B[b_n] = [t for _, _, t in requests], [board.turn for _, board, _ in requests]
+        args = [rows_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, planes_B64, white_B]
+        if self._mesh is not None:
+            args = [None if a is None else jax.device_put(a, NamedSharding(self._mesh, P("data"))) for a in args]
+        return args
+
     # -- sampling --
     def sample(self, requests: Sequence[tuple[str, chess.Board, float]]) -> list[MoveChoice]:
         """One move for each (game_id, board, temperature): one decode call per max_games games."""
@@ -343,33 +369,9 @@ class Sampler:
         for (gid, board, _), i in zip(requests, slots):
             self._slots[i].last_used = self._clock
             plans.append(self._plan(self._slots[i], board))
-        T = _bucket(max(len(t) for _, t, _ in plans), self.len_buckets)
-        B = _bucket(n, self.batch_buckets)
         in_place = 4 * n > 3 * N  # most slots ask: the batch is the whole cache in slot order
-        if in_place:
-            B, rows = N, slots
-        else:
-            rows = range(n)
-        tokens_BT = np.full((B, T), PAD, np.int32)
-        boards_BT64 = np.zeros((B, T, 64), np.uint8) if self.board_input else None
-        planes_B64 = np.zeros((B, 64), np.uint8)
-        pos_B = np.full(B, self.max_len, np.int32)  # rows nobody asks for write past the end: dropped
-        last_B, temps_B, white_B = np.zeros(B, np.int32), np.ones(B, np.float32), np.ones(B, bool)
-        rows_B = np.full(B, N, np.int32)
-        # Each request's tokens go to its batch row b, columns 0..len-1: one scatter for all.
-        b_n, len_n = np.asarray(rows, np.intp), np.fromiter((len(t) for _, t, _ in plans), np.intp, n)
-        ends_n = np.cumsum(len_n)
-        b_x, col_x = np.repeat(b_n, len_n), np.arange(ends_n[-1]) - np.repeat(ends_n - len_n, len_n)
-        tokens_BT[b_x, col_x] = np.fromiter(itertools.chain.from_iterable(t for _, t, _ in plans), np.int32)
-        planes_x64 = np.concatenate([p for _, _, p in plans])
-        if boards_BT64 is not None:
-            boards_BT64[b_x, col_x] = planes_x64
-        planes_B64[b_n] = planes_x64[ends_n - 1]
-        pos_B[b_n], last_B[b_n], rows_B[b_n] = [p for p, _, _ in plans], len_n - 1, slots
-        temps_B[b_n], white_B[b_n] = [t for _, _, t in requests], [board.turn for _, board, _ in requests]
-        args = [rows_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, planes_B64, white_B]
-        if self._mesh is not None:
-            args = [None if a is None else jax.device_put(a, NamedSharding(self._mesh, P("data"))) for a in args]
+        rows = slots if in_place else range(n)
+        args = self._inputs(requests, plans, rows, slots, N if in_place else _bucket(n, self.batch_buckets))
         step = self._steps["all" if in_place else "rows"]
         # Read only the cache chunks the longest game needs (one compile per chunk count).
         attend_len = _bucket(max(p + len(t) for p, t, _ in plans), self.attend_buckets)
