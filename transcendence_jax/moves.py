@@ -33,6 +33,7 @@ MOVES, _FROM, _TO, _PROMO, _TOKEN_OF = _move_tables()
 
 
 def move_token(move: chess.Move) -> int:
+    """tokenizer.move_to_token for the hot loops: no UCI string, no check that it is a move."""
     return _TOKEN_OF[move.from_square, move.to_square, move.promotion or 0]
 
 
