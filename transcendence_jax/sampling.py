@@ -76,9 +76,9 @@ def _threefry_2x32(k0, k1, x0, x1):
 def _gumbel(key, shape):
     """Standard Gumbel noise: threefry bits of the element counters, 23-bit uniforms, -log(-log u)."""
     k0, k1 = jax.random.key_data(key).reshape(-1)[:2]
-    half = (int(np.prod(shape)) + 1) // 2
-    counter = jax.lax.iota(jnp.uint32, half)
-    bits = jnp.concatenate(_threefry_2x32(k0, k1, counter, counter + np.uint32(half)))[:int(np.prod(shape))]
+    n = int(np.prod(shape))
+    counter = jax.lax.iota(jnp.uint32, (n + 1) // 2)
+    bits = jnp.concatenate(_threefry_2x32(k0, k1, counter, counter + np.uint32((n + 1) // 2)))[:n]
     u = jax.lax.bitcast_convert_type((bits >> np.uint32(9)) | np.uint32(0x3F800000), jnp.float32) - 1.0
     return -jnp.log(-jnp.log(jnp.maximum(u, np.float32(2.0 ** -24)))).reshape(shape)  # u > 0: finite noise
 
@@ -175,12 +175,22 @@ def _window_start(num_moves: int, start: int, max_len: int) -> int:
     return start + (start % 2)
 
 
+def planes_along(planes_64: np.ndarray, moves: Sequence[chess.Move]) -> np.ndarray:
+    """[len(moves), 64]: the board planes after each move, from the planes before the first
+    (tokenizer.board_planes codes: castling moves the rook too, en passant takes the pawn
+    passed, promotion changes the piece); each row is written in place from the one before."""
+    out = np.empty((len(moves), 64), np.uint8)
+    previous = planes_64
+    for p, move in zip(out, moves):
+        p[:] = previous
+        apply_move_planes(p, move.from_square, move.to_square, move.promotion or 0)
+        previous = p
+    return out
+
+
 def next_planes(planes_64: np.ndarray, move: chess.Move) -> np.ndarray:
-    """The board planes after `move`, from the planes before it (tokenizer.board_planes codes:
-    castling moves the rook too, en passant takes the pawn passed, promotion changes the piece)."""
-    p = planes_64.copy()
-    apply_move_planes(p, move.from_square, move.to_square, move.promotion or 0)
-    return p
+    """The board planes after `move`, from the planes before it."""
+    return planes_along(planes_64, [move])[0]
 
 
 def _context(board: chess.Board, first: int, start: int):
@@ -192,13 +202,11 @@ def _context(board: chess.Board, first: int, start: int):
     tokens = [BOS if i == start else move_token(stack[i - 1]) for i in range(first, n + 1)]
     popped = [board.pop() for _ in range(n - first)]
     try:
-        planes = [board_planes(board)]
+        before = board_planes(board)
     finally:
         for move in reversed(popped):
             board.push(move)
-    for move in stack[first:]:
-        planes.append(next_planes(planes[-1], move))
-    return tokens, np.stack(planes)
+    return tokens, np.concatenate([before[None], planes_along(before, stack[first:])])
 
 
 _step_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> settings -> programs
@@ -304,12 +312,7 @@ class Sampler:
             tokens, planes, first = [BOS if n == start else move_token(stack[n - 1])], slot.planes[None], n
         else:
             new = stack[end:]
-            tokens, planes, first = [move_token(m) for m in new], np.empty((len(new), 64), np.uint8), end + 1
-            previous = slot.planes
-            for p, move in zip(planes, new):
-                p[:] = previous
-                apply_move_planes(p, move.from_square, move.to_square, move.promotion or 0)
-                previous = p
+            tokens, planes, first = [move_token(m) for m in new], planes_along(slot.planes, new), end + 1
         slot.start, slot.end, slot.planes = start, n, planes[-1]
         slot.first, slot.last = (stack[start], stack[-1]) if n > start else (None, None)
         return first - start, tokens, planes
