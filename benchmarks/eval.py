@@ -1,13 +1,14 @@
 """The share of `eval` wall time spent in the model, at the default opponent settings.
 
 Target: under 10% (evaluation is Stockfish-bound). Plays the grid (temperatures x sf1,sf3,sf5)
-three times with one Sampler: a cold pass (includes XLA compiles), then two passes over fresh
-game ids (the first may still meet a new batch/length shape; the last is reported as "warm"),
-timing the sampler calls inside the arena. Baseline in the same run: the same grid
-with a random Python policy in the model's place (no model at all), so the model's cost also
-reads as the ratio of the two wall times.
+with one Sampler, timing the sampler calls inside the arena: a cold pass (XLA compiles), warm-up
+passes over fresh game ids until one compiles nothing (a new batch/length shape can still turn up
+in the first ones), then --rounds measured passes, each followed by a baseline pass: the same
+grid with a random Python policy in the model's place (no model at all), so the model's cost
+also reads as the ratio of the two wall times. Interleaved, and the median share reported: the
+machine's speed drifts.
 
-  .venv/bin/python benchmarks/eval.py [--workdir DIR] [--games 4] [--max-plies 178]
+  .venv/bin/python benchmarks/eval.py [--workdir DIR] [--games 4] [--max-plies 178] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import argparse
 import tempfile
 import time
 
+import jax
 import ml_collections
+import numpy as np
 from flax import nnx
 
 from transcendence_jax.arena import PolicyPlayer, grid, play_games, random_policy
@@ -63,6 +66,7 @@ def main():
     parser.add_argument("--games", type=int, default=4, help="games per (temperature, opponent)")
     parser.add_argument("--max-plies", type=int, default=178)
     parser.add_argument("--engines", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=3, help="measured warm passes (each with a baseline pass)")
     args = parser.parse_args()
 
     if args.workdir:
@@ -84,28 +88,45 @@ def main():
         p.backend = timed
     print(f"grid: {len(temps)} temperatures x {[o.name for o in opponents]} x {args.games} games, "
           f"max {args.max_plies} plies, {pool.workers} engine processes")
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration" else None)
+
+    def model_pass(tag):
+        timed.seconds, timed.calls, timed.intervals, engine_timed.intervals = 0.0, 0, [], []
+        compiles.clear()
+        wall, plies, n = run_grid(players, opponents, args.games, args.max_plies, tag)
+        exposed = exposed_seconds(timed.intervals, engine_timed.intervals)
+        return dict(tag=tag, wall=wall, model=timed.seconds, exposed=exposed, calls=timed.calls, plies=plies,
+                    games=n, compiles=len(compiles))
+
+    base_players = [PolicyPlayer(model_name(t), random_policy) for t in temps]
     try:
-        rows = []
-        for tag in ("cold", "warm-1", "warm"):
-            timed.seconds, timed.calls, timed.intervals, engine_timed.intervals = 0.0, 0, [], []
-            wall, plies, n = run_grid(players, opponents, args.games, args.max_plies, tag)
-            exposed = exposed_seconds(timed.intervals, engine_timed.intervals)
-            rows.append((tag, wall, timed.seconds, exposed, timed.calls, plies, n))
-        base = [PolicyPlayer(model_name(t), random_policy) for t in temps]
-        base_wall, base_plies, _ = run_grid(base, opponents, args.games, args.max_plies, "baseline")
+        rows = [model_pass("cold")]
+        while rows[-1]["compiles"] and len(rows) < 5:
+            rows.append(model_pass(f"warm-up-{len(rows)}"))
+        bases = []
+        for r in range(args.rounds):
+            rows.append(model_pass(f"warm-{r + 1}"))
+            wall, plies, n = run_grid(base_players, opponents, args.games, args.max_plies, f"baseline-{r}")
+            bases.append(dict(tag=f"baseline-{r + 1}", wall=wall, plies=plies, games=n))
     finally:
         pool.close()
-    print(f"{'pass':<9}{'games':>6}{'plies':>7}{'wall s':>9}{'model s':>9}{'calls':>7}"
+    print(f"{'pass':<12}{'games':>6}{'plies':>7}{'wall s':>9}{'model s':>9}{'calls':>7}{'compiles':>9}"
           f"{'in model':>10}{'exposed':>9}")
-    for tag, wall, model_s, exposed, calls, plies, n in rows:
-        print(f"{tag:<9}{n:>6}{plies:>7}{wall:>9.2f}{model_s:>9.2f}{calls:>7}"
-              f"{100 * model_s / wall:>9.1f}%{100 * exposed / wall:>8.1f}%")
-    print(f"{'baseline':<9}{n:>6}{base_plies:>7}{base_wall:>9.2f}  (random policy in the model's place)")
-    tag, wall, model_s, exposed, calls, plies, n = rows[-1]
-    print(f"warm: {100 * model_s / wall:.1f}% of eval wall time inside the model (target < 10%), "
-          f"{100 * exposed / wall:.1f}% not overlapped by engine searches; "
-          f"wall per ply {1000 * wall / plies:.2f} ms vs baseline {1000 * base_wall / base_plies:.2f} ms "
-          f"(x{(wall / plies) / (base_wall / base_plies):.2f})")
+    for r in rows:
+        print(f"{r['tag']:<12}{r['games']:>6}{r['plies']:>7}{r['wall']:>9.2f}{r['model']:>9.2f}{r['calls']:>7}"
+              f"{r['compiles']:>9}{100 * r['model'] / r['wall']:>9.1f}%{100 * r['exposed'] / r['wall']:>8.1f}%")
+    for b in bases:
+        print(f"{b['tag']:<12}{b['games']:>6}{b['plies']:>7}{b['wall']:>9.2f}  (random policy in the model's place)")
+    warm = rows[-args.rounds:]
+    share = [r["model"] / r["wall"] for r in warm]
+    exposed = [r["exposed"] / r["wall"] for r in warm]
+    per_ply = [(r["wall"] / r["plies"]) / (b["wall"] / b["plies"]) for r, b in zip(warm, bases)]
+    print(f"warm (median of {len(warm)}): {100 * np.median(share):.1f}% of eval wall time inside the model "
+          f"(target < 10%; range {100 * min(share):.1f}-{100 * max(share):.1f}%), {100 * np.median(exposed):.1f}% "
+          f"not overlapped by engine searches; wall per ply x{np.median(per_ply):.2f} the no-model baseline's "
+          f"(range x{min(per_ply):.2f}-x{max(per_ply):.2f})")
 
 
 if __name__ == "__main__":
