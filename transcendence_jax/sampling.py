@@ -39,7 +39,7 @@ import dataclasses
 import functools
 import itertools
 import weakref
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import chess
 import jax
@@ -175,17 +175,25 @@ def _window_start(num_moves: int, start: int, max_len: int) -> int:
     return start + (start % 2)
 
 
-def planes_along(planes_64: np.ndarray, moves: Sequence[chess.Move]) -> np.ndarray:
-    """[len(moves), 64]: the board planes after each move, from the planes before the first
-    (tokenizer.board_planes codes: castling moves the rook too, en passant takes the pawn
-    passed, promotion changes the piece); each row is written in place from the one before."""
-    out = np.empty((len(moves), 64), np.uint8)
-    previous = planes_64
-    for p, move in zip(out, moves):
-        p[:] = previous
-        apply_move_planes(p, move.from_square, move.to_square, move.promotion or 0)
-        previous = p
+def _planes_after(planes: bytes, moves: Sequence[chess.Move]) -> list[bytes]:
+    """The board planes (64 piece codes, tokenizer.board_planes) after each move, from the planes
+    before the first: castling moves the rook too, en passant takes the pawn passed, promotion
+    changes the piece. Bytes, not arrays: the sampler makes one per game and ply, and a numpy
+    array per move cost more than the move's update."""
+    out, squares = [], bytearray(planes)
+    for move in moves:
+        apply_move_planes(squares, move.from_square, move.to_square, move.promotion or 0)
+        out.append(bytes(squares))
     return out
+
+
+def _planes_array(planes: Iterable[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(planes), np.uint8).reshape(-1, 64)
+
+
+def planes_along(planes_64: np.ndarray, moves: Sequence[chess.Move]) -> np.ndarray:
+    """[len(moves), 64]: the board planes after each move, from the planes before the first."""
+    return _planes_array(_planes_after(np.asarray(planes_64, np.uint8).tobytes(), moves))
 
 
 def next_planes(planes_64: np.ndarray, move: chess.Move) -> np.ndarray:
@@ -194,19 +202,19 @@ def next_planes(planes_64: np.ndarray, move: chess.Move) -> np.ndarray:
 
 
 def _context(board: chess.Board, first: int, start: int):
-    """Tokens and board planes of the positions first..n of `board`'s game, where position i is
-    the one after i moves and position `start` is fed as BOS (a refill: the planes start from
-    the board at `first`, reached by popping moves off `board`, which ends as it began)."""
+    """Tokens and board planes (bytes) of the positions first..n of `board`'s game, where
+    position i is the one after i moves and position `start` is fed as BOS (a refill: the planes
+    start from the board at `first`, reached by popping moves off `board`, which ends as it began)."""
     stack = board.move_stack
     n = len(stack)
     tokens = [BOS if i == start else move_token(stack[i - 1]) for i in range(first, n + 1)]
     popped = [board.pop() for _ in range(n - first)]
     try:
-        before = board_planes(board)
+        before = board_planes(board).tobytes()
     finally:
         for move in reversed(popped):
             board.push(move)
-    return tokens, np.concatenate([before[None], planes_along(before, stack[first:])])
+    return tokens, [before] + _planes_after(before, stack[first:])
 
 
 _step_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> settings -> programs
@@ -219,7 +227,7 @@ class _Slot:
     end: int = -1     # the game position (moves played) of the last token in the cache; -1: empty
     first: chess.Move | None = None   # the game's move at `start` and its last move at the last call:
     last: chess.Move | None = None    # checked to see the game still extends what the cache holds
-    planes: np.ndarray | None = None  # the board planes at position `end`
+    planes: bytes | None = None       # the board planes at position `end`
     last_used: int = -1
 
 
@@ -296,7 +304,7 @@ class Sampler:
         return i
 
     def _plan(self, slot: _Slot, board: chess.Board):
-        """(cache position, tokens, planes [T, 64]) to feed so the slot holds the game up to
+        """(cache position, tokens, planes: T x 64 bytes) to feed so the slot holds the game up to
         `board`; the slot then records the game's position, end moves and current planes."""
         stack = board.move_stack
         n, end = len(stack), slot.end
@@ -309,10 +317,10 @@ class Sampler:
             tokens, planes = _context(board, start, start)
             first = start
         elif end == n:  # unchanged: re-feed the last token for its logits
-            tokens, planes, first = [BOS if n == start else move_token(stack[n - 1])], slot.planes[None], n
+            tokens, planes, first = [BOS if n == start else move_token(stack[n - 1])], [slot.planes], n
         else:
             new = stack[end:]
-            tokens, planes, first = [move_token(m) for m in new], planes_along(slot.planes, new), end + 1
+            tokens, planes, first = [move_token(m) for m in new], _planes_after(slot.planes, new), end + 1
         slot.start, slot.end, slot.planes = start, n, planes[-1]
         slot.first, slot.last = (stack[start], stack[-1]) if n > start else (None, None)
         return first - start, tokens, planes
@@ -332,7 +340,7 @@ class Sampler:
         ends_n = np.cumsum(len_n)
         b_x, col_x = np.repeat(b_n, len_n), np.arange(ends_n[-1]) - np.repeat(ends_n - len_n, len_n)
         tokens_BT[b_x, col_x] = np.fromiter(itertools.chain.from_iterable(t for _, t, _ in plans), np.int32)
-        planes_x64 = np.concatenate([p for _, _, p in plans])
+        planes_x64 = _planes_array(itertools.chain.from_iterable(p for _, _, p in plans))
         if boards_BT64 is not None:
             boards_BT64[b_x, col_x] = planes_x64
         planes_B64[b_n] = planes_x64[ends_n - 1]
@@ -457,7 +465,7 @@ def _positions(model, boards: Sequence[chess.Board]):
         tokens_BT[b, :len(toks)] = toks
         last_B[b] = len(toks) - 1
         if board_input:
-            boards_BT64[b, :len(toks)] = planes
+            boards_BT64[b, :len(toks)] = _planes_array(planes)
     legal_BV = np.zeros((B, vocab), bool)
     legal_BV[len(boards):, NUM_SPECIAL] = True
     for b, board in enumerate(boards):
