@@ -1,0 +1,78 @@
+"""Time of the Sampler's jitted decode step alone (no host work), by batch, new tokens and cache positions.
+
+What a ply costs the device: `benchmarks/sampler.py` plays whole games; this times the step it
+calls, so a change to the model or the step can be judged without python-chess's noise. Shapes:
+self-play at 256 and 128 games (1 new token a game, every slot in place) and an eval-like call
+(48 of 96 slots asking, 2 new tokens: the model's last move and the reply; rows read by index).
+Interleaved repeats, medians.
+
+    .venv/bin/python benchmarks/decode_step.py [--config tiny] [--positions 32 64 128] [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import numpy as np
+from flax import nnx
+
+from transcendence_jax.model import Transformer
+from transcendence_jax.sampling import Sampler
+
+from sampler import model_config  # benchmarks/sampler.py (run as a script: its folder is on sys.path)
+
+SHAPES = {"self-play 256 x 1 token": (256, 256, 1), "self-play 128 x 1 token": (128, 128, 1),
+          "eval-like 48 of 96 x 2 tokens": (96, 48, 2)}
+
+
+def step_runner(model, slots: int, batch: int, tokens: int, positions: int):
+    """A function that runs one decode step of `batch` games (of a `slots`-game sampler) whose
+    new tokens end just below `positions`, and waits for its outputs."""
+    sampler = Sampler(model, max_games=slots)
+    in_place = 4 * batch > 3 * slots
+    rng = np.random.default_rng(0)
+    rows = np.arange(batch, dtype=np.int32) * (slots // batch)
+    args = [rows, rng.integers(5, 1900, (batch, tokens)).astype(np.int32),
+            rng.integers(0, 13, (batch, tokens, 64)).astype(np.uint8),
+            np.full(batch, positions - tokens - 1, np.int32), np.full(batch, tokens - 1, np.int32),
+            np.where(np.arange(batch) % 2, 1.0, 1e-4).astype(np.float32),  # hot and cold games
+            rng.integers(0, 13, (batch, 64)).astype(np.uint8), np.ones(batch, bool)]
+    step = sampler._steps["all" if in_place else "rows"]
+
+    def run():
+        sampler._cache, *out = step(sampler._state, sampler._cache, *args, sampler._key, np.int32(1), positions)
+        jax.block_until_ready(out)
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="tiny")
+    parser.add_argument("--positions", type=int, nargs="+", default=[32, 64, 128])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    cfg = model_config(args.config)
+    model = Transformer(cfg, rngs=nnx.Rngs(0))
+    print(f"model: {cfg.num_layers} layers, width {cfg.embed_dim}; {jax.devices()[0].platform}")
+    runs = {}
+    for name, (slots, batch, tokens) in SHAPES.items():
+        for positions in args.positions:
+            if positions <= cfg.max_len:
+                runs[name, positions] = step_runner(model, slots, batch, tokens, positions)
+                runs[name, positions]()  # compile
+    times = {key: [] for key in runs}
+    for _ in range(args.repeats):
+        for key, run in runs.items():
+            t = time.perf_counter()
+            run()
+            times[key].append(time.perf_counter() - t)
+    for (name, positions), ts in times.items():
+        ms = 1e3 * float(np.median(ts))
+        games = SHAPES[name][1]
+        print(f"{name:<32} {positions:4d} positions: {ms:7.2f} ms a step, {1e3 * ms / games:6.1f} us a game")
+
+
+if __name__ == "__main__":
+    main()
