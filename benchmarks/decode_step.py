@@ -4,7 +4,10 @@ What a ply costs the device: `benchmarks/sampler.py` plays whole games; this tim
 calls, so a change to the model or the step can be judged without python-chess's noise. Shapes:
 self-play at 256 and 128 games (1 new token a game, every slot in place) and an eval-like call
 (48 of 96 slots asking, 2 new tokens: the model's last move and the reply; rows read by index).
-Interleaved repeats, medians.
+Baseline in the same run: the no-cache loop's unit of work, one game's full forward over a
+64-token prefix, per token row; each step's cost a game is printed in those rows (the
+sampler benchmark's ratio cannot exceed the baseline's rows a move, ~70 over a 100-ply game,
+divided by this). Interleaved repeats, medians.
 
     .venv/bin/python benchmarks/decode_step.py [--config tiny] [--positions 32 64 128] [--repeats 15]
 """
@@ -19,7 +22,7 @@ import numpy as np
 from flax import nnx
 
 from transcendence_jax.model import Transformer
-from transcendence_jax.sampling import Sampler
+from transcendence_jax.sampling import Sampler, _forward
 
 from sampler import model_config  # benchmarks/sampler.py (run as a script: its folder is on sys.path)
 
@@ -47,6 +50,15 @@ def step_runner(model, slots: int, batch: int, tokens: int, positions: int):
     return run
 
 
+def forward_runner(model, tokens: int = 64):
+    """A function that runs the no-cache baseline's call: one game's full forward over `tokens`."""
+    forward, state = _forward(model)
+    rng = np.random.default_rng(0)
+    args = (rng.integers(5, 1900, (1, tokens)).astype(np.int32), rng.integers(0, 13, (1, tokens, 64)).astype(np.uint8),
+            np.array([tokens - 1], np.int32))
+    return lambda: jax.block_until_ready(forward(state, *args))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny")
@@ -56,7 +68,8 @@ def main() -> None:
     cfg = model_config(args.config)
     model = Transformer(cfg, rngs=nnx.Rngs(0))
     print(f"model: {cfg.num_layers} layers, width {cfg.embed_dim}; {jax.devices()[0].platform}")
-    runs = {}
+    runs = {("baseline", 64): forward_runner(model)}
+    runs["baseline", 64]()
     for name, (slots, batch, tokens) in SHAPES.items():
         for positions in args.positions:
             if positions <= cfg.max_len:
@@ -68,10 +81,13 @@ def main() -> None:
             t = time.perf_counter()
             run()
             times[key].append(time.perf_counter() - t)
+    row_us = 1e6 * float(np.median(times.pop(("baseline", 64)))) / 64
+    print(f"baseline: one game's full forward over 64 tokens, {row_us:.1f} us a token row")
     for (name, positions), ts in times.items():
         ms = 1e3 * float(np.median(ts))
-        games = SHAPES[name][1]
-        print(f"{name:<32} {positions:4d} positions: {ms:7.2f} ms a step, {1e3 * ms / games:6.1f} us a game")
+        game_us = 1e3 * ms / SHAPES[name][1]
+        print(f"{name:<32} {positions:4d} positions: {ms:7.2f} ms a step, {game_us:6.1f} us a game "
+              f"= {game_us / row_us:5.2f} baseline rows")
 
 
 if __name__ == "__main__":
