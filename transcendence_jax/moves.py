@@ -2,9 +2,10 @@
 
 `pseudo_legal` is the device side: from the board planes (tokenizer.board_planes codes) and the
 side to move, a [B, V] superset of the legal moves (own piece, its geometry, a clear path, pawn
-rules; pins, checks, castling rights and the en-passant square are left to the host). The
-sampler ranks its candidates with it; training uses it as the legal-move loss's mask.
-`pseudo_legal_is_legal` is the host side's exact test for a move the mask allowed.
+rules; pins, checks, castling rights and the en-passant square are left out). The sampler ranks
+its candidates with it; training uses it as the legal-move loss's mask. `king_safe` finishes the
+job for the sampler's few candidates: whether each leaves its king attacked (python-chess's
+check test, on the device), and which are castling or en passant (left to python-chess).
 """
 
 from __future__ import annotations
@@ -111,12 +112,58 @@ def pseudo_legal(planes_B64, white_B, V: int, *, gather: bool = False):
     return ok_BV & (~pawn_BV | pawn_ok_BV)
 
 
-def pseudo_legal_is_legal(board: chess.Board, move: chess.Move) -> bool:
-    """board.is_legal(move) for a move `pseudo_legal` allows: an ordinary move (not castling, not
-    a pawn's diagonal step onto an empty square) needs only python-chess's check test, since the
-    device already checked the rest of python-chess's pseudo-legality (tested move by move)."""
-    frm, to = move.from_square, move.to_square
-    piece = board.piece_type_at(frm)
-    special = ((piece == chess.KING and abs(to - frm) == 2)
-               or (piece == chess.PAWN and (to - frm) % 8 and board.piece_type_at(to) is None))
-    return board.is_legal(move) if special else not board.is_into_check(move)
+@functools.lru_cache(maxsize=None)
+def _attack_tables():
+    """Per square s (64: off the board, always empty): the squares a knight or a king attacks
+    from s (symmetric: also the squares it is attacked from), the squares of a black and of a
+    white pawn that attack s, and the 8 rays outward from s (4 straight, then 4 diagonal)."""
+    off = lambda f, r: r * 8 + f if 0 <= f < 8 and 0 <= r < 8 else 64
+    knight, king = np.full((65, 8), 64, np.int32), np.full((65, 8), 64, np.int32)
+    pawn_black, pawn_white = np.full((65, 2), 64, np.int32), np.full((65, 2), 64, np.int32)
+    rays = np.full((65, 8, 7), 64, np.int32)
+    steps = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)]
+    for sq in range(64):
+        f, r = sq % 8, sq // 8
+        knight[sq] = [off(f + df, r + dr) for df, dr in ((1, 2), (2, 1), (-1, 2), (-2, 1), (1, -2), (2, -1), (-1, -2), (-2, -1))]
+        king[sq] = [off(f + df, r + dr) for df, dr in steps]
+        pawn_black[sq] = [off(f - 1, r + 1), off(f + 1, r + 1)]  # a black pawn takes one rank down
+        pawn_white[sq] = [off(f - 1, r - 1), off(f + 1, r - 1)]
+        for d, (df, dr) in enumerate(steps):
+            rays[sq, d] = [off(f + df * i, r + dr * i) for i in range(1, 8)]
+    return knight, king, pawn_black, pawn_white, rays
+
+
+def king_safe(planes_B64, white_B, tokens_BK):
+    """For K candidate move tokens a position (pseudo-legal ones): ([B, K] the move leaves its
+    side's king unattacked, [B, K] the move is castling or en passant). The first is
+    python-chess's `not is_into_check` for every other move (tested move by move); the host asks
+    python-chess about the second kind (castling through check, the en-passant square)."""
+    knight_S8, king_S8, pawn_black_S2, pawn_white_S2, rays_S87 = _attack_tables()
+    B, K = tokens_BK.shape
+    # (tokens past the move table, e.g. padding ranked at -inf, read the last move: never used)
+    frm_BK, to_BK = (jnp.take(jnp.asarray(t), tokens_BK, mode="clip") for t in (_FROM, _TO))
+    planes_B65 = jnp.concatenate([planes_B64.astype(jnp.int32), jnp.zeros((B, 1), jnp.int32)], axis=1)
+    row_B11 = (jnp.arange(B) * 65)[:, None, None]
+    at = lambda sq_BKN: planes_B65.reshape(-1)[row_B11 + sq_BKN.reshape(B, K, -1)].reshape(sq_BKN.shape)
+    piece_BK, dest_BK = at(frm_BK), at(to_BK)
+    enemy = jnp.where(white_B, 6, 0)[:, None]  # enemy piece codes: enemy + 1 (pawn) ... enemy + 6 (king)
+    own_king = jnp.where(white_B, 6, 12)[:, None]
+    moves_king_BK = piece_BK == own_king
+    special_BK = ((moves_king_BK & (jnp.abs(to_BK - frm_BK) == 2))
+                  | (((piece_BK == 1) | (piece_BK == 7)) & ((to_BK - frm_BK) % 8 != 0) & (dest_BK == 0)))
+    king_BK = jnp.where(moves_king_BK, to_BK, jnp.argmax(planes_B64 == own_king, axis=1)[:, None])
+
+    def after(table):  # the pieces on table[king square] once the move is made
+        sq = jnp.asarray(table)[king_BK]
+        frm, to = (x.reshape(B, K, *[1] * (sq.ndim - 2)) for x in (frm_BK, to_BK))
+        return jnp.where(sq == frm, 0, jnp.where(sq == to, piece_BK.reshape(frm.shape), at(sq)))
+
+    pawns_BK2 = jnp.where(white_B[:, None, None], after(pawn_black_S2), after(pawn_white_S2))
+    attacked_BK = ((after(knight_S8) == enemy[..., None] + 2).any(-1)
+                   | (after(king_S8) == enemy[..., None] + 6).any(-1)
+                   | (pawns_BK2 == enemy[..., None] + 1).any(-1))
+    ray_BK87 = after(rays_S87)
+    first_BK8 = jnp.take_along_axis(ray_BK87, jnp.argmax(ray_BK87 > 0, axis=-1)[..., None], axis=-1)[..., 0]
+    slider_BK8 = jnp.where(jnp.arange(8) < 4, 4, 3)  # rook on the straight rays, bishop on the diagonals
+    attacked_BK |= ((first_BK8 == enemy[..., None] + slider_BK8) | (first_BK8 == enemy[..., None] + 5)).any(-1)
+    return ~attacked_BK, special_BK

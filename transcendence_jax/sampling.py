@@ -16,10 +16,10 @@ Legal moves, by Gumbel-max: every move token's score is logit / tau + Gumbel noi
 tau <= threshold: the arg-max), and the highest-scoring legal move is an exact sample of the
 distribution renormalised over the legal moves. The device ranks the top `top_k` moves among a
 superset of the legal ones (moves.pseudo_legal, from the board planes: own piece, its geometry,
-a clear path, pawn rules), and the host takes the first that python-chess calls legal (for most
-moves its check test is all that is left to ask: moves.pseudo_legal_is_legal); only when none of
-them is does it generate the legal moves (the same scores: still exact). No mask is built and no
-[B, V] array crosses to the device per step.
+a clear path, pawn rules) and tells which of them leave their king safe (moves.king_safe); the
+host takes the first legal one (asking python-chess only about castling and en passant); only
+when none of them is does it generate the legal moves (the same scores: still exact). No mask is
+built and no [B, V] array crosses to the device per step.
 - "mask" (default): the model always plays a legal move; MoveChoice.illegal is 0. The free
   draw (the top score over all move tokens) is what the model would have played unmasked:
   when it is illegal it is counted in `unmasked_illegal` (per game), not booked as a try.
@@ -50,7 +50,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from transcendence_jax.arena import MoveChoice
 from transcendence_jax.model import cache_chunks
-from transcendence_jax.moves import MOVES, move_token, pseudo_legal, pseudo_legal_is_legal
+from transcendence_jax.moves import MOVES, king_safe, move_token, pseudo_legal
 from transcendence_jax.tokenizer import (BOS, NUM_SPECIAL, PAD, VOCAB_SIZE, apply_move_planes, board_planes,
                                         token_to_move)
 
@@ -85,7 +85,8 @@ def _gumbel(key, shape):
 
 def _choose(logits_BV, planes_B64, white_B, temps_B, key, *, threshold, top_k, free_draws):
     """Gumbel-max over move tokens: (free draws [K, B], top_k moves [B, top_k] among the
-    pseudo-legal ones, best first, with their scores, and the scores [B, V] of the first draw).
+    pseudo-legal ones, best first, with their scores and legality (1 legal, 0 not, 2 castling or
+    en passant: python-chess decides), and the scores [B, V] of the first draw).
     With top_k (mask mode) the free draw is given as its score [1, B] instead (a max: the arg-max
     is only needed to tell whether it is the first candidate, and costs 8x a max on XLA:CPU)."""
     V = logits_BV.shape[-1]
@@ -96,10 +97,12 @@ def _choose(logits_BV, planes_B64, white_B, temps_B, key, *, threshold, top_k, f
     moves_V = (vocab_V >= NUM_SPECIAL) & (vocab_V < VOCAB_SIZE)
     scores_KBV = jnp.where(moves_V, scaled_BV + jnp.where(cold_B[:, None], 0.0, noise_KBV), -jnp.inf)
     if not top_k:
-        return jnp.argmax(scores_KBV, axis=-1).astype(jnp.int32), None, None, scores_KBV[0]
+        return jnp.argmax(scores_KBV, axis=-1).astype(jnp.int32), None, None, None, scores_KBV[0]
     masked_BV = jnp.where(pseudo_legal(planes_B64, white_B, V, gather=True), scores_KBV[0], -jnp.inf)
     top_vals_BK, top_BK = jax.lax.top_k(masked_BV, top_k)
-    return scores_KBV.max(-1), top_BK, top_vals_BK, scores_KBV[0]
+    safe_BK, special_BK = king_safe(planes_B64, white_B, top_BK)
+    legal_BK = jnp.where(special_BK, 2, safe_BK).astype(jnp.int8)
+    return scores_KBV.max(-1), top_BK, top_vals_BK, legal_BK, scores_KBV[0]
 
 
 def _decode_step(state, cache, rows_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, planes_B64, white_B,
@@ -386,13 +389,13 @@ class Sampler:
         step = self._steps["all" if in_place else "rows"]
         # Read only the cache chunks the longest game needs (one compile per chunk count).
         attend_len = _bucket(max(p + len(t) for p, t, _ in plans), self.attend_buckets)
-        self._cache, logits_BV, free_KB, top_BK, top_vals_BK, scores_BV = step(
+        self._cache, logits_BV, free_KB, top_BK, top_vals_BK, legal_BK, scores_BV = step(
             self._state, self._cache, *args, self._key, np.int32(self.calls), attend_len)
         rows = np.asarray(list(rows), np.int32)
         self._last = (logits_BV, rows)
         free_KB = np.asarray(free_KB)[:, rows].T.tolist()  # Python lists: no numpy scalars in the loop
         if top_BK is not None:
-            top_BK, top_vals_BK = np.asarray(top_BK)[rows].tolist(), np.asarray(top_vals_BK)[rows].tolist()
+            top_BK, top_vals_BK, legal_BK = (np.asarray(x)[rows].tolist() for x in (top_BK, top_vals_BK, legal_BK))
         scores = []  # fetched only when some game needs the python-chess fallback
         out = []
         for i, (gid, board, _) in enumerate(requests):
@@ -402,10 +405,10 @@ class Sampler:
                 # (the best score over all moves, free_KB here) is the first candidate or no
                 # pseudo-legal move, so one legality test a move serves both.
                 illegal, move, first = 0, None, True
-                for t, v in zip(top_BK[i], top_vals_BK[i]):
+                for t, v, legal in zip(top_BK[i], top_vals_BK[i], legal_BK[i]):
                     if v == -np.inf:
                         break
-                    if pseudo_legal_is_legal(board, MOVES[t]):
+                    if legal == 1 or (legal == 2 and board.is_legal(MOVES[t])):
                         move = MOVES[t]
                         break
                     first = False
