@@ -114,17 +114,18 @@ def pseudo_legal(planes_B64, white_B, V: int, *, gather: bool = False):
 
 @functools.lru_cache(maxsize=None)
 def _attack_tables():
-    """Per square s (64: off the board, always empty): the squares a knight or a king attacks
+    """Per square s (64 stands for off the board: read as empty): the squares a knight or king attacks
     from s (symmetric: also the squares it is attacked from), the squares of a black and of a
     white pawn that attack s, and the 8 rays outward from s (4 straight, then 4 diagonal)."""
     off = lambda f, r: r * 8 + f if 0 <= f < 8 and 0 <= r < 8 else 64
-    knight, king = np.full((65, 8), 64, np.int32), np.full((65, 8), 64, np.int32)
-    pawn_black, pawn_white = np.full((65, 2), 64, np.int32), np.full((65, 2), 64, np.int32)
-    rays = np.full((65, 8, 7), 64, np.int32)
+    knight, king = np.full((64, 8), 64, np.int32), np.full((64, 8), 64, np.int32)
+    pawn_black, pawn_white = np.full((64, 2), 64, np.int32), np.full((64, 2), 64, np.int32)
+    rays = np.full((64, 8, 7), 64, np.int32)
     steps = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)]
+    jumps = [(1, 2), (2, 1), (-1, 2), (-2, 1), (1, -2), (2, -1), (-1, -2), (-2, -1)]
     for sq in range(64):
         f, r = sq % 8, sq // 8
-        knight[sq] = [off(f + df, r + dr) for df, dr in ((1, 2), (2, 1), (-1, 2), (-2, 1), (1, -2), (2, -1), (-1, -2), (-2, -1))]
+        knight[sq] = [off(f + df, r + dr) for df, dr in jumps]
         king[sq] = [off(f + df, r + dr) for df, dr in steps]
         pawn_black[sq] = [off(f - 1, r + 1), off(f + 1, r + 1)]  # a black pawn takes one rank down
         pawn_white[sq] = [off(f - 1, r - 1), off(f + 1, r - 1)]
@@ -164,6 +165,6 @@ def king_safe(planes_B64, white_B, tokens_BK):
                    | (pawns_BK2 == enemy[..., None] + 1).any(-1))
     ray_BK87 = after(rays_S87)
     first_BK8 = jnp.take_along_axis(ray_BK87, jnp.argmax(ray_BK87 > 0, axis=-1)[..., None], axis=-1)[..., 0]
-    slider_BK8 = jnp.where(jnp.arange(8) < 4, 4, 3)  # rook on the straight rays, bishop on the diagonals
-    attacked_BK |= ((first_BK8 == enemy[..., None] + slider_BK8) | (first_BK8 == enemy[..., None] + 5)).any(-1)
+    slider_8 = jnp.where(jnp.arange(8) < 4, 4, 3)  # rook on the straight rays, bishop on the diagonals
+    attacked_BK |= ((first_BK8 == enemy[..., None] + slider_8) | (first_BK8 == enemy[..., None] + 5)).any(-1)
     return ~attacked_BK, special_BK
