@@ -139,7 +139,7 @@ def king_safe(planes_B64, white_B, tokens_BK):
     side's king unattacked, [B, K] the move is castling or en passant). The first is
     python-chess's `not is_into_check` for every other move (tested move by move); the host asks
     python-chess about the second kind (castling through check, the en-passant square)."""
-    knight_S8, king_S8, pawn_black_S2, pawn_white_S2, rays_S87 = _attack_tables()
+    knight_S8, king_S8, pawn_black_S2, pawn_white_S2, rays_S87 = map(jnp.asarray, _attack_tables())
     B, K = tokens_BK.shape
     # (tokens past the move table, e.g. padding ranked at -inf, read the last move: never used)
     frm_BK, to_BK = (jnp.take(jnp.asarray(t), tokens_BK, mode="clip") for t in (_FROM, _TO))
@@ -154,16 +154,15 @@ def king_safe(planes_B64, white_B, tokens_BK):
                   | (((piece_BK == 1) | (piece_BK == 7)) & ((to_BK - frm_BK) % 8 != 0) & (dest_BK == 0)))
     king_BK = jnp.where(moves_king_BK, to_BK, jnp.argmax(planes_B64 == own_king, axis=1)[:, None])
 
-    def after(table):  # the pieces on table[king square] once the move is made
-        sq = jnp.asarray(table)[king_BK]
-        frm, to = (x.reshape(B, K, *[1] * (sq.ndim - 2)) for x in (frm_BK, to_BK))
-        return jnp.where(sq == frm, 0, jnp.where(sq == to, piece_BK.reshape(frm.shape), at(sq)))
+    def after(sq_BKN):  # the pieces on these squares once the move is made
+        frm, to = (x.reshape(B, K, *[1] * (sq_BKN.ndim - 2)) for x in (frm_BK, to_BK))
+        return jnp.where(sq_BKN == frm, 0, jnp.where(sq_BKN == to, piece_BK.reshape(frm.shape), at(sq_BKN)))
 
-    pawns_BK2 = jnp.where(white_B[:, None, None], after(pawn_black_S2), after(pawn_white_S2))
-    attacked_BK = ((after(knight_S8) == enemy[..., None] + 2).any(-1)
-                   | (after(king_S8) == enemy[..., None] + 6).any(-1)
-                   | (pawns_BK2 == enemy[..., None] + 1).any(-1))
-    ray_BK87 = after(rays_S87)
+    pawn_squares_BK2 = jnp.where(white_B[:, None, None], pawn_black_S2[king_BK], pawn_white_S2[king_BK])
+    attacked_BK = ((after(knight_S8[king_BK]) == enemy[..., None] + 2).any(-1)
+                   | (after(king_S8[king_BK]) == enemy[..., None] + 6).any(-1)
+                   | (after(pawn_squares_BK2) == enemy[..., None] + 1).any(-1))
+    ray_BK87 = after(rays_S87[king_BK])
     first_BK8 = jnp.take_along_axis(ray_BK87, jnp.argmax(ray_BK87 > 0, axis=-1)[..., None], axis=-1)[..., 0]
     slider_8 = jnp.where(jnp.arange(8) < 4, 4, 3)  # rook on the straight rays, bishop on the diagonals
     attacked_BK |= ((first_BK8 == enemy[..., None] + slider_8) | (first_BK8 == enemy[..., None] + 5)).any(-1)
