@@ -3,7 +3,6 @@
 Every Sampler here has 16 slots and the model's max_len, so they share compiled programs."""
 
 import collections
-import functools
 import os
 import pathlib
 import subprocess
@@ -21,7 +20,7 @@ from flax import nnx
 from transcendence_jax import sampling
 from transcendence_jax.arena import PolicyPlayer, play_games, random_policy
 from transcendence_jax.model import Transformer
-from transcendence_jax.moves import MOVES, king_safe, pseudo_legal
+from transcendence_jax.moves import MOVES, candidates, king_safe, pseudo_legal
 from transcendence_jax.sampling import (ModelPlayer, Sampler, move_probabilities, next_planes, position_logits,
                                        sample_moves)
 from transcendence_jax.tokenizer import board_planes, move_to_token
@@ -78,8 +77,12 @@ def test_planes_follow_moves_and_pseudo_legal_moves_cover_the_legal_ones():
             p = next_planes(p, m)
             np.testing.assert_array_equal(p, board_planes(board), err_msg=f"after {m} in {board.fen()}")
     pseudo = np.asarray(jax.jit(pseudo_legal, static_argnums=2)(np.stack(planes), np.asarray(white), 2048))
-    by_gathers = jax.jit(functools.partial(pseudo_legal, gather=True), static_argnums=2)
-    np.testing.assert_array_equal(by_gathers(np.stack(planes), np.asarray(white), 2048), pseudo)
+    # The sampler's sparse version (the own pieces' moves only) allows the same moves.
+    tokens, allowed = (np.asarray(x) for x in jax.jit(candidates, static_argnums=2)(np.stack(planes), np.asarray(white), 2048))
+    sparse = np.zeros_like(pseudo)
+    np.put_along_axis(sparse, np.where(allowed, tokens, 0), allowed, axis=1)
+    np.testing.assert_array_equal(sparse, pseudo)
+    assert all(len(set(row[row > 0])) == (row > 0).sum() for row in tokens)  # each move once (0 pads)
     for row, toks in zip(pseudo, legal):
         assert row[toks].all()  # a superset of the legal moves...
     assert pseudo.sum() < 1.3 * sum(map(len, legal))  # ...and not much more

@@ -2,9 +2,10 @@
 
 `pseudo_legal` is the device side: from the board planes (tokenizer.board_planes codes) and the
 side to move, a [B, V] superset of the legal moves (own piece, its geometry, a clear path, pawn
-rules; pins, checks, castling rights and the en-passant square are left out). The sampler ranks
-its candidates with it; training uses it as the legal-move loss's mask. `king_safe` finishes the
-job for the sampler's few candidates: whether each leaves its king attacked (python-chess's
+rules; pins, checks, castling rights and the en-passant square are left out): training's
+legal-move loss mask. `candidates` is the same test on each position's own pieces' moves only
+(~400 tokens, not V): the sampler ranks its moves with it. `king_safe` finishes the job for the
+sampler's few top candidates: whether each leaves its king attacked (python-chess's
 check test, on the device), and which are castling or en passant (left to python-chess).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import functools
 
 import chess
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -87,29 +89,69 @@ def _pseudo_tables(V: int):
     return can_bits_V, (from_V, to_V), (from_SV, to_SV), bit_S, between_lo_V, between_hi_V, to_V // 8, straight_V
 
 
-def pseudo_legal(planes_B64, white_B, V: int, *, gather: bool = False):
-    """[B, V] bool, a superset of each position's legal moves (the host checks the chosen ones;
-    training uses it as the legal-move loss's mask). The piece rules are one bit test and a clear
-    path one test of the occupied squares' bitboard. The pieces on each move's squares are read
-    by one-hot matmuls, or with `gather` by gathers: faster alone (the sampler's 256 positions:
-    0.9 vs 2.6 ms), but in a training step XLA:CPU lays the gathers out transposed and computes
-    the mask three times over ([24 x 101, V]: +35% step time, against +5% with matmuls)."""
-    can_bits_V, index_V, onehot_SV, bit_S, between_lo_V, between_hi_V, to_rank_V, straight_V = _pseudo_tables(V)
-    if gather:
-        piece_BV, dest_BV = (jnp.take(planes_B64.astype(jnp.int32), i_V, axis=1) for i_V in index_V)
-    else:
-        piece_BV, dest_BV = ((planes_B64.astype(jnp.float32) @ m_SV).astype(jnp.int32) for m_SV in onehot_SV)
+def _pseudo_rules(planes_B64, white_B, piece, dest, tables):
+    """The pseudo-legal test of moves given the piece on each one's from and to squares (piece,
+    dest: [B, N] codes) and each one's table entries (`_pseudo_tables` order, [N] or [B, N])."""
+    can_bits, bit_S, between_lo, between_hi, to_rank, straight = tables
     occupied_B64 = jnp.where(planes_B64 > 0, bit_S, jnp.uint32(0))
     lo_B, hi_B = occupied_B64[:, :32].sum(1, dtype=jnp.uint32), occupied_B64[:, 32:].sum(1, dtype=jnp.uint32)
     white = white_B[:, None]
     own = lambda p: jnp.where(white, (p >= 1) & (p <= 6), p >= 7)
     enemy = lambda p: jnp.where(white, p >= 7, (p >= 1) & (p <= 6))
-    ok_BV = own(piece_BV) & ~own(dest_BV) & ((can_bits_V >> piece_BV) & 1).astype(bool)
-    ok_BV &= ((lo_B[:, None] & between_lo_V) | (hi_B[:, None] & between_hi_V)) == 0  # nothing in the way
-    pawn_BV = (piece_BV == 1) | (piece_BV == 7)
+    ok = own(piece) & ~own(dest) & ((can_bits >> piece) & 1).astype(bool)
+    ok &= ((lo_B[:, None] & between_lo) | (hi_B[:, None] & between_hi)) == 0  # nothing in the way
+    pawn = (piece == 1) | (piece == 7)
     ep_rank_B = jnp.where(white_B, 5, 2)[:, None]  # where an en-passant capture lands
-    pawn_ok_BV = jnp.where(straight_V, dest_BV == 0, enemy(dest_BV) | ((dest_BV == 0) & (to_rank_V == ep_rank_B)))
-    return ok_BV & (~pawn_BV | pawn_ok_BV)
+    pawn_ok = jnp.where(straight, dest == 0, enemy(dest) | ((dest == 0) & (to_rank == ep_rank_B)))
+    return ok & (~pawn | pawn_ok)
+
+
+def pseudo_legal(planes_B64, white_B, V: int):
+    """[B, V] bool, a superset of each position's legal moves (training's legal-move loss mask).
+    The piece rules are one bit test and a clear path one test of the occupied squares'
+    bitboard. The pieces on each move's squares are read by one-hot matmuls (gathers: XLA:CPU
+    lays them out transposed in a training step and computes the mask three times over)."""
+    can_bits_V, _, onehot_SV, bit_S, between_lo_V, between_hi_V, to_rank_V, straight_V = _pseudo_tables(V)
+    piece_BV, dest_BV = ((planes_B64.astype(jnp.float32) @ m_SV).astype(jnp.int32) for m_SV in onehot_SV)
+    return _pseudo_rules(planes_B64, white_B, piece_BV, dest_BV,
+                         (can_bits_V, bit_S, between_lo_V, between_hi_V, to_rank_V, straight_V))
+
+
+@functools.lru_cache(maxsize=None)
+def _piece_moves(V: int) -> np.ndarray:
+    """[64, 13, M]: the move tokens whose geometry a piece (code) on a square (from) can make,
+    padded with token 0 (no move); M = 27 (a queen in the centre)."""
+    can_PV, _ = _geometry(V)
+    by_piece = [np.nonzero(can)[0] for can in can_PV]
+    lists = [[toks[_FROM[toks] == sq] for toks in by_piece] for sq in range(64)]
+    table = np.zeros((64, 13, max(len(t) for row in lists for t in row)), np.int32)
+    for sq, row in enumerate(lists):
+        for p, toks in enumerate(row):
+            table[sq, p, :len(toks)] = toks
+    return table
+
+
+def candidates(planes_B64, white_B, V: int):
+    """The sampler's sparse `pseudo_legal`: ([B, 16 * M] tokens, [B, 16 * M] bool) every move token
+    of the side to move's pieces (up to 16; token 0 pads) and whether it is pseudo-legal. Every
+    legal move is among the tokens, in ~400 entries a position instead of V = 2048: the sampler's
+    noise, mask and top-k over them cost ~40% of the same over [B, V] (XLA:CPU, 256 positions)."""
+    can_bits_V, (_, to_V), _, bit_S, between_lo_V, between_hi_V, to_rank_V, straight_V = _pseudo_tables(V)
+    B = planes_B64.shape[0]
+    planes = planes_B64.astype(jnp.int32)
+    own_B64 = jnp.where(white_B[:, None], (planes >= 1) & (planes <= 6), planes >= 7)
+    # The own pieces' squares (a float top-k: XLA:CPU sorts integer keys, 10x slower), then 0
+    # (empty: no moves) for the slots past the last piece.
+    key_B16, square_B16 = jax.lax.top_k(jnp.where(own_B64, 64.0 - jnp.arange(64), 0.0), 16)
+    piece_B16 = jnp.where(key_B16 > 0, jnp.take_along_axis(planes, square_B16, axis=1), 0)
+    table = _piece_moves(V)
+    tokens_BN = jnp.asarray(table)[square_B16, piece_B16].reshape(B, -1)
+    piece_BN = jnp.repeat(piece_B16, table.shape[-1], axis=1)
+    dest_BN = jnp.take_along_axis(planes, jnp.asarray(to_V)[tokens_BN], axis=1)
+    at = lambda t_V: jnp.asarray(t_V)[tokens_BN]
+    ok_BN = _pseudo_rules(planes_B64, white_B, piece_BN, dest_BN,
+                          (at(can_bits_V), bit_S, at(between_lo_V), at(between_hi_V), at(to_rank_V), at(straight_V)))
+    return tokens_BN, ok_BN & (tokens_BN > 0)
 
 
 @functools.lru_cache(maxsize=None)

@@ -15,8 +15,8 @@ from a token table, the board planes from the previous planes plus the move.
 Legal moves, by Gumbel-max: every move token's score is logit / tau + Gumbel noise (no noise at
 tau <= threshold: the arg-max), and the highest-scoring legal move is an exact sample of the
 distribution renormalised over the legal moves. The device ranks the top `top_k` moves among a
-superset of the legal ones (moves.pseudo_legal, from the board planes: own piece, its geometry,
-a clear path, pawn rules) and tells which of them leave their king safe (moves.king_safe); the
+superset of the legal ones (moves.candidates, from the board planes: the own pieces' moves by
+their geometry, a clear path, pawn rules) and tells which of them leave their king safe (moves.king_safe); the
 host takes the first legal one (asking python-chess only about castling and en passant); only
 when none of them is does it generate the legal moves (the same scores: still exact). No mask is
 built and no [B, V] array crosses to the device per step.
@@ -50,7 +50,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from transcendence_jax.arena import MoveChoice
 from transcendence_jax.model import cache_chunks
-from transcendence_jax.moves import MOVES, king_safe, move_token, pseudo_legal
+from transcendence_jax.moves import MOVES, candidates, king_safe, move_token
 from transcendence_jax.tokenizer import (BOS, NUM_SPECIAL, PAD, VOCAB_SIZE, apply_move_planes, board_planes,
                                         token_to_move)
 
@@ -84,25 +84,41 @@ def _gumbel(key, shape):
 
 
 def _choose(logits_BV, planes_B64, white_B, temps_B, key, *, threshold, top_k, free_draws):
-    """Gumbel-max over move tokens: (free draws [K, B], top_k moves [B, top_k] among the
-    pseudo-legal ones, best first, with their scores and legality (1 legal, 0 not, 2 castling or
-    en passant: python-chess decides), and the scores [B, V] of the first draw).
-    With top_k (mask mode) the free draw is given as its score [1, B] instead (a max: the arg-max
-    is only needed to tell whether it is the first candidate, and costs 8x a max on XLA:CPU)."""
+    """Gumbel-max over move tokens (scores logit / tau + Gumbel noise; no noise at tau <=
+    threshold). Paper mode (top_k 0): (free draws [K, B], None...). Mask mode: (the free draw's
+    score [1, B], the top_k pseudo-legal moves [B, top_k] best first, their scores, their
+    legality (1 legal, 0 not, 2 castling or en passant: python-chess decides), and the scored
+    candidates (tokens, scores [B, N]) for the host's fallback).
+    In mask mode only the own pieces' moves are scored (moves.candidates; every legal move is
+    among them); the other move tokens, never legal, matter only to the free draw, through
+    their best score: their maximum (cold), or logsumexp + one Gumbel (hot: the maximum of
+    independent Gumbels). The free draw is compared by score with the first candidate (its
+    arg-max costs 8x a max on XLA:CPU)."""
     V = logits_BV.shape[-1]
     cold_B = temps_B <= threshold
     scaled_BV = logits_BV / jnp.where(cold_B, 1.0, temps_B)[:, None]
-    noise_KBV = _gumbel(key, (free_draws, *logits_BV.shape))
     vocab_V = jnp.arange(V)
-    moves_V = (vocab_V >= NUM_SPECIAL) & (vocab_V < VOCAB_SIZE)
-    scores_KBV = jnp.where(moves_V, scaled_BV + jnp.where(cold_B[:, None], 0.0, noise_KBV), -jnp.inf)
+    scaled_BV = jnp.where((vocab_V >= NUM_SPECIAL) & (vocab_V < VOCAB_SIZE), scaled_BV, -jnp.inf)
     if not top_k:
-        return jnp.argmax(scores_KBV, axis=-1).astype(jnp.int32), None, None, None, scores_KBV[0]
-    masked_BV = jnp.where(pseudo_legal(planes_B64, white_B, V, gather=True), scores_KBV[0], -jnp.inf)
-    top_vals_BK, top_BK = jax.lax.top_k(masked_BV, top_k)
+        noise_KBV = _gumbel(key, (free_draws, *logits_BV.shape))
+        scores_KBV = scaled_BV + jnp.where(cold_B[:, None], 0.0, noise_KBV)
+        return jnp.argmax(scores_KBV, axis=-1).astype(jnp.int32), None, None, None, None
+    tokens_BN, pseudo_BN = candidates(planes_B64, white_B, V)
+    B, N = tokens_BN.shape
+    noise_BN = _gumbel(key, (B, N + 1))  # the last column: the other tokens' Gumbel
+    scaled_BN = jnp.where(tokens_BN > 0, jnp.take_along_axis(scaled_BV, tokens_BN, axis=1), -jnp.inf)
+    scores_BN = scaled_BN + jnp.where(cold_B[:, None], 0.0, noise_BN[:, :N])
+    top_vals_BK, j_BK = jax.lax.top_k(jnp.where(pseudo_BN, scores_BN, -jnp.inf), top_k)
+    top_BK = jnp.take_along_axis(tokens_BN, j_BK, axis=1)
+    # The other tokens' mass: all minus the candidates' (a float32 difference: a share under
+    # ~1e-7 of the total reads as none, and that free draw as legal).
+    max_B = scaled_BV.max(-1)
+    rest_B = (jnp.exp(scaled_BV - max_B[:, None]).sum(-1) - jnp.exp(scaled_BN - max_B[:, None]).sum(-1))
+    rest_best_B = jnp.where(rest_B > 0, max_B + jnp.log(jnp.maximum(rest_B, 1e-30)) + noise_BN[:, N], -jnp.inf)
+    free_B = jnp.maximum(scores_BN.max(-1), jnp.where(cold_B, max_B, rest_best_B))
     safe_BK, special_BK = king_safe(planes_B64, white_B, top_BK)
     legal_BK = jnp.where(special_BK, 2, safe_BK).astype(jnp.int8)
-    return scores_KBV.max(-1), top_BK, top_vals_BK, legal_BK, scores_KBV[0]
+    return free_B[None], top_BK, top_vals_BK, legal_BK, (tokens_BN, scores_BN)
 
 
 def _decode_step(state, cache, rows_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, planes_B64, white_B,
@@ -389,14 +405,14 @@ class Sampler:
         step = self._steps["all" if in_place else "rows"]
         # Read only the cache chunks the longest game needs (one compile per chunk count).
         attend_len = _bucket(max(p + len(t) for p, t, _ in plans), self.attend_buckets)
-        self._cache, logits_BV, free_KB, top_BK, top_vals_BK, legal_BK, scores_BV = step(
+        self._cache, logits_BV, free_KB, top_BK, top_vals_BK, legal_BK, scored = step(
             self._state, self._cache, *args, self._key, np.int32(self.calls), attend_len)
         rows = np.asarray(list(rows), np.int32)
         self._last = (logits_BV, rows)
         free_KB = np.asarray(free_KB)[:, rows].T.tolist()  # Python lists: no numpy scalars in the loop
         if top_BK is not None:
             top_BK, top_vals_BK, legal_BK = (np.asarray(x)[rows].tolist() for x in (top_BK, top_vals_BK, legal_BK))
-        scores = []  # fetched only when some game needs the python-chess fallback
+        fallback = []  # the candidates' scores, fetched only when some game needs them
         out = []
         for i, (gid, board, _) in enumerate(requests):
             if self.legal == "mask":
@@ -415,10 +431,11 @@ class Sampler:
                 unmasked = int(not (first and move is not None and free_KB[i][0] == top_vals_BK[i][0]))  # by score
                 if move is None:  # no legal move among the candidates: rank all legal moves
                     self.fallbacks += 1
-                    if not scores:
-                        scores.append(np.asarray(scores_BV))
+                    if not fallback:
+                        fallback.extend(np.asarray(x) for x in scored)
+                    score = dict(zip(fallback[0][rows[i]].tolist(), fallback[1][rows[i]].tolist()))
                     moves = list(board.legal_moves)
-                    move = max(moves, key=lambda m: scores[0][rows[i], move_token(m)]) if moves else None
+                    move = max(moves, key=lambda m: score[move_token(m)]) if moves else None
             else:
                 tries = [MOVES[t] for t in free_KB[i]]
                 unmasked = int(not board.is_legal(tries[0]))
