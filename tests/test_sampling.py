@@ -159,6 +159,29 @@ def test_masks_never_let_an_illegal_move_through(model):
     assert sum(sampler.unmasked_illegal[f"g{i}"] for i in range(len(boards))) > len(boards) // 2
 
 
+def test_hot_draws_follow_the_legal_softmax_and_free_draws_the_full_one(model):
+    """At tau > 0 the played move is a draw from the softmax over the legal moves, and the free
+    draw is illegal with the softmax's mass on illegal tokens (most of it on tokens that are not
+    even the own pieces' moves: their best score enters as logsumexp + one Gumbel)."""
+    from transcendence_jax.tokenizer import NUM_SPECIAL, VOCAB_SIZE
+
+    board = random_board(np.random.default_rng(3), 10)
+    logits = position_logits(model, [board])[0].astype(np.float64)
+    legal = list(board.legal_moves)
+    for temperature in (1.0, 0.05):
+        p = np.exp((logits - logits.max()) / temperature)[NUM_SPECIAL:VOCAB_SIZE]
+        p_legal = np.array([p[move_to_token(m) - NUM_SPECIAL] for m in legal]) / p.sum()
+        sampler = Sampler(model, max_games=16, seed=int(100 * temperature))
+        moves = [c.move for _ in range(40) for c in sampler.sample([(f"g{i}", board, temperature) for i in range(16)])]
+        n = len(moves)
+        free_illegal = sum(sampler.unmasked_illegal.values()) / n
+        want = 1 - p_legal.sum()
+        assert abs(free_illegal - want) < 4 * np.sqrt(want * (1 - want) / n) + 1e-3, (temperature, free_illegal, want)
+        counts = collections.Counter(moves)
+        for m, q in zip(legal, p_legal / p_legal.sum()):
+            assert abs(counts[m] / n - q) < 4 * np.sqrt(q * (1 - q) / n) + 2 / n, (temperature, m, counts[m] / n, q)
+
+
 def test_no_legal_candidate_falls_back_to_all_legal_moves(model):
     """With one candidate, positions in check often have none legal: the python-chess fallback
     still plays the masked arg-max."""
