@@ -55,6 +55,8 @@ from transcendence_jax.tokenizer import (BOS, NUM_SPECIAL, PAD, VOCAB_SIZE, appl
                                         token_to_move)
 
 LEGAL_MODES = ("mask", "paper")
+_MOVE_OF = np.empty(len(MOVES), object)  # token -> chess.Move (None: no move), for numpy indexing
+_MOVE_OF[:] = MOVES
 
 
 # --- pure, jitted pieces --------------------------------------------------------------
@@ -409,43 +411,52 @@ class Sampler:
             self._state, self._cache, *args, self._key, np.int32(self.calls), attend_len)
         rows = np.asarray(list(rows), np.int32)
         self._last = (logits_BV, rows)
-        free_KB = np.asarray(free_KB)[:, rows].T.tolist()  # Python lists: no numpy scalars in the loop
-        if top_BK is not None:
-            top_BK, top_vals_BK, legal_BK = (np.asarray(x)[rows].tolist() for x in (top_BK, top_vals_BK, legal_BK))
+        if self.legal == "mask":
+            moves, unmasked = self._masked_moves(requests, rows, free_KB, top_BK, top_vals_BK, legal_BK, scored)
+            illegal = [0] * n
+        else:
+            moves, unmasked, illegal = [], [], []
+            for (_, board, _), draws in zip(requests, np.asarray(free_KB)[:, rows].T.tolist()):
+                tries = [MOVES[t] for t in draws]
+                unmasked.append(not board.is_legal(tries[0]))
+                illegal.append(next((k for k, m in enumerate(tries) if board.is_legal(m)), len(tries)))
+                moves.append(tries[illegal[-1]] if illegal[-1] < len(tries) else None)
+        gids = [gid for gid, _, _ in requests]  # distinct within a batch
+        self.sampled.update(gids)
+        self.unmasked_illegal.update(gid for gid, u in zip(gids, unmasked) if u)
+        self.illegal.update({gid: k for gid, k in zip(gids, illegal) if k})
+        return [MoveChoice(move, k) for move, k in zip(moves, illegal)]
+
+    def _masked_moves(self, requests, rows, free_1B, top_BK, top_vals_BK, legal_BK, scored):
+        """Mask mode's moves and unmasked-illegal flags. The candidates are the pseudo-legal moves
+        by Gumbel score: the first legal one is a draw from the distribution renormalised over
+        the legal moves. The unmasked draw (the best score over all moves, free_1B) is the first
+        candidate or an illegal move, so one legality test a move serves both. Most games take
+        their first candidate, legal on the device's word: those are read off in numpy."""
+        top, vals, legal = (np.asarray(x)[rows] for x in (top_BK, top_vals_BK, legal_BK))
+        free = np.asarray(free_1B)[0, rows]
+        first_ok = (legal[:, 0] == 1) & (vals[:, 0] > -np.inf)
+        moves = _MOVE_OF[top[:, 0]].tolist()
+        unmasked = (~first_ok | (free != vals[:, 0])).tolist()
         fallback = []  # the candidates' scores, fetched only when some game needs them
-        out = []
-        for i, (gid, board, _) in enumerate(requests):
-            if self.legal == "mask":
-                # The candidates are the pseudo-legal moves by Gumbel score: the first legal one is
-                # a draw from the distribution renormalised over the legal moves. The unmasked draw
-                # (the best score over all moves, free_KB here) is the first candidate or no
-                # pseudo-legal move, so one legality test a move serves both.
-                illegal, move, first = 0, None, True
-                for t, v, legal in zip(top_BK[i], top_vals_BK[i], legal_BK[i]):
-                    if v == -np.inf:
-                        break
-                    if legal == 1 or (legal == 2 and board.is_legal(MOVES[t])):
-                        move = MOVES[t]
-                        break
-                    first = False
-                unmasked = int(not (first and move is not None and free_KB[i][0] == top_vals_BK[i][0]))  # by score
-                if move is None:  # no legal move among the candidates: rank all legal moves
-                    self.fallbacks += 1
-                    if not fallback:
-                        fallback.extend(np.asarray(x) for x in scored)
-                    score = dict(zip(fallback[0][rows[i]].tolist(), fallback[1][rows[i]].tolist()))
-                    moves = list(board.legal_moves)
-                    move = max(moves, key=lambda m: score[move_token(m)]) if moves else None
-            else:
-                tries = [MOVES[t] for t in free_KB[i]]
-                unmasked = int(not board.is_legal(tries[0]))
-                illegal = next((k for k, m in enumerate(tries) if board.is_legal(m)), len(tries))
-                move = tries[illegal] if illegal < len(tries) else None
-            self.illegal[gid] += illegal
-            self.unmasked_illegal[gid] += unmasked
-            self.sampled[gid] += 1
-            out.append(MoveChoice(move, illegal))
-        return out
+        for i in np.flatnonzero(~first_ok).tolist():
+            board, move, k = requests[i][1], None, 0
+            for k, (t, v, ok) in enumerate(zip(top[i].tolist(), vals[i].tolist(), legal[i].tolist())):
+                if v == -np.inf:
+                    break
+                if ok == 1 or (ok == 2 and board.is_legal(MOVES[t])):
+                    move = MOVES[t]
+                    break
+            unmasked[i] = not (move is not None and k == 0 and free[i] == vals[i, 0])
+            if move is None:  # no legal move among the candidates: rank all legal moves
+                self.fallbacks += 1
+                if not fallback:
+                    fallback.extend(np.asarray(x) for x in scored)
+                score = dict(zip(fallback[0][rows[i]].tolist(), fallback[1][rows[i]].tolist()))
+                legal_moves = list(board.legal_moves)
+                move = max(legal_moves, key=lambda m: score[move_token(m)]) if legal_moves else None
+            moves[i] = move
+        return moves, unmasked
 
     # -- arena backend (interface F) --
     def choose(self, requests) -> list[MoveChoice]:
