@@ -81,20 +81,20 @@ def test_writes_past_max_len_are_dropped(model):
 
 
 def test_decoding_across_cache_chunks_with_attend_len_matches_full_forward():
-    """A 100-position cache is chunks of 32, 32 and 36: rows of different lengths decode one token
+    """A 100-position cache is chunks of 32, 32, 32 and 4: rows of different lengths decode one token
     a call over only the chunks attend_len needs, across the chunk boundaries."""
     model = Transformer(small_cfg(max_len=100), rngs=nnx.Rngs(1))
     tok, bd = batch(B=2, T=90, seed=2)
     full = np.asarray(model(tok, bd))
     cache = model.init_cache(2)
-    assert [chunk.shape[2] for chunk in cache.k[0]] == [32, 32, 36]
+    assert [chunk.shape[2] for chunk in cache.k[0]] == [32, 32, 32, 4]
     start = np.array([0, 20])  # row 1 is 20 tokens ahead: prefill it
     _, cache = model.extend(tok[1:, :20], bd[1:, :20], cache, jnp.zeros(1, jnp.int32), rows_B=jnp.array([1]))
     step = jax.jit(model.extend, static_argnums=6)
     got = np.zeros((2, 70, full.shape[-1]), np.float32)
     for t in range(70):
         pos = start + t
-        attend = 32 if pos.max() < 32 else 64 if pos.max() < 64 else 100
+        attend = next(a for a in (32, 64, 96, 100) if pos.max() < a)
         logits, cache = step(np.take_along_axis(tok, pos[:, None], 1), bd[np.arange(2), pos][:, None], cache,
                              jnp.asarray(pos, jnp.int32), None, None, attend)
         got[:, t] = np.asarray(logits[:, 0])
