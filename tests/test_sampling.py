@@ -78,7 +78,8 @@ def test_planes_follow_moves_and_pseudo_legal_moves_cover_the_legal_ones():
             np.testing.assert_array_equal(p, board_planes(board), err_msg=f"after {m} in {board.fen()}")
     pseudo = np.asarray(jax.jit(pseudo_legal, static_argnums=2)(np.stack(planes), np.asarray(white), 2048))
     # The sampler's sparse version (the own pieces' moves only) allows the same moves.
-    tokens, allowed = (np.asarray(x) for x in jax.jit(candidates, static_argnums=2)(np.stack(planes), np.asarray(white), 2048))
+    sparse_jit = jax.jit(candidates, static_argnums=2)
+    tokens, allowed = (np.asarray(x) for x in sparse_jit(np.stack(planes), np.asarray(white), 2048))
     sparse = np.zeros_like(pseudo)
     np.put_along_axis(sparse, np.where(allowed, tokens, 0), allowed, axis=1)
     np.testing.assert_array_equal(sparse, pseudo)

@@ -16,10 +16,10 @@ Legal moves, by Gumbel-max: every move token's score is logit / tau + Gumbel noi
 tau <= threshold: the arg-max), and the highest-scoring legal move is an exact sample of the
 distribution renormalised over the legal moves. The device ranks the top `top_k` moves among a
 superset of the legal ones (moves.candidates, from the board planes: the own pieces' moves by
-their geometry, a clear path, pawn rules) and tells which of them leave their king safe (moves.king_safe); the
-host takes the first legal one (asking python-chess only about castling and en passant); only
-when none of them is does it generate the legal moves (the same scores: still exact). No mask is
-built and no [B, V] array crosses to the device per step.
+their geometry, a clear path, pawn rules) and tells which of them leave their king safe
+(moves.king_safe); the host takes the first legal one (asking python-chess only about castling
+and en passant); only when none of them is does it generate the legal moves (the same scores:
+still exact). No mask is built and no [B, V] array crosses to the device per step.
 - "mask" (default): the model always plays a legal move; MoveChoice.illegal is 0. The free
   draw (the top score over all move tokens) is what the model would have played unmasked:
   when it is illegal it is counted in `unmasked_illegal` (per game), not booked as a try.
