@@ -1,8 +1,5 @@
 """The arena with real players: Python policies and real Stockfish, real PGN files."""
 
-import io
-import json
-
 import chess
 import chess.pgn
 import numpy as np
@@ -133,6 +130,10 @@ def test_adjudication_and_fen_openings(tmp_path):
     assert opening_board(["e4 e5 Nf3"], "k", 0).fen() == opening_board([["e2e4", "e7e5", "g1f3"]], "k", 0).fen()
     with pytest.raises(UserError, match="not legal"):
         opening_board(["e4 e4"], "k", 0)
+    with pytest.raises(UserError, match="not a FEN"):
+        opening_board(["rnbqkbnr/pppppppp/8/8 w - - 0 1 x/y"], "k", 0)
+    with pytest.raises(UserError, match="not a legal chess position .*too many white pieces"):
+        opening_board(["QQQQQQQQ/QQQQQQQQ/Q7/8/8/8/8/K6k w - - 0 1"], "k", 0)
 
 
 def test_short_real_eval_against_stockfish(tmp_path):

@@ -185,7 +185,7 @@ def test_hot_draws_follow_the_legal_softmax_and_free_draws_the_full_one(model):
 
 def test_no_legal_candidate_falls_back_to_all_legal_moves(model):
     """With one candidate, positions in check often have none legal: the python-chess fallback
-    still plays the masked arg-max."""
+    still plays the masked arg-max, and legal moves at tau = 1."""
     rng = np.random.default_rng(8)
     boards = []
     while len(boards) < 8:
@@ -197,6 +197,13 @@ def test_no_legal_candidate_falls_back_to_all_legal_moves(model):
     for c, b, w in zip(choices, boards, position_logits(model, boards)):
         assert c.move == masked_argmax(w, b) and c.illegal == 0
     assert sampler.fallbacks > 0
+    fallbacks = sampler.fallbacks
+    choices = sampler.sample([(f"h{i}", b, 1.0) for i, b in enumerate(boards)])
+    assert all(c.move in b.legal_moves for c, b in zip(choices, boards)) and sampler.fallbacks > fallbacks
+    # The device ranks up to 16 pieces a side: a position with more is refused in one line.
+    crowded = chess.Board("QQQQQQQQ/QQQQQQQQ/Q7/8/8/8/8/K6k w - - 0 1")
+    with pytest.raises(ValueError, match="more than 16 pieces"):
+        sampler.sample([("crowded", crowded, 1.0)])
 
 
 def test_paper_protocol_resamples_then_forfeits(model):
@@ -251,6 +258,7 @@ SHARDED = textwrap.dedent("""
         reqs = [(f"g{i}", b, 1e-4) for i, b in enumerate(boards)]
         a, b = one.sample(reqs), many.sample(reqs)
         assert [c.move for c in a] == [c.move for c in b]
+        assert one.unmasked_illegal == many.unmasked_illegal
         np.testing.assert_allclose(np.asarray(one.last_logits), np.asarray(many.last_logits), atol=1e-4)
         assert all(len(chunk.sharding.device_set) == 8 for chunk in many._cache.k[0])
         for board, c in zip(boards, a):

@@ -8,7 +8,6 @@ import sys
 
 import chess
 import chess.engine
-import pytest
 from flax import nnx
 
 from transcendence_jax.engines import find_stockfish
@@ -47,6 +46,7 @@ def test_protocol_in_process():
     engine = UciEngine(lambda: tiny_model()[0], temperature=0.0, out=out)
     for line in ["uci", "isready", "ucinewgame", "position startpos moves e2e4 e7e5", "go wtime 1000",
                  "position fen not-a-fen moves", "position startpos moves e2e5", "bogus",
+                 "position fen QQQQQQQQ/QQQQQQQQ/Q7/8/8/8/8/K6k w - - 0 1",
                  "position fen 7k/5Q2/6K1/8/8/8/8/8 b - - 0 1", "go", "setoption name Temperature value 1.5"]:
         assert engine.handle(line)
     assert not engine.handle("quit")
@@ -57,7 +57,8 @@ def test_protocol_in_process():
     board.push_uci("e2e4"), board.push_uci("e7e5")
     assert chess.Move.from_uci(bests[0]) in board.legal_moves
     assert bests[1] == "0000"  # stalemate: no move (the bad positions before were ignored)
-    assert sum("bad position" in l for l in lines) == 2 and any("unknown command" in l for l in lines)
+    assert sum("bad position" in l for l in lines) == 3 and any("unknown command" in l for l in lines)
+    assert any("bad position (too many white pieces" in l for l in lines)
     assert engine.temperature == 1.5
 
 

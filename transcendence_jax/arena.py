@@ -113,6 +113,11 @@ def grid(players: Sequence, opponents: Sequence, games: int, *, headers: dict | 
     return pairings
 
 
+def position_problems(board: chess.Board) -> str:
+    """What makes a position invalid, in words (python-chess's status flags)."""
+    return ", ".join(f.name.lower().replace("_", " ") for f in chess.Status if f and f in board.status())
+
+
 def opening_board(openings, key, seed: int) -> chess.Board:
     """The start of a game: the standard position, N random plies, or one of a list of openings."""
     if openings is None or openings == 0:
@@ -130,7 +135,13 @@ def opening_board(openings, key, seed: int) -> chess.Board:
         raise UserError(f"no {openings}-ply random opening without a finished game; use fewer plies")
     opening = openings[_seed_of("opening", seed, key) % len(openings)]
     if isinstance(opening, str) and "/" in opening:
-        return chess.Board(opening)
+        try:
+            board = chess.Board(opening)
+        except ValueError as e:
+            raise UserError(f"opening {opening!r}: not a FEN ({e})") from None
+        if not board.is_valid():
+            raise UserError(f"opening {opening!r}: not a legal chess position ({position_problems(board)})")
+        return board
     board = chess.Board()
     for move in opening.split() if isinstance(opening, str) else opening:
         try:

@@ -4,8 +4,8 @@
 side to move, a [B, V] superset of the legal moves (own piece, its geometry, a clear path, pawn
 rules; pins, checks, castling rights and the en-passant square are left out): training's
 legal-move loss mask. `candidates` is the same test on each position's own pieces' moves only
-(~400 tokens, not V): the sampler ranks its moves with it. `king_safe` finishes the job for the
-sampler's few top candidates: whether each leaves its king attacked (python-chess's
+(16 pieces x 27 tokens, not V): the sampler ranks its moves with it. `king_safe` finishes the
+job for the sampler's few top candidates: whether each leaves its king attacked (python-chess's
 check test, on the device), and which are castling or en passant (left to python-chess).
 """
 
@@ -134,7 +134,7 @@ def _piece_moves(V: int) -> np.ndarray:
 def candidates(planes_B64, white_B, V: int):
     """The sampler's sparse `pseudo_legal`: ([B, 16 * M] tokens, [B, 16 * M] bool) every move token
     of the side to move's pieces (up to 16; token 0 pads) and whether it is pseudo-legal. Every
-    legal move is among the tokens, in ~400 entries a position instead of V = 2048: the sampler's
+    legal move is among the tokens, in 432 entries a position instead of V = 2048: the sampler's
     noise, mask and top-k over them cost ~40% of the same over [B, V] (XLA:CPU, 256 positions)."""
     can_bits_V, (_, to_V), _, bit_S, between_lo_V, between_hi_V, to_rank_V, straight_V = _pseudo_tables(V)
     B = planes_B64.shape[0]

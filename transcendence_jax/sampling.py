@@ -375,6 +375,10 @@ class Sampler:
     # -- sampling --
     def sample(self, requests: Sequence[tuple[str, chess.Board, float]]) -> list[MoveChoice]:
         """One move for each (game_id, board, temperature): one decode call per max_games games."""
+        for gid, board, _ in requests:  # the device ranks the moves of up to 16 pieces (moves.candidates)
+            if chess.popcount(board.occupied_co[board.turn]) > 16:
+                raise ValueError(f"game {gid}: {board.fen()} has more than 16 pieces of the side to move; "
+                                 "not a chess position")
         out: list[MoveChoice | None] = [None] * len(requests)
         pending = list(range(len(requests)))
         while pending:  # a game asked twice in one call, or more games than slots: several rounds
@@ -407,16 +411,16 @@ class Sampler:
         step = self._steps["all" if in_place else "rows"]
         # Read only the cache chunks the longest game needs (one compile per chunk count).
         attend_len = _bucket(max(p + len(t) for p, t, _ in plans), self.attend_buckets)
-        self._cache, logits_BV, free_KB, top_BK, top_vals_BK, legal_BK, scored = step(
+        self._cache, logits_BV, free, top_BK, top_vals_BK, legal_BK, scored = step(
             self._state, self._cache, *args, self._key, np.int32(self.calls), attend_len)
         rows = np.asarray(list(rows), np.int32)
         self._last = (logits_BV, rows)
         if self.legal == "mask":
-            moves, unmasked = self._masked_moves(requests, rows, free_KB, top_BK, top_vals_BK, legal_BK, scored)
+            moves, unmasked = self._masked_moves(requests, rows, free, top_BK, top_vals_BK, legal_BK, scored)
             illegal = [0] * n
         else:
             moves, unmasked, illegal = [], [], []
-            for (_, board, _), draws in zip(requests, np.asarray(free_KB)[:, rows].T.tolist()):
+            for (_, board, _), draws in zip(requests, np.asarray(free)[:, rows].T.tolist()):  # [K, B] tokens
                 tries = [MOVES[t] for t in draws]
                 unmasked.append(not board.is_legal(tries[0]))
                 illegal.append(next((k for k, m in enumerate(tries) if board.is_legal(m)), len(tries)))

@@ -19,6 +19,7 @@ import threading
 
 import chess
 
+from transcendence_jax.arena import position_problems
 from transcendence_jax.errors import UserError
 
 GAME_ID = "uci"
@@ -118,6 +119,8 @@ class UciEngine:
                 raise ValueError("expected `startpos` or `fen`")
             for uci in words[1:] if words[:1] == ["moves"] else []:
                 board.push_uci(uci)
+            if not board.is_valid():
+                raise ValueError(position_problems(board))
         except (ValueError, IndexError) as e:
             self.send(f"info string bad position ({e}); keeping the previous one")
             return
