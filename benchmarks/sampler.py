@@ -77,21 +77,28 @@ def baseline(model, plies: int, seed: int):
     return timed
 
 
-def batched(model, batch: int, plies: int, seed: int):
-    """A function that plays `batch` self-play games in flight, one sampler call per ply, and
-    returns (moves/s, moves/s counting only the decode steps' device time: the ceiling were all
-    host work free); compiled and warmed up here: the same plies on other game ids."""
-    sampler = Sampler(model, max_games=batch, seed=seed)
+def time_steps(sampler: Sampler) -> list[float]:
+    """Make `sampler` add its decode steps' device time (waited on at once: the sampler reads the
+    outputs right after anyway) to the returned one-element list; the rest of a call is host work."""
     device = [0.0]
 
     def until_ready(step):
         def run(*args):
             t = time.perf_counter()
-            out = jax.block_until_ready(step(*args))  # the sampler reads the outputs at once anyway
+            out = jax.block_until_ready(step(*args))
             device[0] += time.perf_counter() - t
             return out
         return run
     sampler._steps = {name: until_ready(step) for name, step in sampler._steps.items()}  # this sampler's copy
+    return device
+
+
+def batched(model, batch: int, plies: int, seed: int):
+    """A function that plays `batch` self-play games in flight, one sampler call per ply, and
+    returns (moves/s, moves/s counting only the decode steps' device time: the ceiling were all
+    host work free); compiled and warmed up here: the same plies on other game ids."""
+    sampler = Sampler(model, max_games=batch, seed=seed)
+    device = time_steps(sampler)
     runs = iter(range(1000))
 
     def timed() -> tuple[float, float]:
