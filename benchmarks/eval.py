@@ -6,9 +6,9 @@ passes over fresh game ids until one compiles nothing (a new batch/length shape 
 in the first ones), then --rounds measured passes (one that still compiles a late shape is played
 again, 3 times at most), each followed by a baseline pass: the same grid with a random Python
 policy in the model's place (no model at all), so the model's cost also reads as the ratio of
-the two wall times. Interleaved, and the median share reported: the
-machine's speed drifts. "steps s" is the decode steps' device time within the model time (the
-rest is the sampler's host work).
+the two wall times. Interleaved, and the median share reported: the machine's speed drifts.
+"steps s" is the decode steps' device time within the model time (the rest is the sampler's
+host work).
 
   .venv/bin/python benchmarks/eval.py [--workdir DIR] [--games 4] [--max-plies 178] [--rounds 3]
 """
@@ -103,8 +103,8 @@ def main():
         device[0] = 0.0
         wall, plies, n = run_grid(players, opponents, args.games, args.max_plies, tag)
         exposed = exposed_seconds(timed.intervals, engine_timed.intervals)
-        return dict(tag=tag, wall=wall, model=timed.seconds, device=device[0], exposed=exposed, calls=timed.calls,
-                    plies=plies, games=n, compiles=len(compiles))
+        return dict(tag=tag, wall=wall, model=timed.seconds, device=device[0], exposed=exposed,
+                    calls=timed.calls, plies=plies, games=n, compiles=len(compiles))
 
     base_players = [PolicyPlayer(model_name(t), random_policy) for t in temps]
     try:
@@ -122,11 +122,12 @@ def main():
             bases.append(dict(tag=f"baseline-{len(warm)}", wall=wall, plies=plies, games=n))
     finally:
         pool.close()
-    print(f"{'pass':<12}{'games':>6}{'plies':>7}{'wall s':>9}{'model s':>9}{'steps s':>9}{'calls':>7}{'compiles':>9}"
-          f"{'in model':>10}{'exposed':>9}")
+    print(f"{'pass':<12}{'games':>6}{'plies':>7}{'wall s':>9}{'model s':>9}{'steps s':>9}{'calls':>7}"
+          f"{'compiles':>9}{'in model':>10}{'exposed':>9}")
     for r in rows:
         print(f"{r['tag']:<12}{r['games']:>6}{r['plies']:>7}{r['wall']:>9.2f}{r['model']:>9.2f}{r['device']:>9.2f}"
-              f"{r['calls']:>7}{r['compiles']:>9}{100 * r['model'] / r['wall']:>9.1f}%{100 * r['exposed'] / r['wall']:>8.1f}%")
+              f"{r['calls']:>7}{r['compiles']:>9}{100 * r['model'] / r['wall']:>9.1f}%"
+              f"{100 * r['exposed'] / r['wall']:>8.1f}%")
     for b in bases:
         print(f"{b['tag']:<12}{b['games']:>6}{b['plies']:>7}{b['wall']:>9.2f}  (random policy in the model's place)")
     share = [r["model"] / r["wall"] for r in warm]
