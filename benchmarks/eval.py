@@ -25,6 +25,7 @@ import numpy as np
 from flax import nnx
 
 from transcendence_jax.arena import PolicyPlayer, grid, play_games, random_policy
+from transcendence_jax.cli import freeze_imports
 from transcendence_jax.engines import EnginePool, parse_engine_spec
 from transcendence_jax.evaluate import DEFAULT_OPPONENTS, _Timed, model_name
 from transcendence_jax.sampling import ModelPlayer, Sampler
@@ -72,6 +73,7 @@ def main():
     parser.add_argument("--engines", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=3, help="measured warm passes (each with a baseline pass)")
     args = parser.parse_args()
+    freeze_imports()  # as `transcendence eval` does
 
     if args.workdir:
         from transcendence_jax.checkpoint import load_model

@@ -8,8 +8,10 @@ padded to a power of two so it compiles a few times, all before timing) and draw
 legal moves. The sampler plays B games at once, one decode step per ply over its KV cache, host
 work (boards, legality) included. Compiles happen before timing; the timed runs are interleaved
 rounds (a baseline game, then a pass at each batch size) and each rate is the best of its rounds,
-since the machine is shared. Also printed: the rate counting only the decode steps' device time
-(what the sampler would reach if its host work, and the caller's, were free).
+since the machine is shared. The process freezes its import-time heap as the CLI does
+(`cli.freeze_imports`: the games' garbage collections skip it). Also printed: the rate counting
+only the decode steps' device time (what the sampler would reach if its host work, and the
+caller's, were free).
 
     .venv/bin/python benchmarks/sampler.py [--plies 100] [--batches 1 64 256] [--config tiny]
 """
@@ -26,6 +28,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from transcendence_jax.cli import freeze_imports
 from transcendence_jax.model import Transformer
 from transcendence_jax.moves import MOVES, move_token
 from transcendence_jax.sampling import Sampler, next_planes
@@ -126,6 +129,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds; the best of each is kept")
     parser.add_argument("--config", default="tiny", help="the model's config (tiny, paper_50m, ...)")
     args = parser.parse_args()
+    freeze_imports()  # as the CLI does: the games' full garbage collections skip the import-time heap
     cfg = model_config(args.config)
     model = Transformer(cfg, rngs=nnx.Rngs(args.seed))
     print(f"model: {cfg.num_layers} layers, width {cfg.embed_dim}, max_len {cfg.max_len}, "

@@ -196,6 +196,11 @@ def _window_start(num_moves: int, start: int, max_len: int) -> int:
     return start + (start % 2)
 
 
+def _same(a: chess.Move | None, b: chess.Move | None) -> bool:
+    """Move equality, by identity first (the caller usually pushes the Move the sampler returned)."""
+    return a is b or a == b
+
+
 def _planes_after(planes: bytes, moves: Sequence[chess.Move]) -> list[bytes]:
     """The board planes (64 piece codes, tokenizer.board_planes) after each move, from the planes
     before the first: castling moves the rook too, en passant takes the pawn passed, promotion
@@ -313,16 +318,15 @@ class Sampler:
         if i is not None:
             self._slots[i] = _Slot()
 
-    def _slot(self, game_id: str, busy: set[int]) -> int:
-        i = self._slot_of.get(game_id)
-        if i is None:
-            i = min((j for j in range(self.max_games) if j not in busy), key=lambda j: self._slots[j].last_used)
+    def _assign(self, game_ids: list[str], busy: set[int]) -> None:
+        """Give each new game the least recently used slot outside `busy` (the call's own games)."""
+        free = sorted((j for j in range(self.max_games) if j not in busy), key=lambda j: self._slots[j].last_used)
+        for game_id, i in zip(game_ids, free):
             old = self._slots[i].game_id
             if old is not None:
                 del self._slot_of[old]
             self._slots[i] = _Slot(game_id)
             self._slot_of[game_id] = i
-        return i
 
     def _plan(self, slot: _Slot, board: chess.Board):
         """(cache position, tokens, planes: T x 64 bytes) to feed so the slot holds the game up to
@@ -333,7 +337,7 @@ class Sampler:
         # The cache is still valid if the game extends what it holds (moves checked at both ends:
         # game ids are unique in an arena; a takeback, or a reused id whose moves differ there, refills).
         ok = (start == slot.start and start <= end <= n and slot.planes is not None
-              and (end == start or (stack[start] == slot.first and stack[end - 1] == slot.last)))
+              and (end == start or (_same(stack[start], slot.first) and _same(stack[end - 1], slot.last))))
         if not ok:
             tokens, planes = _context(board, start, start)
             first = start
@@ -379,6 +383,8 @@ class Sampler:
             if chess.popcount(board.occupied_co[board.turn]) > 16:
                 raise ValueError(f"game {gid}: {board.fen()} has more than 16 pieces of the side to move; "
                                  "not a chess position")
+        if len(requests) <= self.max_games and len({gid for gid, _, _ in requests}) == len(requests):
+            return self._sample_batch(requests)  # the usual call: one batch
         out: list[MoveChoice | None] = [None] * len(requests)
         pending = list(range(len(requests)))
         while pending:  # a game asked twice in one call, or more games than slots: several rounds
@@ -396,15 +402,17 @@ class Sampler:
         self._clock += 1
         self.calls += 1
         n, N = len(requests), self.max_games
-        busy = {self._slot_of[g] for g, _, _ in requests if g in self._slot_of}
-        slots = []
-        for gid, _, _ in requests:
-            slots.append(self._slot(gid, busy))
-            busy.add(slots[-1])
-        plans = []
-        for (gid, board, _), i in zip(requests, slots):
-            self._slots[i].last_used = self._clock
-            plans.append(self._plan(self._slots[i], board))
+        slot_of = self._slot_of
+        new = [g for g, _, _ in requests if g not in slot_of]
+        if new:
+            self._assign(new, {slot_of[g] for g, _, _ in requests if g in slot_of})
+        slots, plans = [], []
+        for gid, board, _ in requests:
+            i = slot_of[gid]
+            slot = self._slots[i]
+            slot.last_used = self._clock
+            slots.append(i)
+            plans.append(self._plan(slot, board))
         in_place = 4 * n > 3 * N  # most slots ask: the batch is the whole cache in slot order
         rows = slots if in_place else range(n)
         args = self._inputs(requests, plans, rows, slots, N if in_place else _bucket(n, self.batch_buckets))
@@ -456,9 +464,11 @@ class Sampler:
                 self.fallbacks += 1
                 if not fallback:
                     fallback.extend(np.asarray(x) for x in scored)
-                score = dict(zip(fallback[0][rows[i]].tolist(), fallback[1][rows[i]].tolist()))
+                score_V = np.full(self.vocab_size, -np.inf, np.float32)
+                score_V[fallback[0][rows[i]]] = fallback[1][rows[i]]  # padding entries (token 0): no move
                 legal_moves = list(board.legal_moves)
-                move = max(legal_moves, key=lambda m: score[move_token(m)]) if legal_moves else None
+                if legal_moves:
+                    move = legal_moves[int(np.argmax(score_V[[move_token(m) for m in legal_moves]]))]
             moves[i] = move
         return moves, unmasked
 
