@@ -37,11 +37,11 @@ def step_runner(model, slots: int, batch: int, tokens: int, positions: int):
     in_place = 4 * batch > 3 * slots
     rng = np.random.default_rng(0)
     rows = np.arange(batch, dtype=np.int32) * (slots // batch)
-    args = [rows, rng.integers(5, 1900, (batch, tokens)).astype(np.int32),
-            rng.integers(0, 13, (batch, tokens, 64)).astype(np.uint8),
-            np.full(batch, positions - tokens - 1, np.int32), np.full(batch, tokens - 1, np.int32),
-            np.where(np.arange(batch) % 2, 1.0, 1e-4).astype(np.float32),  # hot and cold games
-            rng.integers(0, 13, (batch, 64)).astype(np.uint8), np.ones(batch, bool)]
+    temps = np.where(np.arange(batch) % 2, 1.0, 1e-4).astype(np.float32)  # hot and cold games
+    games = np.stack([rows, np.full(batch, positions - tokens - 1), np.full(batch, tokens - 1), np.ones(batch),
+                      temps.view(np.int32)], 1).astype(np.int32)  # slot, position, last token, white, tau
+    args = [games, rng.integers(5, 1900, (batch, tokens)).astype(np.int32),
+            rng.integers(0, 13, (batch, tokens, 64)).astype(np.uint8), rng.integers(0, 13, (batch, 64)).astype(np.uint8)]
     step = sampler._steps["all" if in_place else "rows"]
 
     def run():

@@ -87,10 +87,11 @@ def _gumbel(key, shape):
 
 def _choose(logits_BV, planes_B64, white_B, temps_B, key, *, threshold, top_k, free_draws):
     """Gumbel-max over move tokens (scores logit / tau + Gumbel noise; no noise at tau <=
-    threshold). Paper mode (top_k 0): (free draws [K, B], None...). Mask mode: (the free draw's
-    score [1, B], the top_k pseudo-legal moves [B, top_k] best first, their scores, their
-    legality (1 legal, 0 not, 2 castling or en passant: python-chess decides), and the scored
-    candidates (tokens, scores [B, N]) for the host's fallback).
+    threshold). Paper mode (top_k 0): (free draws [K, B], None). Mask mode: ([B, 3 top_k + 1]
+    int32: the top_k pseudo-legal moves best first, their scores, their legality (1 legal, 0
+    not, 2 castling or en passant: python-chess decides) and the free draw's score, floats as
+    their bits: one array for the host to fetch; and the scored candidates (tokens, scores
+    [B, N]) for the host's fallback).
     In mask mode only the own pieces' moves are scored (moves.candidates; every legal move is
     among them); the other move tokens, never legal, matter only to the free draw, through
     their best score: their maximum (cold), or logsumexp + one Gumbel (hot: the maximum of
@@ -104,7 +105,7 @@ def _choose(logits_BV, planes_B64, white_B, temps_B, key, *, threshold, top_k, f
     if not top_k:
         noise_KBV = _gumbel(key, (free_draws, *logits_BV.shape))
         scores_KBV = scaled_BV + jnp.where(cold_B[:, None], 0.0, noise_KBV)
-        return jnp.argmax(scores_KBV, axis=-1).astype(jnp.int32), None, None, None, None
+        return jnp.argmax(scores_KBV, axis=-1).astype(jnp.int32), None
     tokens_BN, pseudo_BN = candidates(planes_B64, white_B, V)
     B, N = tokens_BN.shape
     noise_BN = _gumbel(key, (B, N + 1))  # the last column: the other tokens' Gumbel
@@ -119,15 +120,28 @@ def _choose(logits_BV, planes_B64, white_B, temps_B, key, *, threshold, top_k, f
     rest_best_B = jnp.where(rest_B > 0, max_B + jnp.log(jnp.maximum(rest_B, 1e-30)) + noise_BN[:, N], -jnp.inf)
     free_B = jnp.maximum(scores_BN.max(-1), jnp.where(cold_B, max_B, rest_best_B))
     safe_BK, special_BK = king_safe(planes_B64, white_B, top_BK)
-    legal_BK = jnp.where(special_BK, 2, safe_BK).astype(jnp.int8)
-    return free_B[None], top_BK, top_vals_BK, legal_BK, (tokens_BN, scores_BN)
+    legal_BK = jnp.where(special_BK, 2, safe_BK).astype(jnp.int32)
+    bits = lambda x: jax.lax.bitcast_convert_type(x, jnp.int32)
+    return jnp.concatenate([top_BK, bits(top_vals_BK), legal_BK, bits(free_B)[:, None]], 1), (tokens_BN, scores_BN)
 
 
-def _decode_step(state, cache, rows_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, planes_B64, white_B,
-                 key, call, attend_len, *, graphdef, threshold, top_k, free_draws):
+def _unpack_choice(choice_BX: np.ndarray):
+    """(top_k moves, their scores, their legality, the free draw's score) from _choose's array."""
+    K = (choice_BX.shape[1] - 1) // 3
+    return (choice_BX[:, :K], choice_BX[:, K:2 * K].view(np.float32), choice_BX[:, 2 * K:3 * K],
+            choice_BX[:, 3 * K].view(np.float32))
+
+
+def _decode_step(state, cache, games_B5, tokens_BT, boards_BT64, planes_B64, key, call, attend_len, *,
+                 graphdef, threshold, top_k, free_draws, in_place):
     """Extend the games' cache rows by their new tokens and rank moves for each row (the noise
-    of call number `call` of a sampler seeded with `key`: no key split dispatched on the host)."""
+    of call number `call` of a sampler seeded with `key`: no key split dispatched on the host).
+    games_B5: each row's cache slot, cache position, last new token, side to move (1 white) and
+    temperature (its float32 bits): one array, so one transfer (each costs ~0.1 ms on a GPU).
+    in_place: the batch is every slot in slot order (no slot column read)."""
     key = jax.random.fold_in(key, call)
+    rows_B, pos_B, last_B, white_B = (None if in_place else games_B5[:, 0]), games_B5[:, 1], games_B5[:, 2], games_B5[:, 3] > 0
+    temps_B = jax.lax.bitcast_convert_type(games_B5[:, 4], jnp.float32)
     model = nnx.merge(graphdef, state)
     logits_B1V, cache = model.extend(tokens_BT, boards_BT64, cache, pos_B, rows_B, last_B, attend_len)
     logits_BV = logits_B1V[:, 0].astype(jnp.float32)
@@ -293,8 +307,8 @@ class Sampler:
             step = functools.partial(_decode_step, graphdef=graphdef, threshold=self.threshold,
                                      free_draws=settings[1], top_k=settings[2])
             self._steps = _step_cache[model][settings] = {
-                "rows": jax.jit(step, donate_argnums=1, static_argnums=12),
-                "all": jax.jit(lambda s, c, r, *a: step(s, c, None, *a), donate_argnums=1, static_argnums=12)}
+                name: jax.jit(functools.partial(step, in_place=name == "all"), donate_argnums=1, static_argnums=8)
+                for name in ("rows", "all")}
         self._key = jax.random.key(seed)
         self._slots = [_Slot() for _ in range(self.max_games)]
         self._slot_of: dict[str, int] = {}
@@ -351,15 +365,14 @@ class Sampler:
         return first - start, tokens, planes
 
     def _inputs(self, requests, plans, rows, slots, B: int) -> list:
-        """The decode step's [B, ...] host arrays: request i's new tokens, board planes, cache
-        position, temperature and side to move in batch row rows[i] (its cache slot slots[i])."""
+        """The decode step's [B, ...] host arrays (games_B5, tokens, board planes of the new
+        tokens, planes now): request i's in batch row rows[i] (its cache slot slots[i])."""
         n, T = len(requests), _bucket(max(len(t) for _, t, _ in plans), self.len_buckets)
         tokens_BT = np.full((B, T), PAD, np.int32)
         boards_BT64 = np.zeros((B, T, 64), np.uint8) if self.board_input else None
         planes_B64 = np.zeros((B, 64), np.uint8)
-        pos_B = np.full(B, self.max_len, np.int32)  # rows nobody asks for write past the end: dropped
-        last_B, temps_B, white_B = np.zeros(B, np.int32), np.ones(B, np.float32), np.ones(B, bool)
-        rows_B = np.full(B, self.max_games, np.int32)
+        # Rows nobody asks for: no slot, and a cache position past the end (their writes are dropped).
+        games_B5 = np.array([[self.max_games, self.max_len, 0, 1, np.float32(1.0).view(np.int32)]] * B, np.int32)
         # Each request's tokens go to its batch row b, columns 0..len-1: one scatter for all.
         b_n, len_n = np.asarray(rows, np.intp), np.fromiter((len(t) for _, t, _ in plans), np.intp, n)
         ends_n = np.cumsum(len_n)
@@ -369,9 +382,10 @@ class Sampler:
         if boards_BT64 is not None:
             boards_BT64[b_x, col_x] = planes_x64
         planes_B64[b_n] = planes_x64[ends_n - 1]
-        pos_B[b_n], last_B[b_n], rows_B[b_n] = [p for p, _, _ in plans], len_n - 1, slots
-        temps_B[b_n], white_B[b_n] = [t for _, _, t in requests], [board.turn for _, board, _ in requests]
-        args = [rows_B, tokens_BT, boards_BT64, pos_B, last_B, temps_B, planes_B64, white_B]
+        games_B5[b_n, 0], games_B5[b_n, 1], games_B5[b_n, 2] = slots, [p for p, _, _ in plans], len_n - 1
+        games_B5[b_n, 3] = [board.turn for _, board, _ in requests]
+        games_B5[b_n, 4] = np.array([t for _, _, t in requests], np.float32).view(np.int32)
+        args = [games_B5, tokens_BT, boards_BT64, planes_B64]
         if self._mesh is not None:
             args = [None if a is None else jax.device_put(a, NamedSharding(self._mesh, P("data"))) for a in args]
         return args
@@ -419,16 +433,16 @@ class Sampler:
         step = self._steps["all" if in_place else "rows"]
         # Read only the cache chunks the longest game needs (one compile per chunk count).
         attend_len = _bucket(max(p + len(t) for p, t, _ in plans), self.attend_buckets)
-        self._cache, logits_BV, free, top_BK, top_vals_BK, legal_BK, scored = step(
-            self._state, self._cache, *args, self._key, np.int32(self.calls), attend_len)
+        self._cache, logits_BV, choice, scored = step(self._state, self._cache, *args, self._key,
+                                                      np.int32(self.calls), attend_len)
         rows = np.asarray(list(rows), np.int32)
         self._last = (logits_BV, rows)
         if self.legal == "mask":
-            moves, unmasked = self._masked_moves(requests, rows, free, top_BK, top_vals_BK, legal_BK, scored)
+            moves, unmasked = self._masked_moves(requests, rows, np.asarray(choice)[rows], scored)
             illegal = [0] * n
         else:
             moves, unmasked, illegal = [], [], []
-            for (_, board, _), draws in zip(requests, np.asarray(free)[:, rows].T.tolist()):  # [K, B] tokens
+            for (_, board, _), draws in zip(requests, np.asarray(choice)[:, rows].T.tolist()):  # [K, B] tokens
                 tries = [MOVES[t] for t in draws]
                 unmasked.append(not board.is_legal(tries[0]))
                 illegal.append(next((k for k, m in enumerate(tries) if board.is_legal(m)), len(tries)))
@@ -439,14 +453,14 @@ class Sampler:
         self.illegal.update({gid: k for gid, k in zip(gids, illegal) if k})
         return [MoveChoice(move, k) for move, k in zip(moves, illegal)]
 
-    def _masked_moves(self, requests, rows, free_1B, top_BK, top_vals_BK, legal_BK, scored):
+    def _masked_moves(self, requests, rows, choice_nX, scored):
         """Mask mode's moves and unmasked-illegal flags. The candidates are the pseudo-legal moves
         by Gumbel score: the first legal one is a draw from the distribution renormalised over
-        the legal moves. The unmasked draw (the best score over all moves, free_1B) is the first
-        candidate or an illegal move, so one legality test a move serves both. Most games take
-        their first candidate, legal on the device's word: those are read off in numpy."""
-        top, vals, legal = (np.asarray(x)[rows] for x in (top_BK, top_vals_BK, legal_BK))
-        free = np.asarray(free_1B)[0, rows]
+        the legal moves. The unmasked draw (the best score over all moves: the last column of
+        choice_nX, _choose's array) is the first candidate or an illegal move, so one legality
+        test a move serves both. Most games take their first candidate, legal on the device's
+        word: those are read off in numpy."""
+        top, vals, legal, free = _unpack_choice(choice_nX)
         first_ok = (legal[:, 0] == 1) & (vals[:, 0] > -np.inf)
         moves = _MOVE_OF[top[:, 0]].tolist()
         unmasked = (~first_ok | (free != vals[:, 0])).tolist()
