@@ -3,11 +3,14 @@
 import os
 import signal
 
+import random
+
 import chess
+import chess.engine
 import pytest
 
 from transcendence_jax.arena import GameState, PolicyPlayer, grid, play_games, random_policy
-from transcendence_jax.engines import EnginePlayer, EnginePool, find_stockfish, parse_engine_spec
+from transcendence_jax.engines import EnginePlayer, EnginePool, UCIProcess, find_stockfish, parse_engine_spec
 from transcendence_jax.errors import UserError
 
 try:
@@ -62,6 +65,31 @@ def test_node_limited_search_is_reproducible():
         assert len(moves) == 1 and next(iter(moves)) in board.legal_moves
     finally:
         pool.close()
+
+
+@needs_stockfish
+def test_pipe_client_plays_what_python_chess_plays():
+    """The pool's own UCI client against python-chess's: the same moves for node- and
+    depth-limited searches (skill 20: lower skills draw from a clock-seeded generator), from the
+    start and from a FEN, the game's moves sent so repetitions count, a cleared hash per game."""
+    rng = random.Random(0)
+    reference = chess.engine.SimpleEngine.popen_uci(STOCKFISH)
+    reference.configure({"Threads": 1, "Hash": 16})
+    ours = UCIProcess(STOCKFISH, timeout=30)
+    ours.setoption("Threads", 1)
+    ours.setoption("Hash", 16)
+    try:
+        for g, (fen, limit) in enumerate([(chess.STARTING_FEN, chess.engine.Limit(nodes=300)),
+                                          ("r3k2r/pppq1ppp/2npbn2/4p3/2B1P3/2NP1N2/PPPQ1PPP/R3K2R w KQkq - 2 8",
+                                           chess.engine.Limit(depth=5))]):
+            board = chess.Board(fen)
+            for ply in range(16):
+                expected = reference.play(board, limit, game=g).move
+                assert ours.play(board, limit, g, timeout=30) == expected
+                board.push(expected if ply % 2 else rng.choice(list(board.legal_moves)))
+    finally:
+        reference.quit()
+        ours.quit()
 
 
 class _Saboteur:
