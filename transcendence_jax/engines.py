@@ -20,6 +20,7 @@ not the engines, bounded eval, and it held the GIL the sampler needs.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import os
 import select
@@ -60,15 +61,16 @@ class EngineFailed(Exception):
 
 
 class UCIProcess:
-    """One UCI engine process over its pipes: the commands a move needs and nothing else."""
+    """One UCI engine process over its pipes: the commands a move needs and nothing else. No
+    threads: an engine left running quits by itself when this process exits (EOF)."""
 
     def __init__(self, path: str, timeout: float):
         self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, bufsize=0)
-        self.pid, self._buf, self.game, self._sent = self.proc.pid, b"", None, {}
-        self.send("uci")
+        self.pid, self.game, self._sent = self.proc.pid, None, {}
+        self._partial, self._lines = b"", collections.deque()  # output read but not yet taken
         self.options = {line.split(" type ")[0][len("option name "):]
-                        for line in self._until("uciok", timeout) if line.startswith("option name ")}
+                        for line in self.ask("uci", until="uciok", timeout=timeout) if line.startswith("option name ")}
 
     def send(self, *lines: str) -> None:
         data = "".join(f"{line}\n" for line in lines).encode()
@@ -78,24 +80,23 @@ class UCIProcess:
         except (OSError, ValueError) as e:
             raise EngineFailed(f"engine exited ({e})") from e
 
-    def _until(self, prefix: str, timeout: float) -> list[str]:
-        """The lines up to and including the first one starting with `prefix`."""
+    def ask(self, *commands: str, until: str, timeout: float) -> list[str]:
+        """Send `commands`; the lines answered up to and including the first that starts with `until`."""
+        self.send(*commands)
         deadline, lines, fd = time.monotonic() + timeout, [], self.proc.stdout.fileno()
         while True:
-            i = self._buf.find(b"\n")
-            if i >= 0:
-                line, self._buf = self._buf[:i].decode(errors="replace").strip(), self._buf[i + 1:]
-                lines.append(line)
-                if line.startswith(prefix):
+            while self._lines:
+                lines.append(self._lines.popleft())
+                if lines[-1].startswith(until):
                     return lines
-                continue
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise EngineFailed(f"no {prefix!r} within {timeout:g} s")
+                raise EngineFailed(f"no {until!r} within {timeout:g} s")
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 raise EngineFailed("engine exited")
-            self._buf += chunk
+            *done, self._partial = (self._partial + chunk).split(b"\n")
+            self._lines.extend(line.decode(errors="replace").strip() for line in done)
 
     def setoption(self, name: str, value) -> None:
         if name in self.options and self._sent.get(name) != value:
@@ -105,16 +106,15 @@ class UCIProcess:
     def play(self, board: chess.Board, limit: chess.engine.Limit, game, timeout: float) -> chess.Move:
         """The engine's move in `board` (its game from the root, so repetitions count)."""
         if game != self.game:
-            self.send("ucinewgame", "isready")
-            self._until("readyok", timeout)
+            self.ask("ucinewgame", "isready", until="readyok", timeout=timeout)
             self.game = game
         root = board.root().fen()
         moves = " ".join(m.uci() for m in board.move_stack)
         go = "".join(f" {k} {v}" for k, v in (("nodes", limit.nodes), ("depth", limit.depth),
                                                ("movetime", limit.time and round(1000 * limit.time))) if v)
-        self.send(("position startpos" if root == chess.STARTING_FEN else f"position fen {root}")
-                  + (f" moves {moves}" if moves else ""), "go" + go)
-        word = self._until("bestmove", timeout)[-1].split()
+        position = ("position startpos" if root == chess.STARTING_FEN else f"position fen {root}") + \
+            (f" moves {moves}" if moves else "")
+        word = self.ask(position, "go" + go, until="bestmove", timeout=timeout)[-1].split()
         move = chess.Move.from_uci(word[1]) if len(word) > 1 and word[1] != "(none)" else None
         if move is None or not board.is_legal(move):
             raise EngineFailed(f"engine answered {' '.join(word)!r}")

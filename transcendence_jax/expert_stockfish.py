@@ -16,31 +16,16 @@ STOCKFISH_NODES = 400  # "stockfish": the search per move, in nodes (the same st
 _engine = None  # one Stockfish process per Python process, started on first use
 
 
-def _uci(*commands: str, until: str = "") -> list[str]:
-    """Send UCI commands to this process's Stockfish; the lines it answers up to `until`. A
-    bare pipe, no threads: the engine quits by itself when this process exits (EOF)."""
+def _uci(*commands: str, until: str) -> list[str]:
+    """Send UCI commands to this process's Stockfish; the lines it answers up to `until`."""
     global _engine
-    if _engine is None or _engine.poll() is not None:
-        import subprocess
+    if _engine is None or _engine.proc.poll() is not None:
+        from transcendence_jax.engines import UCIProcess, find_stockfish
 
-        from transcendence_jax.engines import find_stockfish
-
-        _engine = subprocess.Popen([find_stockfish()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                   bufsize=1)
-        _engine.stdin.write("uci\nsetoption name Threads value 1\nsetoption name Hash value 16\n"
-                            "setoption name MultiPV value 8\nisready\n")
-        while _engine.stdout.readline().strip() != "readyok":
-            pass
-    _engine.stdin.write("".join(c + "\n" for c in commands))
-    lines = []
-    while until:
-        line = _engine.stdout.readline()
-        if not line:
-            raise RuntimeError("Stockfish exited during a search")
-        lines.append(line)
-        if line.startswith(until):
-            break
-    return lines
+        _engine = UCIProcess(find_stockfish(), timeout=60)
+        for name, value in (("Threads", 1), ("Hash", 16), ("MultiPV", 8)):
+            _engine.setoption(name, value)
+    return _engine.ask(*commands, until=until, timeout=60)
 
 
 STOCKFISH_MARGIN = 25  # centipawns: the moves this close to the best are equally good (ties, drawn at random)
