@@ -92,6 +92,16 @@ def test_pipe_client_plays_what_python_chess_plays():
         ours.quit()
 
 
+def test_a_binary_that_is_not_a_uci_engine_is_one_clear_error():
+    pool = EnginePool("/bin/true", workers=1)
+    try:
+        player = EnginePlayer("x", depth=1, pool=pool)
+        with pytest.raises(UserError, match="cannot start engine '/bin/true'.*engine exited"):
+            pool.choose([(player, GameState("g", chess.Board()))])
+    finally:
+        pool.close()
+
+
 class _Saboteur:
     """A policy that, on its 4th move of game 0, kills (or freezes) every engine process."""
 

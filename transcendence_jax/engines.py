@@ -69,8 +69,12 @@ class UCIProcess:
                                      stderr=subprocess.DEVNULL, bufsize=0)
         self.pid, self.game, self._sent = self.proc.pid, None, {}
         self._partial, self._lines = b"", collections.deque()  # output read but not yet taken
-        self.options = {line.split(" type ")[0][len("option name "):]
-                        for line in self.ask("uci", until="uciok", timeout=timeout) if line.startswith("option name ")}
+        try:
+            answer = self.ask("uci", until="uciok", timeout=timeout)
+        except EngineFailed:
+            self.kill()  # not a UCI engine, or too slow to start: leave no process behind
+            raise
+        self.options = {line.split(" type ")[0][len("option name "):] for line in answer if line.startswith("option name ")}
 
     def send(self, *lines: str) -> None:
         data = "".join(f"{line}\n" for line in lines).encode()

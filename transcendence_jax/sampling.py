@@ -140,7 +140,8 @@ def _decode_step(state, cache, games_B5, tokens_BT, boards_BT64, planes_B64, key
     temperature (its float32 bits): one array, so one transfer (each costs ~0.1 ms on a GPU).
     in_place: the batch is every slot in slot order (no slot column read)."""
     key = jax.random.fold_in(key, call)
-    rows_B, pos_B, last_B, white_B = (None if in_place else games_B5[:, 0]), games_B5[:, 1], games_B5[:, 2], games_B5[:, 3] > 0
+    rows_B = None if in_place else games_B5[:, 0]
+    pos_B, last_B, white_B = games_B5[:, 1], games_B5[:, 2], games_B5[:, 3] > 0
     temps_B = jax.lax.bitcast_convert_type(games_B5[:, 4], jnp.float32)
     model = nnx.merge(graphdef, state)
     logits_B1V, cache = model.extend(tokens_BT, boards_BT64, cache, pos_B, rows_B, last_B, attend_len)
