@@ -373,7 +373,7 @@ class Sampler:
         boards_BT64 = np.zeros((B, T, 64), np.uint8) if self.board_input else None
         planes_B64 = np.zeros((B, 64), np.uint8)
         # Rows nobody asks for: no slot, and a cache position past the end (their writes are dropped).
-        games_B5 = np.array([[self.max_games, self.max_len, 0, 1, np.float32(1.0).view(np.int32)]] * B, np.int32)
+        games_B5 = np.tile(np.array([self.max_games, self.max_len, 0, 1, np.float32(1.0).view(np.int32)], np.int32), (B, 1))
         # Each request's tokens go to its batch row b, columns 0..len-1: one scatter for all.
         b_n, len_n = np.asarray(rows, np.intp), np.fromiter((len(t) for _, t, _ in plans), np.intp, n)
         ends_n = np.cumsum(len_n)
