@@ -125,6 +125,13 @@ def test_adjudication_and_fen_openings(tmp_path):
                          progress=False)
     assert all(r["plies"] <= 6 for r in results)
     assert all(r["termination"] in ("adjudicated", "checkmate") for r in results)
+    # An adjudicator that leaves the game open at the cap: a draw by the cap, not an adjudication.
+    drawn = play_games(grid([PolicyPlayer("a", random_policy)], [PolicyPlayer("b", random_policy)], 1),
+                       out_dir=str(tmp_path / "open"), max_plies=2, adjudicate=lambda board: None, progress=False)
+    assert [(r["result"], r["termination"]) for r in drawn] == [("1/2-1/2", "max_plies")]
+    with pytest.raises(UserError, match="at least one game"):
+        play_games(grid([PolicyPlayer("a", random_policy)], [PolicyPlayer("b", random_policy)], 1),
+                   out_dir=str(tmp_path / "none"), max_active=0, progress=False)
     g = _pgn_games(tmp_path / "games.pgn")[0]
     assert g.headers["FEN"] == fen and g.board().fen() == fen
     assert opening_board(["e4 e5 Nf3"], "k", 0).fen() == opening_board([["e2e4", "e7e5", "g1f3"]], "k", 0).fen()

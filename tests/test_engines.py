@@ -47,9 +47,9 @@ def test_engine_specs():
         assert (paper.skill, paper.movetime, paper.depth) == (5, 0.1, None)
         n = parse_engine_spec("skill=2,nodes=50")
         assert (n.skill, n.nodes) == (2, 50) and n.backend is sf3.backend  # one pool: one backend
-    for bad in ("sfx", "speed=3", "sf30"):
-        with pytest.raises(UserError):
-            parse_engine_spec(bad)
+    for bad in ("sfx", "speed=3", "sf30", "nodes=0", "depth=0", "movetime=0", "sf1@0s"):
+        with pytest.raises(UserError):  # a zero limit would be an unbounded search
+            parse_engine_spec(bad, path="/bin/true")
 
 
 @needs_stockfish
@@ -71,7 +71,7 @@ def test_node_limited_search_is_reproducible():
 def test_pipe_client_plays_what_python_chess_plays():
     """The pool's own UCI client against python-chess's: the same moves for node- and
     depth-limited searches (skill 20: lower skills draw from a clock-seeded generator), from the
-    start and from a FEN, the game's moves sent so repetitions count, a cleared hash per game."""
+    start and from a FEN, the game's moves sent so repetitions count, a cleared hash per search."""
     rng = random.Random(0)
     reference = chess.engine.SimpleEngine.popen_uci(STOCKFISH)
     reference.configure({"Threads": 1, "Hash": 16})
@@ -84,12 +84,57 @@ def test_pipe_client_plays_what_python_chess_plays():
                                            chess.engine.Limit(depth=5))]):
             board = chess.Board(fen)
             for ply in range(16):
-                expected = reference.play(board, limit, game=g).move
-                assert ours.play(board, limit, g, timeout=30) == expected
+                expected = reference.play(board, limit, game=(g, ply)).move  # a new game: ucinewgame
+                assert ours.play(board, limit, timeout=30) == expected
                 board.push(expected if ply % 2 else rng.choice(list(board.legal_moves)))
     finally:
         reference.quit()
         ours.quit()
+
+
+@needs_stockfish
+def test_node_limited_moves_depend_only_on_the_game(tmp_path):
+    """Each pool search starts from a cleared hash, so a node-limited move is what a fresh search
+    of that game plays, whichever process ran which searches before (the threads' scheduling
+    decides that); with the hash kept between a process's searches, moves of the same game
+    differed from run to run."""
+    pool = EnginePool(workers=2)
+    try:
+        sf = EnginePlayer("sf-n2000", nodes=2000, pool=pool)
+        (game,) = play_games([("g", PolicyPlayer("rand", random_policy), sf, {})], out_dir=str(tmp_path),
+                             max_plies=60, progress=False)
+    finally:
+        pool.close()
+    reference = chess.engine.SimpleEngine.popen_uci(STOCKFISH)
+    reference.configure({"Threads": 1, "Hash": 16})
+    try:
+        board, searched = chess.Board(), 0
+        for ply, uci in enumerate(game["moves"].split()):
+            if ply % 2:  # the engine's moves (black)
+                assert reference.play(board, chess.engine.Limit(nodes=2000), game=ply).move.uci() == uci, ply
+                searched += 1
+            board.push_uci(uci)
+        assert searched >= 5
+    finally:
+        reference.quit()
+
+
+def test_an_engine_that_keeps_failing_is_one_clear_error(tmp_path):
+    crashy = tmp_path / "crashy"
+    crashy.write_text("#!/usr/bin/env python3\nimport sys\nfor line in sys.stdin:\n"
+                      "    c = line.split() or ['']\n"
+                      "    if c[0] == 'uci': print('id name crashy\\nuciok', flush=True)\n"
+                      "    elif c[0] == 'isready': print('readyok', flush=True)\n"
+                      "    elif c[0] == 'go': sys.exit(1)\n")
+    crashy.chmod(0o755)
+    pool = EnginePool(str(crashy), workers=1, retries=1)
+    try:
+        player = EnginePlayer("x", depth=1, pool=pool)
+        with pytest.raises(UserError, match="failed 2 times on game g .*rerun to resume"):
+            pool.choose([(player, GameState("g", chess.Board()))])
+        assert pool.restarts == 2
+    finally:
+        pool.close()
 
 
 def test_a_binary_that_is_not_a_uci_engine_is_one_clear_error():

@@ -188,8 +188,8 @@ def _check_end(game: _Game, max_plies: int, adjudicate) -> None:
     if outcome is not None:
         game.finish(*outcome)
     elif len(game.board.move_stack) >= max_plies:
-        result = adjudicate(game.board) if adjudicate else "1/2-1/2"
-        game.finish(result or "1/2-1/2", "max_plies" if not adjudicate else "adjudicated")
+        result = adjudicate(game.board) if adjudicate else None  # None: the adjudicator leaves it a draw
+        game.finish(result or "1/2-1/2", "adjudicated" if result else "max_plies")
 
 
 def _record(game: _Game) -> dict:
@@ -223,22 +223,35 @@ def _pgn(game: _Game, record: dict) -> str:
     return str(pgn) + "\n\n"
 
 
-def load_results(out_dir: str) -> list[dict]:
-    """Finished games in out_dir/games.jsonl; a torn last line (a crash mid-write) is dropped."""
-    path = os.path.join(out_dir, "games.jsonl")
+def rewrite(path: str, lines: Iterable[str]) -> None:
+    """Replace a file's contents all at once (a temporary file renamed over it): a crash while
+    rewriting leaves the old file or the new one, never a truncated one."""
+    with open(path + ".tmp", "w") as f:
+        f.writelines(lines)
+    os.replace(path + ".tmp", path)
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """The records of a JSONL file we append to; a torn line (a crash mid-write) is dropped, and
+    the file repaired, so the next append starts on a line of its own."""
     if not os.path.exists(path):
         return []
-    records, torn = [], False
     with open(path) as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                torn = True
-    if torn or (records and not open(path).read().endswith("\n")):
-        with open(path, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records)
+        text = f.read()
+    records, torn = [], False
+    for line in text.splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            torn = True
+    if torn or (text and not text.endswith("\n")):
+        rewrite(path, (json.dumps(r) + "\n" for r in records))
     return records
+
+
+def load_results(out_dir: str) -> list[dict]:
+    """Finished games in out_dir/games.jsonl (read_jsonl: a torn last line is dropped)."""
+    return read_jsonl(os.path.join(out_dir, "games.jsonl"))
 
 
 def _drop_unrecorded_pgn(out_dir: str, done: set[str]) -> None:
@@ -254,8 +267,7 @@ def _drop_unrecorded_pgn(out_dir: str, done: set[str]) -> None:
             else:
                 stale = True
     if stale:
-        with open(path, "w") as f:
-            f.writelines(keep)
+        rewrite(path, keep)
 
 
 def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 178,
@@ -272,6 +284,8 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
     max_active: at most this many games in flight (e.g. the model's cache slots); default all.
     A backend with a `release(game_id)` method is told when each of its games ends.
     """
+    if max_active is not None and max_active < 1:
+        raise UserError(f"max_active={max_active}: at least one game must be in flight")
     os.makedirs(out_dir, exist_ok=True)
     pairings = list(pairings)
     ids = [p[0] for p in pairings]

@@ -8,9 +8,11 @@ machine; `sfL@0.1s` is the paper's time limit itself.
 
 A pool runs one engine process per worker thread. A process that dies or hangs (no answer
 within `timeout` seconds) is killed, replaced, and asked the same position again: the game
-continues from its moves. A process is sent `ucinewgame` (a cleared hash) whenever it switches
-games: a node-limited move then depends only on the game, not on which other games the same
-process happened to search before.
+continues from its moves. Every search starts with `ucinewgame` (a cleared hash): a node- or
+depth-limited move then depends only on the position and its game's moves, not on which
+searches the same process happened to run before (which the threads' scheduling decides).
+Stockfish's Skill Level below 20 draws its handicapped move from a clock-seeded generator:
+those opponents are not reproducible move for move in any case.
 
 The pool speaks UCI over the pipes itself (`UCIProcess`) rather than through python-chess's
 engine module, which costs ~1.3 ms of this process's CPU a move (an event loop thread per
@@ -67,7 +69,7 @@ class UCIProcess:
     def __init__(self, path: str, timeout: float):
         self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, bufsize=0)
-        self.pid, self.game, self._sent = self.proc.pid, None, {}
+        self.pid, self._sent = self.proc.pid, {}
         self._partial, self._lines = b"", collections.deque()  # output read but not yet taken
         try:
             answer = self.ask("uci", until="uciok", timeout=timeout)
@@ -107,11 +109,10 @@ class UCIProcess:
             self.send(f"setoption name {name} value {value}")
             self._sent[name] = value
 
-    def play(self, board: chess.Board, limit: chess.engine.Limit, game, timeout: float) -> chess.Move:
-        """The engine's move in `board` (its game from the root, so repetitions count)."""
-        if game != self.game:
-            self.ask("ucinewgame", "isready", until="readyok", timeout=timeout)
-            self.game = game
+    def play(self, board: chess.Board, limit: chess.engine.Limit, timeout: float) -> chess.Move:
+        """The engine's move in `board` (its game from the root, so repetitions count), searched
+        from a cleared hash."""
+        self.ask("ucinewgame", "isready", until="readyok", timeout=timeout)
         root = board.root().fen()
         moves = " ".join(m.uci() for m in board.move_stack)
         go = "".join(f" {k} {v}" for k, v in (("nodes", limit.nodes), ("depth", limit.depth),
@@ -201,14 +202,14 @@ class EnginePool:
                 engine = self._local.engine = self._start()
             try:
                 engine.setoption("Skill Level", 20 if player.skill is None else player.skill)
-                return engine.play(board, player.limit, game_id, self.timeout + (player.limit.time or 0.0))
+                return engine.play(board, player.limit, self.timeout + (player.limit.time or 0.0))
             except EngineFailed as e:
                 self._kill(engine)
                 self._local.engine = None
                 self.restarts += 1
                 if attempt == self.retries:
-                    raise RuntimeError(f"engine {self.path} failed {attempt + 1} times on game "
-                                       f"{game_id} at {board.fen()}: {e!r}") from e
+                    raise UserError(f"engine {self.path} failed {attempt + 1} times on game {game_id} "
+                                    f"at {board.fen()} ({e}); finished games are kept, rerun to resume") from e
         raise AssertionError("unreachable")
 
     def choose(self, requests):
@@ -239,6 +240,9 @@ class EnginePlayer:
                 depth = skill + 1
             else:
                 raise UserError(f"engine player {name!r} has no limit; give nodes, depth or movetime")
+        if (nodes is not None and nodes < 1) or (depth is not None and depth < 1) or (movetime is not None and movetime < 1e-3):
+            raise UserError(f"engine player {name!r}: nodes and depth must be >= 1 and movetime >= 0.001 s "
+                            "(a zero limit would mean an unbounded search)")
         self.name, self.skill, self.nodes, self.depth, self.movetime = name, skill, nodes, depth, movetime
         self.limit = chess.engine.Limit(nodes=nodes, depth=depth, time=movetime)
         self.backend = pool or EnginePool.shared(path, threads=threads, hash_mb=hash_mb)
@@ -269,8 +273,8 @@ def parse_engine_spec(spec: str, *, path: str | None = None, pool: EnginePool | 
                     raise ValueError(key)
                 kw[key] = float(value) if key == "movetime" else int(value)
     except ValueError:
-        raise UserError(f"opponent {spec!r} not understood; use sfN, sfN@0.1s or "
-                        "skill=N,nodes=N,depth=N,movetime=S") from None
+        raise UserError(f"opponent {spec!r} not understood; use sfN, sfN@0.1s or skill=N,nodes=N,depth=N,movetime=S "
+                        "(separate opponents with ';' when any spec holds '=')") from None
     if kw.get("skill") is not None and not 0 <= kw["skill"] <= 20:
         raise UserError(f"opponent {spec!r}: Stockfish skill levels are 0..20")
     return EnginePlayer(spec, path=path, pool=pool, **kw)

@@ -21,7 +21,7 @@ import os
 import time
 
 from transcendence_jax import rating
-from transcendence_jax.arena import grid, play_games
+from transcendence_jax.arena import grid, play_games, read_jsonl
 from transcendence_jax.engines import EnginePool, parse_engine_spec
 from transcendence_jax.errors import UserError
 
@@ -92,17 +92,8 @@ def _record_model_stats(out_dir: str, sampler, game_id: str) -> None:
 
 
 def _load_model_stats(out_dir: str) -> dict[str, dict]:
-    path = os.path.join(out_dir, "model_stats.jsonl")
-    stats = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:  # a torn last line: that game's counts are lost
-                    continue
-                stats[row["game_id"]] = row
-    return stats
+    """Each recorded game's sampler counts (a torn last line, from a crash mid-write, is dropped)."""
+    return {row["game_id"]: row for row in read_jsonl(os.path.join(out_dir, "model_stats.jsonl"))}
 
 
 def model_name(temperature: float) -> str:
@@ -119,6 +110,8 @@ def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAU
     temperatures, opponents = [float(t) for t in temperatures], list(opponents)
     if not temperatures or not opponents or games < 1:
         raise UserError("eval needs at least one temperature, one opponent and --games >= 1")
+    if max_games < 1 or (engines is not None and engines < 1):
+        raise UserError(f"--max-games {max_games} and --engines {engines}: each must be at least 1")
     _check_settings(out_dir, dict(step=step, max_plies=max_plies, legal=legal, openings=openings, seed=seed))
     pool = EnginePool(stockfish, workers=engines)
     sampler = None
