@@ -62,6 +62,32 @@ def test_protocol_in_process():
     assert engine.temperature == 1.5
 
 
+def test_each_position_is_played_from_its_own_game():
+    """One cache slot serves every `position`: one that does not extend the previous game (a new
+    FEN, a different move in the middle) must not be ranked on the previous game's boards."""
+    out = io.StringIO()
+    engine = UciEngine(lambda: tiny_model()[0], temperature=0.0, out=out)
+    positions = ["startpos moves e2e4 e7e5 g1f3", "startpos moves e2e4 b8c6 g1f3",  # same ends, new middle
+                 "fen 8/8/8/4k3/8/8/8/R3K3 b - - 0 1", "fen 8/8/8/8/4k3/8/8/R3K3 b - - 0 1",  # same moves (none)
+                 "startpos moves e2e4 e7e5 g1f3", "startpos moves e2e4 e7e5 g1f3 b8c6 f1b5"]  # an extension
+    for position in positions:
+        assert engine.handle(f"position {position}") and engine.handle("go")
+    assert engine.handle("position startpos moves e2e4 0000")  # a null move: not a game move
+    assert engine.handle("go infinite")
+    held = [l for l in out.getvalue().splitlines() if l.startswith("bestmove")]
+    assert engine.handle("stop")
+    lines = out.getvalue().splitlines()
+    bests = [l.split()[1] for l in lines if l.startswith("bestmove")]
+    assert len(held) == len(positions) and len(bests) == len(positions) + 1  # infinite: only on stop
+    for position, best in zip(positions + [positions[-1]], bests):
+        words = position.split()
+        board = chess.Board() if words[0] == "startpos" else chess.Board(" ".join(words[1:7]))
+        for uci in words[words.index("moves") + 1:] if "moves" in words else []:
+            board.push_uci(uci)
+        assert chess.Move.from_uci(best) in board.legal_moves, (position, best)
+    assert any("bad position (null move '0000')" in l for l in lines)
+
+
 def test_python_chess_plays_a_full_game_against_the_uci_command(tmp_path):
     workdir = make_workdir(tmp_path / "w")
     cmd = [sys.executable, "-m", "transcendence_jax", "uci", "--workdir", workdir, "--temperature", "1.0"]

@@ -4,7 +4,9 @@ Any UCI client (python-chess, cutechess, lichess-bot, a chess GUI) can play it. 
 samples one move per `go` at the given temperature from the game so far (the `position`
 command's moves are the prompt), renormalised over the legal moves, so it never plays an
 illegal move; time controls are ignored (a move takes one decode step). The game is one
-Sampler slot: each `position` feeds only the moves since the last one.
+Sampler slot: a `position` that extends the previous one (same start, its moves and more)
+feeds only the new moves; any other position starts the slot afresh. `go infinite` and
+`go ponder` hold their bestmove until `stop` or `ponderhit`, as the protocol asks.
 
 The model loads in a background thread so that `uci` is answered at once (clients time the
 handshake); `isready` and `go` wait for it. Supported: uci, isready, ucinewgame, setoption
@@ -39,6 +41,7 @@ class UciEngine:
     def __init__(self, load, *, temperature: float, seed: int = 0, out=sys.stdout):
         self.temperature, self.seed, self.out = temperature, seed, out
         self.board = chess.Board()
+        self.pending = None  # the bestmove of a `go infinite` / `go ponder`, sent on stop or ponderhit
         self.sampler, self.error = None, None
         self._thread = threading.Thread(target=self._load, args=(load,), daemon=True)
         self._thread.start()
@@ -86,10 +89,18 @@ class UciEngine:
         elif cmd == "position":
             self._position(rest)
         elif cmd == "go":
-            self.send(f"bestmove {self._go()}")
+            move = self._go()
+            if "infinite" in rest or "ponder" in rest:
+                self.pending = move
+            else:
+                self.send(f"bestmove {move}")
+        elif cmd in ("stop", "ponderhit"):
+            if self.pending is not None:
+                self.send(f"bestmove {self.pending}")
+                self.pending = None
         elif cmd == "quit":
             return False
-        elif cmd not in ("stop", "ponderhit", "debug", "register"):
+        elif cmd not in ("debug", "register"):
             self.send(f"info string unknown command {cmd!r}")
         return True
 
@@ -118,12 +129,18 @@ class UciEngine:
             else:
                 raise ValueError("expected `startpos` or `fen`")
             for uci in words[1:] if words[:1] == ["moves"] else []:
-                board.push_uci(uci)
+                if not board.push_uci(uci):  # the null move 0000: no move token, not a game move
+                    raise ValueError(f"null move {uci!r}")
             if not board.is_valid():
                 raise ValueError(position_problems(board))
         except (ValueError, IndexError) as e:
             self.send(f"info string bad position ({e}); keeping the previous one")
             return
+        old = self.board
+        extends = (board.root().fen() == old.root().fen()
+                   and board.move_stack[:len(old.move_stack)] == old.move_stack)
+        if not extends and self.sampler is not None:
+            self.sampler.release(GAME_ID)  # another game or line: the cache holds none of it
         self.board = board
 
     def _go(self) -> str:
