@@ -160,6 +160,25 @@ def test_masks_never_let_an_illegal_move_through(model):
     assert sum(sampler.unmasked_illegal[f"g{i}"] for i in range(len(boards))) > len(boards) // 2
 
 
+def test_a_reused_game_id_is_ranked_on_its_own_board(model):
+    """One id for many positions (a puzzle loop, a UCI client, an analysis GUI's lines): the
+    cache's moves agree at both ends with the previous position's, but its board does not."""
+    lines = [chess.Board(fen) for fen in ("8/8/8/4k3/8/8/8/R3K3 b - - 0 1", "8/8/8/8/4k3/8/8/R3K3 b - - 0 1",
+                                          "4k3/8/8/8/8/8/8/R3K2R b K - 0 1")]  # same (no) moves
+    for middle in ("e7e5", "b8c6", "d7d5", "g8f6"):  # same first and last move, another in the middle
+        board = chess.Board()
+        for uci in ("e2e4", middle, "g1f3"):
+            board.push_uci(uci)
+        lines.append(board)
+    sampler = Sampler(model, max_games=16, seed=4)
+    for _ in range(3):
+        for board in lines:
+            (choice,) = sampler.sample([("puzzle", board, 0.0)])
+            assert choice.move in board.legal_moves, board.fen()
+            (fresh,) = Sampler(model, max_games=16, seed=4).sample([("new", board, 0.0)])
+            assert choice.move == fresh.move  # the arg-max of its own game, as a fresh cache gives
+
+
 def test_hot_draws_follow_the_legal_softmax_and_free_draws_the_full_one(model):
     """At tau > 0 the played move is a draw from the softmax over the legal moves, and the free
     draw is illegal with the softmax's mass on illegal tokens (most of it on tokens that are not

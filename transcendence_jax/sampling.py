@@ -258,6 +258,23 @@ def _context(board: chess.Board, first: int, start: int):
     return tokens, [before] + _planes_after(before, stack[first:])
 
 
+def _placements(planes_n64: np.ndarray) -> np.ndarray:
+    """[n, 7] uint64 bitboards of n boards' planes (bit s: square s): white's pieces, then each
+    piece type's, as python-chess keeps them."""
+    kind_n64 = np.where(planes_n64 > 6, planes_n64 - 6, planes_n64)  # 1 pawn ... 6 king, 0 empty
+    masks = [(planes_n64 >= 1) & (planes_n64 <= 6)] + [kind_n64 == kind for kind in range(1, 7)]
+    return np.stack([np.packbits(m, axis=1, bitorder="little").view("<u8")[:, 0] for m in masks], 1)
+
+
+def _stale(boards: Sequence[chess.Board], planes_n64: np.ndarray) -> list[int]:
+    """The boards whose pieces differ from the planes the cache ends on: a game id reused for
+    another game or line that the moves checked at both ends did not tell apart (a new FEN with
+    no moves, a different move in the middle). Its moves would be ranked on the wrong board."""
+    want = np.array([(b.occupied_co[chess.WHITE], b.pawns, b.knights, b.bishops, b.rooks, b.queens, b.kings)
+                     for b in boards], np.uint64)
+    return np.flatnonzero((_placements(planes_n64) != want).any(1)).tolist()
+
+
 _step_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> settings -> programs
 
 
@@ -350,7 +367,8 @@ class Sampler:
         n, end = len(stack), slot.end
         start = _window_start(n, slot.start, self.max_len)
         # The cache is still valid if the game extends what it holds (moves checked at both ends:
-        # game ids are unique in an arena; a takeback, or a reused id whose moves differ there, refills).
+        # game ids are unique in an arena; a takeback, or a reused id whose moves differ there,
+        # refills; the caller then compares the board it ends on with the game's, _stale).
         ok = (start == slot.start and start <= end <= n and slot.planes is not None
               and (end == start or (_same(stack[start], slot.first) and _same(stack[end - 1], slot.last))))
         if not ok:
@@ -428,6 +446,9 @@ class Sampler:
             slot.last_used = self._clock
             slots.append(i)
             plans.append(self._plan(slot, board))
+        for j in _stale([board for _, board, _ in requests], _planes_array(p[-1] for _, _, p in plans)):
+            self._slots[slots[j]] = slot = _Slot(requests[j][0], last_used=self._clock)  # start afresh
+            plans[j] = self._plan(slot, requests[j][1])
         in_place = 4 * n > 3 * N  # most slots ask: the batch is the whole cache in slot order
         rows = slots if in_place else range(n)
         args = self._inputs(requests, plans, rows, slots, N if in_place else _bucket(n, self.batch_buckets))
