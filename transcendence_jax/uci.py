@@ -10,7 +10,8 @@ feeds only the new moves; any other position starts the slot afresh. `go infinit
 
 The model loads in a background thread so that `uci` is answered at once (clients time the
 handshake); `isready` and `go` wait for it. Supported: uci, isready, ucinewgame, setoption
-(Temperature, Seed), position startpos|fen ... [moves ...], go ..., stop, quit.
+(Temperature, Seed), position startpos|fen ... [moves ...], go ... (its limits and searchmoves are
+ignored), stop, ponderhit, quit.
 """
 
 from __future__ import annotations
