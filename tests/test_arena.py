@@ -134,6 +134,8 @@ def test_adjudication_and_fen_openings(tmp_path):
                    out_dir=str(tmp_path / "none"), max_active=0, progress=False)
     g = _pgn_games(tmp_path / "games.pgn")[0]
     assert g.headers["FEN"] == fen and g.board().fen() == fen
+    assert (g.headers["Termination"], g.headers["TerminationDetail"]) in (("adjudication", "adjudicated"),
+                                                                          ("normal", "checkmate"))
     assert opening_board(["e4 e5 Nf3"], "k", 0).fen() == opening_board([["e2e4", "e7e5", "g1f3"]], "k", 0).fen()
     with pytest.raises(UserError, match="not legal"):
         opening_board(["e4 e4"], "k", 0)

@@ -208,6 +208,9 @@ def _snake(key: str) -> str:
     return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(key))
 
 
+_PGN_TERMINATION = {"max_plies": "adjudication", "adjudicated": "adjudication", "forfeit": "rules infraction"}
+
+
 def _pgn(game: _Game, record: dict) -> str:
     pgn = chess.pgn.Game.from_board(game.board)
     pgn.headers.update(Event="transcendence-jax arena", Site="-",
@@ -218,7 +221,8 @@ def _pgn(game: _Game, record: dict) -> str:
         pgn.headers[key] = str(value)
     pgn.headers["IllegalWhite"] = str(record["illegal_white"])
     pgn.headers["IllegalBlack"] = str(record["illegal_black"])
-    pgn.headers["Termination"] = game.termination
+    pgn.headers["Termination"] = _PGN_TERMINATION.get(game.termination, "normal")  # the PGN standard's words
+    pgn.headers["TerminationDetail"] = game.termination  # ours, as in games.jsonl
     pgn.headers["PlyCount"] = str(record["plies"])
     return str(pgn) + "\n\n"
 
