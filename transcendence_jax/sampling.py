@@ -10,7 +10,9 @@ asking rows are read by index; either way only the cache chunks the longest game
 (model.cache_chunks). Compiles are bounded by (#batch buckets x #length buckets x #chunks). A
 game that has not asked for a while loses its slot to a new one (least recently used) and is
 prefilled again when it comes back. Host work per game and ply is O(1): the new tokens come
-from a token table, the board planes from the previous planes plus the move.
+from a token table, the board planes from the previous planes plus the move. A game whose
+board is not the one its cache ends on (a game id reused for another position: all games'
+pieces are compared at once) is prefilled afresh, so no move is ranked on another board.
 
 Legal moves, by Gumbel-max: every move token's score is logit / tau + Gumbel noise (no noise at
 tau <= threshold: the arg-max), and the highest-scoring legal move is an exact sample of the
