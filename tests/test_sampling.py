@@ -179,6 +179,24 @@ def test_a_reused_game_id_is_ranked_on_its_own_board(model):
             assert choice.move == fresh.move  # the arg-max of its own game, as a fresh cache gives
 
 
+def test_an_id_reused_after_a_game_longer_than_the_cache(model):
+    """A game past the cache's length sits on a window starting after move 0; the same id then
+    given a short game (or a takeback) must refill from the game as it is, not the old window
+    (its offsets broke the whole batch: illegal moves for other games, or a crash)."""
+    rng = np.random.default_rng(7)
+    long = random_board(rng, 0)
+    sampler = Sampler(model, max_games=16, seed=5)
+    while len(long.move_stack) < 90 and not long.is_game_over():  # max_len 64: a window
+        long.push(sampler.sample([("g", long, 1.0)])[0].move)
+    others = [random_board(rng, n) for n in (3, 11, 20)]
+    for short in (random_board(rng, 4), random_board(rng, 30)):
+        reqs = [("g", short, 0.0)] + [(f"o{i}", b, 0.0) for i, b in enumerate(others)]
+        got = sampler.sample(reqs)
+        want = Sampler(model, max_games=16, seed=5).sample(reqs)
+        assert [c.move for c in got] == [c.move for c in want]
+        assert all(c.move in b.legal_moves for c, (_, b, _) in zip(got, reqs))
+
+
 def test_hot_draws_follow_the_legal_softmax_and_free_draws_the_full_one(model):
     """At tau > 0 the played move is a draw from the softmax over the legal moves, and the free
     draw is illegal with the softmax's mass on illegal tokens (most of it on tokens that are not

@@ -373,7 +373,8 @@ class Sampler:
         # refills; the caller then compares the board it ends on with the game's, _stale).
         ok = (start == slot.start and start <= end <= n and slot.planes is not None
               and (end == start or (_same(stack[start], slot.first) and _same(stack[end - 1], slot.last))))
-        if not ok:
+        if not ok:  # refill on a window of the game as it is now (a takeback may end before the old start)
+            start = _window_start(n, 0, self.max_len)
             tokens, planes = _context(board, start, start)
             first = start
         elif end == n:  # unchanged: re-feed the last token for its logits
