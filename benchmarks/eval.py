@@ -8,9 +8,11 @@ again, 3 times at most), each followed by a baseline pass: the same grid with a 
 policy in the model's place (no model at all), so the model's cost also reads as the ratio of
 the two wall times. Interleaved, and the median share reported: the machine's speed drifts.
 "steps s" is the decode steps' device time within the model time (the rest is the sampler's
-host work).
+host work). Games in flight are capped at --max-games, as `transcendence eval` caps them (256 by
+default: its default grid, 8 temperatures x 3 opponents x 100 games, plays 256 at a time;
+`--temperatures 0.001,0.01,0.1,0.3,0.5,0.75,1.0,1.5 --games 11` measures at that batch size).
 
-  .venv/bin/python benchmarks/eval.py [--workdir DIR] [--games 4] [--max-plies 178] [--rounds 3]
+  .venv/bin/python benchmarks/eval.py [--workdir DIR] [--games 4] [--max-plies 178] [--max-games 256] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -53,11 +55,11 @@ def exposed_seconds(model_iv, engine_iv) -> float:
     return total
 
 
-def run_grid(players, opponents, games, max_plies, tag):
+def run_grid(players, opponents, games, max_plies, tag, max_active):
     with tempfile.TemporaryDirectory() as out:
         pairings = [(f"{tag}-{gid}", w, b, h) for gid, w, b, h in grid(players, opponents, games)]
         t0 = time.perf_counter()
-        results = play_games(pairings, out_dir=out, max_plies=max_plies, progress=False)
+        results = play_games(pairings, out_dir=out, max_plies=max_plies, progress=False, max_active=max_active)
         wall = time.perf_counter() - t0
     plies = sum(r["plies"] for r in results)
     return wall, plies, len(results)
@@ -71,6 +73,7 @@ def main():
     parser.add_argument("--games", type=int, default=4, help="games per (temperature, opponent)")
     parser.add_argument("--max-plies", type=int, default=178)
     parser.add_argument("--engines", type=int, default=None)
+    parser.add_argument("--max-games", type=int, default=256, help="games in flight (cache slots), as `eval`'s flag")
     parser.add_argument("--rounds", type=int, default=3, help="measured warm passes (each with a baseline pass)")
     args = parser.parse_args()
     freeze_imports()  # as `transcendence eval` does
@@ -86,8 +89,8 @@ def main():
     engine_timed = _Timed(pool)
     for o in opponents:
         o.backend = engine_timed
-    n_model = len(temps) * len(opponents) * args.games
-    sampler = Sampler(model, max_games=n_model, max_len=args.max_plies + 1)
+    in_flight = min(args.max_games, len(temps) * len(opponents) * args.games)  # as `transcendence eval`
+    sampler = Sampler(model, max_games=in_flight, max_len=args.max_plies + 1)
     device = time_steps(sampler)
     timed = _Timed(sampler)
     players = [ModelPlayer(model_name(t), sampler, t) for t in temps]
@@ -103,7 +106,7 @@ def main():
         timed.seconds, timed.calls, timed.intervals, engine_timed.intervals = 0.0, 0, [], []
         compiles.clear()
         device[0] = 0.0
-        wall, plies, n = run_grid(players, opponents, args.games, args.max_plies, tag)
+        wall, plies, n = run_grid(players, opponents, args.games, args.max_plies, tag, in_flight)
         exposed = exposed_seconds(timed.intervals, engine_timed.intervals)
         return dict(tag=tag, wall=wall, model=timed.seconds, device=device[0], exposed=exposed,
                     calls=timed.calls, plies=plies, games=n, compiles=len(compiles))
@@ -120,7 +123,8 @@ def main():
                 retries += 1
                 continue
             warm.append(rows[-1])
-            wall, plies, n = run_grid(base_players, opponents, args.games, args.max_plies, f"baseline-{len(warm)}")
+            wall, plies, n = run_grid(base_players, opponents, args.games, args.max_plies, f"baseline-{len(warm)}",
+                                     in_flight)
             bases.append(dict(tag=f"baseline-{len(warm)}", wall=wall, plies=plies, games=n))
     finally:
         pool.close()
