@@ -243,6 +243,15 @@ def test_no_legal_candidate_falls_back_to_all_legal_moves(model):
         sampler.sample([("crowded", crowded, 1.0)])
 
 
+def test_top_k_out_of_range_is_refused_and_no_requests_is_no_call(model):
+    """The device ranks top_k of each position's 432 candidates (16 pieces x 27 tokens)."""
+    for top_k in (0, 433):
+        with pytest.raises(ValueError, match=r"top_k=-?\d+: expected 1\.\.432"):
+            Sampler(model, max_games=16, top_k=top_k)
+    sampler = Sampler(model, max_games=16, top_k=432)
+    assert sampler.sample([]) == [] and sampler.calls == 0
+
+
 def test_paper_protocol_resamples_then_forfeits(model):
     rng = np.random.default_rng(4)
     boards = [random_board(rng, n) for n in range(0, 40, 2)]

@@ -300,6 +300,11 @@ class Sampler:
         if legal not in LEGAL_MODES:
             raise ValueError(f"legal={legal!r}: expected one of {LEGAL_MODES}")
         self.vocab_size, model_len, self.board_input = model_info(model)
+        # The device ranks the top_k of each position's candidates (16 pieces x 27 tokens).
+        n_candidates = jax.eval_shape(functools.partial(candidates, V=self.vocab_size),
+                                      jax.ShapeDtypeStruct((1, 64), np.uint8), jax.ShapeDtypeStruct((1,), bool))[0].shape[1]
+        if not 1 <= top_k <= n_candidates:
+            raise ValueError(f"top_k={top_k}: expected 1..{n_candidates} (the moves ranked on the device per position)")
         self.max_len = min(max_len or model_len, model_len)
         self.legal, self.threshold, self.tries = legal, float(threshold), int(tries)
         graphdef, state = nnx.split(model)
@@ -414,7 +419,10 @@ class Sampler:
 
     # -- sampling --
     def sample(self, requests: Sequence[tuple[str, chess.Board, float]]) -> list[MoveChoice]:
-        """One move for each (game_id, board, temperature): one decode call per max_games games."""
+        """One move for each (game_id, board, temperature): one decode call per max_games games
+        (none for no requests)."""
+        if not requests:
+            return []
         for gid, board, _ in requests:  # the device ranks the moves of up to 16 pieces (moves.candidates)
             if chess.popcount(board.occupied_co[board.turn]) > 16:
                 raise ValueError(f"game {gid}: {board.fen()} has more than 16 pieces of the side to move; "
