@@ -145,6 +145,25 @@ def test_temperature_zero_is_argmax_and_per_game_temperatures(model):
     assert abs(sum(probs.values()) - 1) < 1e-6 and set(probs) == set(board.legal_moves)
 
 
+MATE, STALEMATE = chess.Board("7k/6Q1/6K1/8/8/8/8/8 b - - 0 1"), chess.Board("7k/5Q2/6K1/8/8/8/8/8 b - - 0 1")
+
+
+def test_simple_api_at_infinite_temperature_and_on_finished_boards(model):
+    """tau = inf is uniform over the legal moves (the logits are divided before the mask: -inf /
+    inf would be NaN); a board with no legal move gets None (not token 0, not a crash)."""
+    board = random_board(np.random.default_rng(1), 6)
+    legal = list(board.legal_moves)
+    moves = [m for r in range(20) for m in sample_moves(model, [board] * 64, float("inf"), jax.random.key(r))]
+    counts, n, q = collections.Counter(moves), len(moves), 1 / len(legal)
+    assert set(counts) == set(legal)
+    assert all(abs(counts[m] / n - q) < 4 * np.sqrt(q * (1 - q) / n) for m in legal), counts
+    assert set(move_probabilities(model, board, float("inf")).values()) == {q}
+    want = masked_argmax(position_logits(model, [board])[0], board)
+    got = sample_moves(model, [MATE, board, STALEMATE], [1.0, 0.0, float("inf")], jax.random.key(0))
+    assert got == [None, want, None]
+    assert move_probabilities(model, MATE) == {}
+
+
 def test_masks_never_let_an_illegal_move_through(model):
     rng = np.random.default_rng(2)
     boards = [b for b in (random_board(rng, int(n)) for n in rng.integers(0, 60, 96)) if not b.is_game_over()]

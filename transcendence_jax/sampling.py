@@ -152,17 +152,15 @@ def _decode_step(state, cache, games_B5, tokens_BT, boards_BT64, planes_B64, key
                                       top_k=top_k, free_draws=free_draws)
 
 
-def _draw(logits_BV, temps_B, key, threshold):
-    """One token per row at its temperature; tau <= threshold is the exact arg-max."""
-    greedy_B = jnp.argmax(logits_BV, axis=-1)
-    scaled_BV = logits_BV / jnp.maximum(temps_B, threshold)[:, None]
-    drawn_B = jax.random.categorical(key, scaled_BV, axis=-1)
-    return jnp.where(temps_B <= threshold, greedy_B, drawn_B).astype(jnp.int32)
-
-
 @functools.partial(jax.jit, static_argnames=("threshold",))
 def _masked_draw(logits_BV, legal_BV, temps_B, key, threshold):
-    return _draw(jnp.where(legal_BV, logits_BV, -jnp.inf), temps_B, key, threshold)
+    """One legal token per row at its temperature; tau <= threshold is the exact arg-max. The
+    logits are divided before the mask: at tau = inf they are all 0 (uniform), where -inf / inf
+    would be NaN."""
+    greedy_B = jnp.argmax(jnp.where(legal_BV, logits_BV, -jnp.inf), axis=-1)
+    scaled_BV = jnp.where(legal_BV, logits_BV / jnp.maximum(temps_B, threshold)[:, None], -jnp.inf)
+    drawn_B = jax.random.categorical(key, scaled_BV, axis=-1)
+    return jnp.where(temps_B <= threshold, greedy_B, drawn_B).astype(jnp.int32)
 
 
 def _forward_logits(state, tokens_BT, boards_BT64, last_B, *, graphdef):
@@ -572,21 +570,27 @@ def position_logits(model, boards: Sequence[chess.Board]) -> np.ndarray:
     return np.asarray(forward(state, tokens_BT, boards_BT64, last_B))[:len(boards)]
 
 
-def sample_moves(model, boards: Sequence[chess.Board], temperatures, key, *, threshold: float = 1e-3) -> list[chess.Move]:
+def sample_moves(model, boards: Sequence[chess.Board], temperatures, key, *,
+                 threshold: float = 1e-3) -> list[chess.Move | None]:
     """One legal move for each board (its whole move stack is the prompt), each at its own
-    temperature; tau <= threshold is the arg-max over the legal moves."""
+    temperature; tau <= threshold is the arg-max over the legal moves, tau = inf uniform over
+    them. None for a board with no legal move (the game is over)."""
     forward, state = _forward(model)
     tokens_BT, boards_BT64, last_B, legal_BV = _positions(model, boards)
     logits_BV = forward(state, tokens_BT, boards_BT64, last_B)
     temps_B = np.ones(len(legal_BV), np.float32)
     temps_B[:len(boards)] = np.broadcast_to(np.asarray(temperatures, np.float32), (len(boards),))
     choice_B = _masked_draw(logits_BV, legal_BV, temps_B, key, threshold=threshold)
-    return [token_to_move(t) for t in np.asarray(choice_B)[:len(boards)]]
+    return [token_to_move(t) if legal_V.any() else None
+            for t, legal_V in zip(np.asarray(choice_B).tolist(), legal_BV[:len(boards)])]
 
 
 def tempered(logits: dict, temperature: float, threshold: float = 1e-3) -> dict:
-    """softmax(logit / tau) over the given moves' logits; tau <= threshold is the arg-max, as in the sampler."""
+    """softmax(logit / tau) over the given moves' logits; tau <= threshold is the arg-max, as in
+    the sampler, and tau = inf uniform. No moves (a finished game): {}."""
     moves = list(logits)
+    if not moves:
+        return {}
     x = np.array([logits[m] for m in moves], np.float64)
     if temperature <= threshold:
         p = (np.arange(len(x)) == np.argmax(x)).astype(np.float64)
