@@ -164,6 +164,31 @@ def test_simple_api_at_infinite_temperature_and_on_finished_boards(model):
     assert move_probabilities(model, MATE) == {}
 
 
+def test_nan_and_negative_temperatures_are_refused_and_infinity_is_uniform(model):
+    """A NaN or negative temperature is refused in one line naming the game; tau = inf plays
+    uniformly over the legal moves (on the device: logit / inf = 0, then Gumbel noise alone),
+    and its free draw is a uniform move token."""
+    from transcendence_jax.tokenizer import NUM_SPECIAL, VOCAB_SIZE
+
+    board = random_board(np.random.default_rng(1), 6)
+    sampler = Sampler(model, max_games=16, seed=6)
+    for bad in (float("nan"), -0.5):
+        with pytest.raises(ValueError, match=f"game bad: temperature {bad} is not a number >= 0"):
+            sampler.sample([("ok", board, 1.0), ("bad", board, bad)])
+        with pytest.raises(ValueError, match="must be a number >= 0"):
+            sample_moves(model, [board, board], [1.0, bad], jax.random.key(0))
+        with pytest.raises(ValueError, match="expected a number >= 0"):
+            move_probabilities(model, board, bad)
+    assert sampler.calls == 0
+    legal = list(board.legal_moves)
+    moves = [c.move for _ in range(40) for c in sampler.sample([(f"g{i}", board, float("inf")) for i in range(16)])]
+    counts, n, q = collections.Counter(moves), len(moves), 1 / len(legal)
+    assert set(counts) == set(legal)
+    assert all(abs(counts[m] / n - q) < 4 * np.sqrt(q * (1 - q) / n) + 2 / n for m in legal), counts
+    want = 1 - len(legal) / (VOCAB_SIZE - NUM_SPECIAL)
+    assert abs(sum(sampler.unmasked_illegal.values()) / n - want) < 4 * np.sqrt(want * (1 - want) / n) + 1e-3
+
+
 def test_masks_never_let_an_illegal_move_through(model):
     rng = np.random.default_rng(2)
     boards = [b for b in (random_board(rng, int(n)) for n in rng.integers(0, 60, 96)) if not b.is_game_over()]

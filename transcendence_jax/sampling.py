@@ -15,7 +15,7 @@ board is not the one its cache ends on (a game id reused for another position: a
 pieces are compared at once) is prefilled afresh, so no move is ranked on another board.
 
 Legal moves, by Gumbel-max: every move token's score is logit / tau + Gumbel noise (no noise at
-tau <= threshold: the arg-max), and the highest-scoring legal move is an exact sample of the
+tau <= threshold: the arg-max; at tau = inf the noise alone: uniform), and the highest-scoring legal move is an exact sample of the
 distribution renormalised over the legal moves. The device ranks the top `top_k` moves among a
 superset of the legal ones (moves.candidates, from the board planes: the own pieces' moves by
 their geometry, a clear path, pawn rules) and tells which of them leave their king safe
@@ -418,10 +418,15 @@ class Sampler:
     # -- sampling --
     def sample(self, requests: Sequence[tuple[str, chess.Board, float]]) -> list[MoveChoice]:
         """One move for each (game_id, board, temperature): one decode call per max_games games
-        (none for no requests)."""
+        (none for no requests). A temperature is a number >= 0: 0 (or up to `threshold`) is the
+        arg-max, inf uniform over the legal moves."""
         if not requests:
             return []
-        for gid, board, _ in requests:  # the device ranks the moves of up to 16 pieces (moves.candidates)
+        for gid, board, temperature in requests:
+            if not temperature >= 0:  # NaN too
+                raise ValueError(f"game {gid}: temperature {temperature!r} is not a number >= 0 "
+                                 "(0: the arg-max, inf: uniform over the legal moves)")
+            # The device ranks the moves of up to 16 pieces (moves.candidates).
             if chess.popcount(board.occupied_co[board.turn]) > 16:
                 raise ValueError(f"game {gid}: {board.fen()} has more than 16 pieces of the side to move; "
                                  "not a chess position")
@@ -580,6 +585,8 @@ def sample_moves(model, boards: Sequence[chess.Board], temperatures, key, *,
     logits_BV = forward(state, tokens_BT, boards_BT64, last_B)
     temps_B = np.ones(len(legal_BV), np.float32)
     temps_B[:len(boards)] = np.broadcast_to(np.asarray(temperatures, np.float32), (len(boards),))
+    if not (temps_B >= 0).all():  # NaN too
+        raise ValueError(f"temperatures {temperatures!r}: each must be a number >= 0 (0: the arg-max, inf: uniform)")
     choice_B = _masked_draw(logits_BV, legal_BV, temps_B, key, threshold=threshold)
     return [token_to_move(t) if legal_V.any() else None
             for t, legal_V in zip(np.asarray(choice_B).tolist(), legal_BV[:len(boards)])]
@@ -588,6 +595,8 @@ def sample_moves(model, boards: Sequence[chess.Board], temperatures, key, *,
 def tempered(logits: dict, temperature: float, threshold: float = 1e-3) -> dict:
     """softmax(logit / tau) over the given moves' logits; tau <= threshold is the arg-max, as in
     the sampler, and tau = inf uniform. No moves (a finished game): {}."""
+    if not temperature >= 0:  # NaN too
+        raise ValueError(f"temperature {temperature!r}: expected a number >= 0 (0: the arg-max, inf: uniform)")
     moves = list(logits)
     if not moves:
         return {}
