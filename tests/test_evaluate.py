@@ -36,6 +36,12 @@ def test_missing_workdir_or_checkpoint_is_one_line_error(tmp_path, capsys):
     assert err.startswith("error: ") and "\n" not in err
 
 
+def test_nan_or_negative_temperature_is_one_line_error(tmp_path, capsys):
+    for bad in ("0.1,nan", "-1"):
+        assert cli.main(["eval", "--workdir", str(tmp_path), "--temperatures", bad]) == 2
+        assert "each must be a number >= 0" in capsys.readouterr().err
+
+
 def test_paper_anchors():
     assert paper_anchors(["sf1", "sf3@0.1s", "sf4", "nodes=5"]) == {"sf1": 1552.0, "sf3@0.1s": 1842.0}
 

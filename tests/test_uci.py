@@ -47,7 +47,8 @@ def test_protocol_in_process():
     for line in ["uci", "isready", "ucinewgame", "position startpos moves e2e4 e7e5", "go wtime 1000",
                  "position fen not-a-fen moves", "position startpos moves e2e5", "bogus",
                  "position fen QQQQQQQQ/QQQQQQQQ/Q7/8/8/8/8/K6k w - - 0 1",
-                 "position fen 7k/5Q2/6K1/8/8/8/8/8 b - - 0 1", "go", "setoption name Temperature value 1.5"]:
+                 "position fen 7k/5Q2/6K1/8/8/8/8/8 b - - 0 1", "go", "setoption name Temperature value 1.5",
+                 "setoption name Temperature value -1", "setoption name Temperature value nan"]:
         assert engine.handle(line)
     assert not engine.handle("quit")
     lines = out.getvalue().splitlines()
@@ -59,7 +60,7 @@ def test_protocol_in_process():
     assert bests[1] == "0000"  # stalemate: no move (the bad positions before were ignored)
     assert sum("bad position" in l for l in lines) == 3 and any("unknown command" in l for l in lines)
     assert any("bad position (too many white pieces" in l for l in lines)
-    assert engine.temperature == 1.5
+    assert engine.temperature == 1.5 and sum("bad value" in l for l in lines) == 2  # -1 and nan refused
 
 
 def test_each_position_is_played_from_its_own_game():
@@ -86,6 +87,14 @@ def test_each_position_is_played_from_its_own_game():
             board.push_uci(uci)
         assert chess.Move.from_uci(best) in board.legal_moves, (position, best)
     assert any("bad position (null move '0000')" in l for l in lines)
+
+
+def test_nan_or_negative_temperature_is_one_line_error(tmp_path, capsys):
+    from transcendence_jax import cli
+
+    for bad in ("nan", "-1"):
+        assert cli.main(["uci", "--workdir", str(tmp_path), "--temperature", bad]) == 2
+        assert "is not a number >= 0" in capsys.readouterr().err
 
 
 def test_python_chess_plays_a_full_game_against_the_uci_command(tmp_path):

@@ -236,8 +236,8 @@ def run(args) -> int:
         temperatures = [float(t) for t in _split(args.temperatures, ",")]
     except ValueError:
         raise UserError(f"--temperatures {args.temperatures!r}: give numbers separated by commas") from None
-    if any(t < 0 for t in temperatures):
-        raise UserError("--temperatures must be >= 0")
+    if not all(t >= 0 for t in temperatures):  # NaN too
+        raise UserError(f"--temperatures {args.temperatures!r}: each must be a number >= 0")
     opponents = _split(args.opponents, ";" if ";" in args.opponents or "=" in args.opponents else ",")
     model, _, step = load_model(args.workdir, args.step)
     out = args.out or os.path.join(args.workdir, "eval")

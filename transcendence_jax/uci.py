@@ -110,7 +110,10 @@ class UciEngine:
         name, _, value = text.removeprefix("name ").partition(" value ")
         try:
             if name.strip().lower() == "temperature":
-                self.temperature = float(value)
+                temperature = float(value)
+                if not temperature >= 0:  # NaN too: the sampler refuses it
+                    raise ValueError(value)
+                self.temperature = temperature
             elif name.strip().lower() == "seed":
                 import jax
 
@@ -164,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
 
         return load_model(args.workdir, step=args.step)[0]
 
-    if args.temperature < 0:
-        raise UserError(f"--temperature {args.temperature} is negative; give 0 (arg-max) or more")
+    if not args.temperature >= 0:  # NaN too
+        raise UserError(f"--temperature {args.temperature} is not a number >= 0; give 0 (arg-max) or more")
     engine = UciEngine(load, temperature=args.temperature, seed=args.seed)
     engine.loop(sys.stdin)
     engine._thread.join()  # never exit while jax is still loading or compiling in the thread
