@@ -296,6 +296,20 @@ def test_top_k_out_of_range_is_refused_and_no_requests_is_no_call(model):
     assert sampler.sample([]) == [] and sampler.calls == 0
 
 
+@pytest.mark.parametrize("legal", ["mask", "paper"])
+def test_a_finished_game_is_refused_in_one_line(model, legal):
+    """The arena never asks about a game with no legal move (a None move would be a forfeit, and
+    an unmasked illegal move was booked for it): such a request is refused; the sampler goes on."""
+    board = random_board(np.random.default_rng(9), 10)
+    sampler = Sampler(model, max_games=16, legal=legal, seed=7)
+    for finished in (MATE, STALEMATE):
+        with pytest.raises(ValueError, match=r"game over: .* has no legal move \(the game is over\)"):
+            sampler.sample([("live", board, 1.0), ("over", finished, 1.0)])
+    assert not sampler.unmasked_illegal and not sampler.illegal and not sampler.sampled
+    (c,) = sampler.sample([("live", board, 0.0)])
+    assert sampler.sampled == {"live": 1} and (c.move in board.legal_moves or legal == "paper")
+
+
 def test_paper_protocol_resamples_then_forfeits(model):
     rng = np.random.default_rng(4)
     boards = [random_board(rng, n) for n in range(0, 40, 2)]

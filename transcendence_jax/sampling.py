@@ -216,6 +216,11 @@ def _same(a: chess.Move | None, b: chess.Move | None) -> bool:
     return a is b or a == b
 
 
+def _game_over(game_id: str, board: chess.Board) -> ValueError:
+    return ValueError(f"game {game_id}: {board.fen()} has no legal move (the game is over); "
+                      "ask only about games in play")
+
+
 def _planes_after(planes: bytes, moves: Sequence[chess.Move]) -> list[bytes]:
     """The board planes (64 piece codes, tokenizer.board_planes) after each move, from the planes
     before the first: castling moves the rook too, en passant takes the pawn passed, promotion
@@ -419,7 +424,9 @@ class Sampler:
     def sample(self, requests: Sequence[tuple[str, chess.Board, float]]) -> list[MoveChoice]:
         """One move for each (game_id, board, temperature): one decode call per max_games games
         (none for no requests). A temperature is a number >= 0: 0 (or up to `threshold`) is the
-        arg-max, inf uniform over the legal moves."""
+        arg-max, inf uniform over the legal moves. A board with no legal move (a finished game)
+        is refused with a ValueError: the arena never asks about one (a None move there is a
+        forfeit), and it is found only when no ranked move is legal (no cost per call)."""
         if not requests:
             return []
         for gid, board, temperature in requests:
@@ -478,10 +485,12 @@ class Sampler:
             illegal = [0] * n
         else:
             moves, unmasked, illegal = [], [], []
-            for (_, board, _), draws in zip(requests, np.asarray(choice)[:, rows].T.tolist()):  # [K, B] tokens
+            for (gid, board, _), draws in zip(requests, np.asarray(choice)[:, rows].T.tolist()):  # [K, B] tokens
                 tries = [MOVES[t] for t in draws]
                 unmasked.append(not board.is_legal(tries[0]))
                 illegal.append(next((k for k, m in enumerate(tries) if board.is_legal(m)), len(tries)))
+                if illegal[-1] == len(tries) and not any(board.generate_legal_moves()):
+                    raise _game_over(gid, board)
                 moves.append(tries[illegal[-1]] if illegal[-1] < len(tries) else None)
         gids = [gid for gid, _, _ in requests]  # distinct within a batch
         self.sampled.update(gids)
@@ -517,8 +526,9 @@ class Sampler:
                 score_V = np.full(self.vocab_size, -np.inf, np.float32)
                 score_V[fallback[0][rows[i]]] = fallback[1][rows[i]]  # padding entries (token 0): no move
                 legal_moves = list(board.legal_moves)
-                if legal_moves:
-                    move = legal_moves[int(np.argmax(score_V[[move_token(m) for m in legal_moves]]))]
+                if not legal_moves:
+                    raise _game_over(requests[i][0], board)
+                move = legal_moves[int(np.argmax(score_V[[move_token(m) for m in legal_moves]]))]
             moves[i] = move
         return moves, unmasked
 
