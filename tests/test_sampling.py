@@ -223,6 +223,26 @@ def test_a_reused_game_id_is_ranked_on_its_own_board(model):
             assert choice.move == fresh.move  # the arg-max of its own game, as a fresh cache gives
 
 
+def test_a_transposition_under_a_reused_id_is_ranked_on_its_own_moves(model):
+    """Another move order to the same position, with the same first and last moves: the board
+    and both ends agree with the cache, only the middle differs. Every move of the cache's
+    window is compared, so the model reads this game's moves, not the other order's."""
+    lines = []
+    for moves in ("e2e4 e7e5 g1f3 b8c6 f1c4", "e2e4 b8c6 g1f3 e7e5 f1c4", "e2e4 e7e5 g1f3 b8c6 f1c4 g8f6",
+                  "e2e4 b8c6 g1f3 e7e5 f1c4 g8f6"):
+        board = chess.Board()
+        for uci in moves.split():
+            board.push_uci(uci)
+        lines.append(board)
+    assert lines[0].board_fen() == lines[1].board_fen()  # a transposition
+    want = position_logits(model, lines)
+    assert np.abs(want[0] - want[1]).max() > 1e-3  # the move order matters to the model, if little
+    sampler = Sampler(model, max_games=16, seed=4)
+    for i in (0, 1, 0, 3, 2, 1):
+        sampler.sample([("g", lines[i], 0.0)])
+        np.testing.assert_allclose(sampler.last_logits[0], want[i], atol=5e-5, rtol=0, err_msg=str(i))
+
+
 def test_an_id_reused_after_a_game_longer_than_the_cache(model):
     """A game past the cache's length sits on a window starting after move 0; the same id then
     given a short game (or a takeback) must refill from the game as it is, not the old window
