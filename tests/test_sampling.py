@@ -261,6 +261,19 @@ def test_an_id_reused_after_a_game_longer_than_the_cache(model):
         assert all(c.move in b.legal_moves for c, (_, b, _) in zip(got, reqs))
 
 
+def test_last_logits_cover_every_round_in_request_order(model):
+    """More games than slots, and one id asked twice (about another board): several rounds, and
+    last_logits holds every request's logits, in request order."""
+    rng = np.random.default_rng(10)
+    boards = [b for b in (random_board(rng, int(n)) for n in rng.integers(1, 30, 24)) if not b.is_game_over()][:20]
+    reqs = [(f"g{i}", b, 1.0) for i, b in enumerate(boards)] + [("g0", boards[5], 1.0)]
+    sampler = Sampler(model, max_games=16, seed=8)
+    sampler.sample(reqs)
+    assert sampler.calls == 2
+    want = position_logits(model, [b for _, b, _ in reqs])
+    np.testing.assert_allclose(sampler.last_logits, want, atol=2e-4, rtol=1e-4)
+
+
 def test_hot_draws_follow_the_legal_softmax_and_free_draws_the_full_one(model):
     """At tau > 0 the played move is a draw from the softmax over the legal moves, and the free
     draw is illegal with the softmax's mass on illegal tokens (most of it on tokens that are not

@@ -343,12 +343,22 @@ class Sampler:
         self.sampled = collections.Counter()           # game_id -> moves the model was asked for
         self.calls = 0
         self.fallbacks = 0  # moves chosen from python-chess's legal moves (no legal top_k candidate)
-        self._last = None  # (logits [B, V] on the device, the batch row of each request) of the last call
+        # The last call's rounds, each (logits [B, V] on the device, its requests' batch rows), and
+        # the request each row is (None: one round, in request order).
+        self._last = None
 
     @property
     def last_logits(self) -> np.ndarray | None:
-        """[n, V] logits of the last call's games, in request order (fetched on demand)."""
-        return None if self._last is None else np.asarray(self._last[0])[self._last[1]]
+        """[n, V] logits of the last call's requests, every round's, in request order (fetched on demand)."""
+        if self._last is None:
+            return None
+        rounds, order = self._last
+        by_round_nV = np.concatenate([np.asarray(logits_BV)[rows] for logits_BV, rows in rounds])
+        if order is None:
+            return by_round_nV
+        logits_nV = np.empty_like(by_round_nV)
+        logits_nV[order] = by_round_nV  # row j is request order[j]
+        return logits_nV
 
     # -- slots --
     def release(self, game_id: str) -> None:
@@ -437,21 +447,28 @@ class Sampler:
                 raise ValueError(f"game {gid}: {board.fen()} has more than 16 pieces of the side to move; "
                                  "not a chess position")
         if len(requests) <= self.max_games and len({gid for gid, _, _ in requests}) == len(requests):
-            return self._sample_batch(requests)  # the usual call: one batch
+            choices, last = self._sample_batch(requests)  # the usual call: one batch
+            self._last = [last], None
+            return choices
         out: list[MoveChoice | None] = [None] * len(requests)
-        pending = list(range(len(requests)))
+        pending, rounds, order = list(range(len(requests))), [], []
         while pending:  # a game asked twice in one call, or more games than slots: several rounds
             seen, batch, rest = set(), [], []
             for i in pending:
                 gid = requests[i][0]
                 (rest if gid in seen or len(batch) == self.max_games else batch).append(i)
                 seen.add(gid)
-            for i, choice in zip(batch, self._sample_batch([requests[i] for i in batch])):
+            choices, last = self._sample_batch([requests[i] for i in batch])
+            for i, choice in zip(batch, choices):
                 out[i] = choice
+            rounds.append(last)
+            order += batch
             pending = rest
+        self._last = rounds, order
         return out
 
-    def _sample_batch(self, requests) -> list[MoveChoice]:
+    def _sample_batch(self, requests) -> tuple[list[MoveChoice], tuple]:
+        """The moves of distinct games, at most max_games, and (logits_BV, their batch rows)."""
         self._clock += 1
         self.calls += 1
         n, N = len(requests), self.max_games
@@ -478,7 +495,6 @@ class Sampler:
         self._cache, logits_BV, choice, scored = step(self._state, self._cache, *args, self._key,
                                                       np.int32(self.calls), attend_len)
         rows = np.asarray(list(rows), np.int32)
-        self._last = (logits_BV, rows)
         if self.legal == "mask":
             moves, unmasked = self._masked_moves(requests, rows, np.asarray(choice)[rows], scored)
             illegal = [0] * n
@@ -495,7 +511,7 @@ class Sampler:
         self.sampled.update(gids)
         self.unmasked_illegal.update(gid for gid, u in zip(gids, unmasked) if u)
         self.illegal.update({gid: k for gid, k in zip(gids, illegal) if k})
-        return [MoveChoice(move, k) for move, k in zip(moves, illegal)]
+        return [MoveChoice(move, k) for move, k in zip(moves, illegal)], (logits_BV, rows)
 
     def _masked_moves(self, requests, rows, choice_nX, scored):
         """Mask mode's moves and unmasked-illegal flags. The candidates are the pseudo-legal moves
