@@ -301,8 +301,9 @@ class Sampler:
             raise ValueError(f"legal={legal!r}: expected one of {LEGAL_MODES}")
         self.vocab_size, model_len, self.board_input = model_info(model)
         # The device ranks the top_k of each position's candidates (16 pieces x 27 tokens).
-        n_candidates = jax.eval_shape(functools.partial(candidates, V=self.vocab_size),
-                                      jax.ShapeDtypeStruct((1, 64), np.uint8), jax.ShapeDtypeStruct((1,), bool))[0].shape[1]
+        tokens_1N, _ = jax.eval_shape(functools.partial(candidates, V=self.vocab_size),
+                                      jax.ShapeDtypeStruct((1, 64), np.uint8), jax.ShapeDtypeStruct((1,), bool))
+        n_candidates = tokens_1N.shape[1]
         if not 1 <= top_k <= n_candidates:
             raise ValueError(f"top_k={top_k}: expected 1..{n_candidates} (the moves ranked on the device per position)")
         self.max_len = min(max_len or model_len, model_len)
