@@ -10,7 +10,7 @@ from flax import nnx
 from transcendence_jax import cli
 from transcendence_jax.engines import find_stockfish
 from transcendence_jax.errors import UserError
-from transcendence_jax.evaluate import evaluate, paper_anchors
+from transcendence_jax.evaluate import evaluate, paper_anchors, split_opponents
 
 try:
     find_stockfish()
@@ -40,6 +40,15 @@ def test_nan_or_negative_temperature_is_one_line_error(tmp_path, capsys):
     for bad in ("0.1,nan", "-1"):
         assert cli.main(["eval", "--workdir", str(tmp_path), "--temperatures", bad]) == 2
         assert "each must be a number >= 0" in capsys.readouterr().err
+
+
+def test_opponents_split_on_commas_and_keep_key_value_specs_together():
+    assert split_opponents("sf1,sf3,sf5") == ["sf1", "sf3", "sf5"]
+    assert split_opponents("sf1,nodes=50") == ["sf1", "nodes=50"]
+    assert split_opponents("skill=5,depth=8,sf1") == ["skill=5,depth=8", "sf1"]
+    assert split_opponents("nodes=50,nodes=100") == ["nodes=50", "nodes=100"]
+    assert split_opponents("sf1;skill=3,depth=2") == ["sf1", "skill=3,depth=2"]
+    assert split_opponents("skill=3;depth=2, sf2@0.1s,") == ["skill=3", "depth=2", "sf2@0.1s"]
 
 
 def test_paper_anchors():

@@ -274,7 +274,7 @@ def parse_engine_spec(spec: str, *, path: str | None = None, pool: EnginePool | 
                 kw[key] = float(value) if key == "movetime" else int(value)
     except ValueError:
         raise UserError(f"opponent {spec!r} not understood; use sfN, sfN@0.1s or skill=N,nodes=N,depth=N,movetime=S "
-                        "(separate opponents with ';' when any spec holds '=')") from None
+                        "(separate opponents with ',' or ';')") from None
     if kw.get("skill") is not None and not 0 <= kw["skill"] <= 20:
         raise UserError(f"opponent {spec!r}: Stockfish skill levels are 0..20")
     return EnginePlayer(spec, path=path, pool=pool, **kw)

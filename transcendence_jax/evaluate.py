@@ -207,9 +207,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
     parser.add_argument("--temperatures", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
     parser.add_argument("--opponents", default=",".join(DEFAULT_OPPONENTS),
-                        help="sfN (skill N, depth N+1: the paper's pick rule, machine-independent), "
-                             "sfN@0.1s (the paper's clock), or skill=N,nodes=N,depth=N,movetime=S "
-                             "(separate opponents with ';' when specs hold commas)")
+                        help="opponents separated by commas: sfN (skill N, depth N+1: the paper's pick "
+                             "rule, machine-independent), sfN@0.1s (the paper's clock), or key=value pairs "
+                             "among skill, nodes, depth, movetime; a key=value joins the key=value spec before "
+                             "it unless that spec has the key (sf1,skill=5,depth=8,nodes=50,nodes=100: three "
+                             "opponents); ';' always separates")
     parser.add_argument("--games", type=int, default=100, help="games per (temperature, opponent)")
     parser.add_argument("--max-plies", type=int, default=178, help="cap, scored a draw (the paper's 89 moves)")
     parser.add_argument("--legal", choices=("mask", "paper"), default="mask",
@@ -227,6 +229,23 @@ def _split(text: str, sep: str) -> list[str]:
     return [s.strip() for s in text.split(sep) if s.strip()]
 
 
+def split_opponents(text: str) -> list[str]:
+    """--opponents as specs: `sf1,nodes=50` is two, `skill=5,depth=8` one (a key=value part joins
+    the key=value spec before it unless that spec has the key; sfN always starts a new spec),
+    `nodes=50,nodes=100` two; ';' always separates."""
+    specs: list[list[str]] = []  # each spec's parts
+    for group in _split(text, ";"):
+        for i, part in enumerate(_split(group, ",")):
+            before = specs[-1] if i else None  # the spec before, in this group
+            key = part.partition("=")[0]
+            if (before and "=" in before[0] and "=" in part and not part.startswith("sf")
+                    and key not in {p.partition("=")[0] for p in before}):
+                before.append(part)
+            else:
+                specs.append([part])
+    return [",".join(parts) for parts in specs]
+
+
 def run(args) -> int:
     from transcendence_jax.checkpoint import load_model
 
@@ -238,7 +257,7 @@ def run(args) -> int:
         raise UserError(f"--temperatures {args.temperatures!r}: give numbers separated by commas") from None
     if not all(t >= 0 for t in temperatures):  # NaN too
         raise UserError(f"--temperatures {args.temperatures!r}: each must be a number >= 0")
-    opponents = _split(args.opponents, ";" if ";" in args.opponents or "=" in args.opponents else ",")
+    opponents = split_opponents(args.opponents)
     model, _, step = load_model(args.workdir, args.step)
     out = args.out or os.path.join(args.workdir, "eval")
     summary = evaluate(model, out_dir=out, step=step, temperatures=temperatures, opponents=opponents,
