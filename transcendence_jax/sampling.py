@@ -606,13 +606,14 @@ def sample_moves(model, boards: Sequence[chess.Board], temperatures, key, *,
     """One legal move for each board (its whole move stack is the prompt), each at its own
     temperature; tau <= threshold is the arg-max over the legal moves, tau = inf uniform over
     them. None for a board with no legal move (the game is over)."""
+    temps_n = np.broadcast_to(np.asarray(temperatures, np.float32), (len(boards),))
+    if not (temps_n >= 0).all():  # NaN too
+        raise ValueError(f"temperatures {temperatures!r}: each must be a number >= 0 (0: the arg-max, inf: uniform)")
     forward, state = _forward(model)
     tokens_BT, boards_BT64, last_B, legal_BV = _positions(model, boards)
     logits_BV = forward(state, tokens_BT, boards_BT64, last_B)
     temps_B = np.ones(len(legal_BV), np.float32)
-    temps_B[:len(boards)] = np.broadcast_to(np.asarray(temperatures, np.float32), (len(boards),))
-    if not (temps_B >= 0).all():  # NaN too
-        raise ValueError(f"temperatures {temperatures!r}: each must be a number >= 0 (0: the arg-max, inf: uniform)")
+    temps_B[:len(boards)] = temps_n
     choice_B = _masked_draw(logits_BV, legal_BV, temps_B, key, threshold=threshold)
     return [token_to_move(t) if legal_V.any() else None
             for t, legal_V in zip(np.asarray(choice_B).tolist(), legal_BV[:len(boards)])]
