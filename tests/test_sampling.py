@@ -18,7 +18,7 @@ import pytest
 from flax import nnx
 
 from transcendence_jax import sampling
-from transcendence_jax.arena import PolicyPlayer, play_games, random_policy
+from transcendence_jax.arena import MoveChoice, PolicyPlayer, play_games, random_policy
 from transcendence_jax.model import Transformer
 from transcendence_jax.moves import MOVES, candidates, king_safe, pseudo_legal
 from transcendence_jax.sampling import (ModelPlayer, Sampler, move_probabilities, next_planes, position_logits,
@@ -330,17 +330,18 @@ def test_top_k_out_of_range_is_refused_and_no_requests_is_no_call(model):
 
 
 @pytest.mark.parametrize("legal", ["mask", "paper"])
-def test_a_finished_game_is_refused_in_one_line(model, legal):
-    """The arena never asks about a game with no legal move (a None move would be a forfeit, and
-    an unmasked illegal move was booked for it): such a request is refused; the sampler goes on."""
+def test_a_finished_game_gets_no_move_and_counts_nothing(model, legal):
+    """A caller may leave it to the sampler to find a game's end (benchmarks/sampler.py does): a
+    board with no legal move gets MoveChoice(None, 0), with no unmasked-illegal move, illegal try
+    or sampled move booked for it (all were booked before), and the other games are unaffected."""
     board = random_board(np.random.default_rng(9), 10)
     sampler = Sampler(model, max_games=16, legal=legal, seed=7)
     for finished in (MATE, STALEMATE):
-        with pytest.raises(ValueError, match=r"game over: .* has no legal move \(the game is over\)"):
-            sampler.sample([("live", board, 1.0), ("over", finished, 1.0)])
-    assert not sampler.unmasked_illegal and not sampler.illegal and not sampler.sampled
-    (c,) = sampler.sample([("live", board, 0.0)])
-    assert sampler.sampled == {"live": 1} and (c.move in board.legal_moves or legal == "paper")
+        live, over = sampler.sample([("live", board, 0.0), ("over", finished, 1.0)])
+        assert over == MoveChoice(None, 0)
+        assert live.move in board.legal_moves or legal == "paper"
+    assert "over" not in sampler.sampled and "over" not in sampler.unmasked_illegal and "over" not in sampler.illegal
+    assert sampler.sampled == {"live": 2}
 
 
 def test_paper_protocol_resamples_then_forfeits(model):

@@ -214,11 +214,6 @@ def _window_start(num_moves: int, start: int, max_len: int) -> int:
     return start + (start % 2)
 
 
-def _game_over(game_id: str, board: chess.Board) -> ValueError:
-    return ValueError(f"game {game_id}: {board.fen()} has no legal move (the game is over); "
-                      "ask only about games in play")
-
-
 def _planes_after(planes: bytes, moves: Sequence[chess.Move]) -> list[bytes]:
     """The board planes (64 piece codes, tokenizer.board_planes) after each move, from the planes
     before the first: castling moves the rook too, en passant takes the pawn passed, promotion
@@ -434,9 +429,9 @@ class Sampler:
     def sample(self, requests: Sequence[tuple[str, chess.Board, float]]) -> list[MoveChoice]:
         """One move for each (game_id, board, temperature): one decode call per max_games games
         (none for no requests). A temperature is a number >= 0: 0 (or up to `threshold`) is the
-        arg-max, inf uniform over the legal moves. A board with no legal move (a finished game)
-        is refused with a ValueError: the arena never asks about one (a None move there is a
-        forfeit), and it is found only when no ranked move is legal (no cost per call)."""
+        arg-max, inf uniform over the legal moves. A board with no legal move (a finished game) gets
+        MoveChoice(None) and counts in none of the per-game counters: a caller may leave it to
+        the sampler to find the end (found only when no ranked move is legal: no cost per call)."""
         if not requests:
             return []
         for gid, board, temperature in requests:
@@ -497,25 +492,26 @@ class Sampler:
                                                       np.int32(self.calls), attend_len)
         rows = np.asarray(list(rows), np.int32)
         if self.legal == "mask":
-            moves, unmasked = self._masked_moves(requests, rows, np.asarray(choice)[rows], scored)
+            moves, unmasked, over = self._masked_moves(requests, rows, np.asarray(choice)[rows], scored)
             illegal = [0] * n
         else:
-            moves, unmasked, illegal = [], [], []
-            for (gid, board, _), draws in zip(requests, np.asarray(choice)[:, rows].T.tolist()):  # [K, B] tokens
-                tries = [MOVES[t] for t in draws]
+            moves, unmasked, illegal, over = [], [], [], set()
+            for i, ((_, board, _), draws) in enumerate(zip(requests, np.asarray(choice)[:, rows].T.tolist())):
+                tries = [MOVES[t] for t in draws]  # [K, B] tokens
                 unmasked.append(not board.is_legal(tries[0]))
                 illegal.append(next((k for k, m in enumerate(tries) if board.is_legal(m)), len(tries)))
                 if illegal[-1] == len(tries) and not any(board.generate_legal_moves()):
-                    raise _game_over(gid, board)
-                moves.append(tries[illegal[-1]] if illegal[-1] < len(tries) else None)
-        gids = [gid for gid, _, _ in requests]  # distinct within a batch
+                    over.add(i)  # no legal move: not a forfeit, nothing to count
+                    unmasked[-1], illegal[-1] = False, 0
+                moves.append(tries[illegal[-1]] if illegal[-1] < len(tries) and i not in over else None)
+        gids = [gid for i, (gid, _, _) in enumerate(requests) if i not in over]  # distinct within a batch
         self.sampled.update(gids)
-        self.unmasked_illegal.update(gid for gid, u in zip(gids, unmasked) if u)
-        self.illegal.update({gid: k for gid, k in zip(gids, illegal) if k})
+        self.unmasked_illegal.update(gid for gid, u in zip((g for g, _, _ in requests), unmasked) if u)
+        self.illegal.update({gid: k for (gid, _, _), k in zip(requests, illegal) if k})
         return [MoveChoice(move, k) for move, k in zip(moves, illegal)], (logits_BV, rows)
 
     def _masked_moves(self, requests, rows, choice_nX, scored):
-        """Mask mode's moves and unmasked-illegal flags. The candidates are the pseudo-legal moves
+        """Mask mode's moves, unmasked-illegal flags, and the requests with no legal move. The candidates are the pseudo-legal moves
         by Gumbel score: the first legal one is a draw from the distribution renormalised over
         the legal moves. The unmasked draw (the best score over all moves: the last column of
         choice_nX, _choose's array) is the first candidate or an illegal move, so one legality
@@ -525,7 +521,7 @@ class Sampler:
         first_ok = (legal[:, 0] == 1) & (vals[:, 0] > -np.inf)
         moves = _MOVE_OF[top[:, 0]].tolist()
         unmasked = (~first_ok | (free != vals[:, 0])).tolist()
-        fallback = []  # the candidates' scores, fetched only when some game needs them
+        fallback, over = [], set()  # the candidates' scores, fetched only when some game needs them
         for i in np.flatnonzero(~first_ok).tolist():
             board, move, k = requests[i][1], None, 0
             for k, (t, v, ok) in enumerate(zip(top[i].tolist(), vals[i].tolist(), legal[i].tolist())):
@@ -542,11 +538,13 @@ class Sampler:
                 score_V = np.full(self.vocab_size, -np.inf, np.float32)
                 score_V[fallback[0][rows[i]]] = fallback[1][rows[i]]  # padding entries (token 0): no move
                 legal_moves = list(board.legal_moves)
-                if not legal_moves:
-                    raise _game_over(requests[i][0], board)
-                move = legal_moves[int(np.argmax(score_V[[move_token(m) for m in legal_moves]]))]
+                if legal_moves:
+                    move = legal_moves[int(np.argmax(score_V[[move_token(m) for m in legal_moves]]))]
+                else:  # the game is over: no move, nothing to count
+                    over.add(i)
+                    unmasked[i] = False
             moves[i] = move
-        return moves, unmasked
+        return moves, unmasked, over
 
     # -- arena backend (interface F) --
     def choose(self, requests) -> list[MoveChoice]:
