@@ -10,7 +10,8 @@ import chess.engine
 import pytest
 
 from transcendence_jax.arena import GameState, PolicyPlayer, grid, play_games, random_policy
-from transcendence_jax.engines import EnginePlayer, EnginePool, UCIProcess, find_stockfish, parse_engine_spec
+from transcendence_jax.engines import (EnginePlayer, EnginePool, UCIProcess, find_stockfish, parse_engine_spec,
+                                      search_hash_mb)
 from transcendence_jax.errors import UserError
 
 try:
@@ -93,14 +94,17 @@ def test_pipe_client_plays_what_python_chess_plays():
 
 
 @needs_stockfish
-def test_node_limited_moves_depend_only_on_the_game(tmp_path):
+@pytest.mark.parametrize("limit", [dict(nodes=2000), dict(depth=7)])
+def test_node_limited_moves_depend_only_on_the_game(tmp_path, limit):
     """Each pool search starts from a cleared hash, so a node-limited move is what a fresh search
     of that game plays, whichever process ran which searches before (the threads' scheduling
     decides that); with the hash kept between a process's searches, moves of the same game
-    differed from run to run."""
+    differed from run to run. The reference has Stockfish's default 16 MB table; the pool gives
+    these small searches 1 MB (engines.search_hash_mb): the same moves."""
     pool = EnginePool(workers=2)
     try:
-        sf = EnginePlayer("sf-n2000", nodes=2000, pool=pool)
+        assert search_hash_mb(chess.engine.Limit(**limit)) == 1
+        sf = EnginePlayer("sf", pool=pool, **limit)
         (game,) = play_games([("g", PolicyPlayer("rand", random_policy), sf, {})], out_dir=str(tmp_path),
                              max_plies=60, progress=False)
     finally:
@@ -111,7 +115,7 @@ def test_node_limited_moves_depend_only_on_the_game(tmp_path):
         board, searched = chess.Board(), 0
         for ply, uci in enumerate(game["moves"].split()):
             if ply % 2:  # the engine's moves (black)
-                assert reference.play(board, chess.engine.Limit(nodes=2000), game=ply).move.uci() == uci, ply
+                assert reference.play(board, chess.engine.Limit(**limit), game=ply).move.uci() == uci, ply
                 searched += 1
             board.push_uci(uci)
         assert searched >= 5
