@@ -29,7 +29,7 @@ from flax import nnx
 from transcendence_jax.arena import PolicyPlayer, grid, play_games, random_policy
 from transcendence_jax.cli import freeze_imports
 from transcendence_jax.engines import EnginePool, parse_engine_spec
-from transcendence_jax.evaluate import DEFAULT_OPPONENTS, _Timed, model_name
+from transcendence_jax.evaluate import DEFAULT_OPPONENTS, _Timed, model_name, split_opponents
 from transcendence_jax.sampling import ModelPlayer, Sampler
 
 from sampler import time_steps  # benchmarks/sampler.py (run as a script: its folder is on sys.path)
@@ -85,7 +85,7 @@ def main():
         model = tiny_model()
     temps = [float(t) for t in args.temperatures.split(",")]
     pool = EnginePool(workers=args.engines)
-    opponents = [parse_engine_spec(o, pool=pool) for o in args.opponents.split(";" if ";" in args.opponents else ",")]
+    opponents = [parse_engine_spec(o, pool=pool) for o in split_opponents(args.opponents)]
     engine_timed = _Timed(pool)
     for o in opponents:
         o.backend = engine_timed

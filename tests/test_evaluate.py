@@ -40,6 +40,9 @@ def test_nan_or_negative_temperature_is_one_line_error(tmp_path, capsys):
     for bad in ("0.1,nan", "-1"):
         assert cli.main(["eval", "--workdir", str(tmp_path), "--temperatures", bad]) == 2
         assert "each must be a number >= 0" in capsys.readouterr().err
+    with pytest.raises(UserError, match="each must be a number >= 0"):  # the library call, before any game
+        evaluate(None, out_dir=str(tmp_path / "eval"), temperatures=[0.1, float("nan")])
+    assert not (tmp_path / "eval").exists()
 
 
 def test_opponents_split_on_commas_and_keep_key_value_specs_together():

@@ -327,6 +327,9 @@ def test_top_k_out_of_range_is_refused_and_no_requests_is_no_call(model):
             Sampler(model, max_games=16, top_k=top_k)
     sampler = Sampler(model, max_games=16, top_k=432)
     assert sampler.sample([]) == [] and sampler.calls == 0
+    sampler.sample([("g", chess.Board(), 1.0)])
+    assert sampler.last_logits.shape == (1, 2048)
+    assert sampler.sample([]) == [] and sampler.last_logits is None  # not the call before's
 
 
 @pytest.mark.parametrize("legal", ["mask", "paper"])
@@ -336,6 +339,8 @@ def test_a_finished_game_gets_no_move_and_counts_nothing(model, legal):
     or sampled move booked for it (all were booked before), and the other games are unaffected."""
     board = random_board(np.random.default_rng(9), 10)
     sampler = Sampler(model, max_games=16, legal=legal, seed=7)
+    assert sampler.sample([("a", MATE, 1.0), ("b", STALEMATE, 0.0)]) == [MoveChoice(None, 0)] * 2
+    assert not sampler.sampled and not sampler.unmasked_illegal and not sampler.illegal and not sampler.fallbacks
     for finished in (MATE, STALEMATE):
         live, over = sampler.sample([("live", board, 0.0), ("over", finished, 1.0)])
         assert over == MoveChoice(None, 0)

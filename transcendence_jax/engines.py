@@ -17,8 +17,10 @@ those opponents are not reproducible move for move in any case.
 Clearing costs: `ucinewgame` wipes the hash table, ~1.25 ms at Stockfish's default 16 MB
 against ~0.5 ms at 1 MB, while a default opponent's search (depth 2-6) takes ~1-3 ms. Small
 searches (depth <= 7 or <= 2,000 nodes, no clock) therefore get a 1 MB table, which they are far
-from filling: the same moves, node counts and principal variations as at 16 MB in all 79
-positions tried at depths 3-7 and 2,000 nodes (at 20,000 nodes 8 of 79 searches differed).
+from filling: the same moves as at 16 MB, and the same node counts and principal variations in
+all 79 random positions tried at depths 3-7 and 2,000 nodes and 294 at depth 7 and 2,000 nodes;
+2 of 408 depth-7 searches along Stockfish's own games searched a few more or fewer nodes (a
+K+Q endgame filled more of the table), with the same moves (at 20,000 nodes 8 of 79 differed).
 Larger or timed searches keep 16 MB; `hash_mb` fixes one size for all.
 
 The pool speaks UCI over the pipes itself (`UCIProcess`) rather than through python-chess's

@@ -100,6 +100,12 @@ def model_name(temperature: float) -> str:
     return f"model@{temperature:g}"
 
 
+def _check_temperatures(temperatures) -> None:
+    """Before any game starts: the sampler would refuse a bad one mid-eval."""
+    if not all(t >= 0 for t in temperatures):  # NaN too
+        raise UserError(f"temperatures {', '.join(f'{t:g}' for t in temperatures)}: each must be a number >= 0")
+
+
 def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAULT_TEMPERATURES,
              opponents=DEFAULT_OPPONENTS, games: int = 100, max_plies: int = 178, legal: str = "mask",
              openings: int = 0, seed: int = 0, stockfish: str | None = None, engines: int | None = None,
@@ -108,6 +114,7 @@ def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAU
     from transcendence_jax.sampling import ModelPlayer, Sampler
 
     temperatures, opponents = [float(t) for t in temperatures], list(opponents)
+    _check_temperatures(temperatures)
     if not temperatures or not opponents or games < 1:
         raise UserError("eval needs at least one temperature, one opponent and --games >= 1")
     if max_games < 1 or (engines is not None and engines < 1):
@@ -255,8 +262,7 @@ def run(args) -> int:
         temperatures = [float(t) for t in _split(args.temperatures, ",")]
     except ValueError:
         raise UserError(f"--temperatures {args.temperatures!r}: give numbers separated by commas") from None
-    if not all(t >= 0 for t in temperatures):  # NaN too
-        raise UserError(f"--temperatures {args.temperatures!r}: each must be a number >= 0")
+    _check_temperatures(temperatures)  # before loading the checkpoint
     opponents = split_opponents(args.opponents)
     model, _, step = load_model(args.workdir, args.step)
     out = args.out or os.path.join(args.workdir, "eval")

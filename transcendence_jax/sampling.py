@@ -345,7 +345,8 @@ class Sampler:
 
     @property
     def last_logits(self) -> np.ndarray | None:
-        """[n, V] logits of the last call's requests, every round's, in request order (fetched on demand)."""
+        """[n, V] logits of the last call's requests, every round's, in request order (fetched on
+        demand); None after a call with no requests or one refused."""
         if self._last is None:
             return None
         rounds, order = self._last
@@ -432,6 +433,7 @@ class Sampler:
         arg-max, inf uniform over the legal moves. A board with no legal move (a finished game) gets
         MoveChoice(None) and counts in none of the per-game counters: a caller may leave it to
         the sampler to find the end (found only when no ranked move is legal: no cost per call)."""
+        self._last = None  # until this call's moves are chosen
         if not requests:
             return []
         for gid, board, temperature in requests:
@@ -532,13 +534,13 @@ class Sampler:
                     break
             unmasked[i] = not (move is not None and k == 0 and free[i] == vals[i, 0])
             if move is None:  # no legal move among the candidates: rank all legal moves
-                self.fallbacks += 1
                 if not fallback:
                     fallback.extend(np.asarray(x) for x in scored)
                 score_V = np.full(self.vocab_size, -np.inf, np.float32)
                 score_V[fallback[0][rows[i]]] = fallback[1][rows[i]]  # padding entries (token 0): no move
                 legal_moves = list(board.legal_moves)
                 if legal_moves:
+                    self.fallbacks += 1
                     move = legal_moves[int(np.argmax(score_V[[move_token(m) for m in legal_moves]]))]
                 else:  # the game is over: no move, nothing to count
                     over.add(i)
