@@ -131,6 +131,14 @@ def _piece_moves(V: int) -> np.ndarray:
     return table
 
 
+MAX_PIECES = 16  # a side's pieces in a chess position: `candidates` ranks the moves of this many
+
+
+def num_candidates(V: int) -> int:
+    """Entries a position gets from `candidates`: 16 pieces x the most moves a piece has (27)."""
+    return MAX_PIECES * _piece_moves(V).shape[-1]
+
+
 def candidates(planes_B64, white_B, V: int):
     """The sampler's sparse `pseudo_legal`: ([B, 16 * M] tokens, [B, 16 * M] bool) every move token
     of the side to move's pieces (up to 16; token 0 pads) and whether it is pseudo-legal. Every
@@ -142,7 +150,7 @@ def candidates(planes_B64, white_B, V: int):
     own_B64 = jnp.where(white_B[:, None], (planes >= 1) & (planes <= 6), planes >= 7)
     # The own pieces' squares (a float top-k: XLA:CPU sorts integer keys, 10x slower), then 0
     # (empty: no moves) for the slots past the last piece.
-    key_B16, square_B16 = jax.lax.top_k(jnp.where(own_B64, 64.0 - jnp.arange(64), 0.0), 16)
+    key_B16, square_B16 = jax.lax.top_k(jnp.where(own_B64, 64.0 - jnp.arange(64), 0.0), MAX_PIECES)
     piece_B16 = jnp.where(key_B16 > 0, jnp.take_along_axis(planes, square_B16, axis=1), 0)
     table = _piece_moves(V)
     tokens_BN = jnp.asarray(table)[square_B16, piece_B16].reshape(B, -1)

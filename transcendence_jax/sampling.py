@@ -55,7 +55,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from transcendence_jax.arena import MoveChoice
 from transcendence_jax.model import cache_chunks
-from transcendence_jax.moves import MOVES, candidates, king_safe, move_token
+from transcendence_jax.moves import MAX_PIECES, MOVES, candidates, king_safe, move_token, num_candidates
 from transcendence_jax.tokenizer import (BOS, NUM_SPECIAL, PAD, VOCAB_SIZE, apply_move_planes, board_planes,
                                         token_to_move)
 
@@ -295,10 +295,7 @@ class Sampler:
         if legal not in LEGAL_MODES:
             raise ValueError(f"legal={legal!r}: expected one of {LEGAL_MODES}")
         self.vocab_size, model_len, self.board_input = model_info(model)
-        # The device ranks the top_k of each position's candidates (16 pieces x 27 tokens).
-        tokens_1N, _ = jax.eval_shape(functools.partial(candidates, V=self.vocab_size),
-                                      jax.ShapeDtypeStruct((1, 64), np.uint8), jax.ShapeDtypeStruct((1,), bool))
-        n_candidates = tokens_1N.shape[1]
+        n_candidates = num_candidates(self.vocab_size)  # the device ranks top_k of these a position
         if not 1 <= top_k <= n_candidates:
             raise ValueError(f"top_k={top_k}: expected 1..{n_candidates} (the moves ranked on the device per position)")
         self.max_len = min(max_len or model_len, model_len)
@@ -441,8 +438,8 @@ class Sampler:
                 raise ValueError(f"game {gid}: temperature {temperature!r} is not a number >= 0 "
                                  "(0: the arg-max, inf: uniform over the legal moves)")
             # The device ranks the moves of up to 16 pieces (moves.candidates).
-            if chess.popcount(board.occupied_co[board.turn]) > 16:
-                raise ValueError(f"game {gid}: {board.fen()} has more than 16 pieces of the side to move; "
+            if chess.popcount(board.occupied_co[board.turn]) > MAX_PIECES:
+                raise ValueError(f"game {gid}: {board.fen()} has more than {MAX_PIECES} pieces of the side to move; "
                                  "not a chess position")
         if len(requests) <= self.max_games and len({gid for gid, _, _ in requests}) == len(requests):
             choices, last = self._sample_batch(requests)  # the usual call: one batch
@@ -513,11 +510,11 @@ class Sampler:
         return [MoveChoice(move, k) for move, k in zip(moves, illegal)], (logits_BV, rows)
 
     def _masked_moves(self, requests, rows, choice_nX, scored):
-        """Mask mode's moves, unmasked-illegal flags, and the requests with no legal move. The candidates are the pseudo-legal moves
-        by Gumbel score: the first legal one is a draw from the distribution renormalised over
-        the legal moves. The unmasked draw (the best score over all moves: the last column of
-        choice_nX, _choose's array) is the first candidate or an illegal move, so one legality
-        test a move serves both. Most games take their first candidate, legal on the device's
+        """Mask mode's moves, unmasked-illegal flags, and the requests with no legal move. The
+        candidates are the pseudo-legal moves by Gumbel score: the first legal one is a draw from
+        the distribution renormalised over the legal moves. The unmasked draw (the best score over
+        all moves: the last column of choice_nX, _choose's array) is the first candidate or an
+        illegal move, so one legality test a move serves both. Most games take their first candidate, legal on the device's
         word: those are read off in numpy."""
         top, vals, legal, free = _unpack_choice(choice_nX)
         first_ok = (legal[:, 0] == 1) & (vals[:, 0] > -np.inf)
