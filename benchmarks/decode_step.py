@@ -20,11 +20,10 @@ import time
 import jax
 import numpy as np
 from flax import nnx
+from sampler import model_config  # benchmarks/sampler.py (run as a script: its folder is on sys.path)
 
 from transcendence_jax.model import Transformer
 from transcendence_jax.sampling import Sampler, _forward
-
-from sampler import model_config  # benchmarks/sampler.py (run as a script: its folder is on sys.path)
 
 SHAPES = {"self-play 256 x 1 token": (256, 256, 1), "self-play 128 x 1 token": (128, 128, 1),
           "eval-like 48 of 96 x 2 tokens": (96, 48, 2)}

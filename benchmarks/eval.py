@@ -25,14 +25,14 @@ import jax
 import ml_collections
 import numpy as np
 from flax import nnx
-
-from transcendence_jax.arena import PolicyPlayer, grid, play_games, random_policy
-from transcendence_jax.cli import freeze_imports
-from transcendence_jax.engines import EnginePool, parse_engine_spec
-from transcendence_jax.evaluate import DEFAULT_OPPONENTS, _Timed, model_name, split_opponents
-from transcendence_jax.sampling import ModelPlayer, Sampler
-
 from sampler import time_steps  # benchmarks/sampler.py (run as a script: its folder is on sys.path)
+
+from transcendence_jax.cli import freeze_imports
+from transcendence_jax.play.arena import grid, play_games
+from transcendence_jax.play.engines import EnginePool, parse_engine_spec
+from transcendence_jax.play.evaluate import DEFAULT_OPPONENTS, _Timed, model_name, split_opponents
+from transcendence_jax.play.players import ModelPlayer, PolicyPlayer, random_policy
+from transcendence_jax.sampling import Sampler
 
 
 def tiny_model():
@@ -79,7 +79,7 @@ def main():
     freeze_imports()  # as `transcendence eval` does
 
     if args.workdir:
-        from transcendence_jax.checkpoint import load_model
+        from transcendence_jax.training.checkpoint import load_model
         model = load_model(args.workdir)[0]
     else:
         model = tiny_model()

@@ -21,7 +21,7 @@ import types
 import chess
 import numpy as np
 
-from transcendence_jax import experts as E
+from transcendence_jax.experts import population as E
 
 
 def load_baseline(rev: str) -> types.ModuleType:
@@ -56,7 +56,7 @@ def time_calls(fn, boards, masks, repeat=1) -> float:
 
 def arena_overheads(boards) -> dict:
     """Microseconds per ply of what arena.play_games + PolicyBackend do around a policy call."""
-    from transcendence_jax.arena import _seed_of
+    from transcendence_jax.play.players import seed_of
 
     moves = [next(iter(b.legal_moves)) for b in boards]
 
@@ -69,7 +69,7 @@ def arena_overheads(boards) -> dict:
     return {
         "board.copy() (arena: twice a ply)": per(lambda b, m: b.copy()),
         "board.copy(stack=False)": per(lambda b, m: b.copy(stack=False)),
-        "_seed_of + default_rng": per(lambda b, m: np.random.default_rng(_seed_of(0, "g12", b.ply()))),
+        "seed_of + default_rng": per(lambda b, m: np.random.default_rng(seed_of(0, "g12", b.ply()))),
         "move in board.legal_moves": per(lambda b, m: m in b.legal_moves),
         "board.outcome(claim_draw=False)": per(lambda b, m: b.outcome(claim_draw=False)),
         "the policy itself (E.base_policy)": per(lambda b, m: E.base_policy(b, np.random.default_rng(0))),

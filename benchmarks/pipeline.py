@@ -24,8 +24,8 @@ import chess
 import chess.pgn
 import numpy as np
 
-from transcendence_jax import tokenizer
-from transcendence_jax.data import pipeline
+from transcendence_jax.data import pipeline, tokenizer
+from transcendence_jax.data.boards import game_boards
 from transcendence_jax.data.build import dataset_files, write_dataset
 from transcendence_jax.data.records import GameRecord
 
@@ -61,7 +61,7 @@ def build(root: str, n: int) -> dict[str, list[str]]:
     all_moves = list(games(n))
     for name, store in (("plain", False), ("stored", True)):
         recs = (GameRecord(tokens=tokenizer.encode_game(m), result="1/2-1/2",
-                           boards=tokenizer.game_boards(m) if store else None) for m in all_moves)
+                           boards=game_boards(m) if store else None) for m in all_moves)
         write_dataset(recs, os.path.join(root, name), num_shards=2, val_fraction=0.0)
     mean_len = np.mean([len(m) + 1 for m in all_moves])
     src = "shared Lichess" if SHARED_PGN.exists() else "random"

@@ -29,10 +29,11 @@ import numpy as np
 from flax import nnx
 
 from transcendence_jax.cli import freeze_imports
+from transcendence_jax.data.boards import board_planes, next_planes
+from transcendence_jax.data.tokenizer import BOS, PAD, move_token
+from transcendence_jax.data.tokenizer import MOVE_OF_TOKEN as MOVES
 from transcendence_jax.model import Transformer
-from transcendence_jax.moves import MOVES, move_token
-from transcendence_jax.sampling import Sampler, next_planes
-from transcendence_jax.tokenizer import BOS, PAD, board_planes
+from transcendence_jax.sampling import Sampler
 
 
 def model_config(name: str) -> ml_collections.ConfigDict:

@@ -24,13 +24,12 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from decode_step import step_runner  # benchmarks/ (run as a script: its folder is on sys.path)
 from flax import nnx
+from sampler import baseline, model_config
 
 from transcendence_jax.model import Transformer
 from transcendence_jax.sampling import Sampler
-
-from decode_step import step_runner  # benchmarks/ (run as a script: its folder is on sys.path)
-from sampler import baseline, model_config
 
 GAMES, POSITIONS = 256, 64
 

@@ -17,6 +17,7 @@ the optimizer update alone, each timed on its own).
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 import time
 
@@ -29,9 +30,7 @@ from flax import nnx
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-import importlib
-
-train_lib = importlib.import_module("transcendence_jax.train")  # the package exports a train() function
+train_lib = importlib.import_module("transcendence_jax.training.train")  # the package exports a train() function
 from transcendence_jax.model import Transformer, count_params, cross_entropy, flops_per_token
 
 

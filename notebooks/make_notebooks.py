@@ -241,7 +241,7 @@ import numpy as np
 from IPython.display import SVG, Markdown, display
 
 import transcendence_jax as tj
-from transcendence_jax import experts
+from transcendence_jax.experts import population as experts
 
 model, config, step = tj.load_model(WORKDIR)
 DATA = config.data.path
@@ -383,7 +383,7 @@ argue: cross-entropy training learns the **mixture** of the experts' policies; l
 sampling plays that mixture's **arg-max**, a majority vote; a majority vote of experts whose errors
 are **diverse** (they err in different places) is right where each of them is sometimes wrong.
 This notebook checks each step with numbers, without training anything: plain numpy, then the
-project's synthetic experts (`transcendence_jax.experts`). It runs in under a minute on a CPU.
+project's synthetic experts (`transcendence_jax.experts.population`). It runs in under a minute on a CPU.
 '''),
         code(r'''
 import collections
@@ -395,7 +395,7 @@ import numpy as np
 from IPython.display import SVG, Markdown, display
 
 import transcendence_jax as tj
-from transcendence_jax import experts
+from transcendence_jax.experts import population as experts
 
 K = 5            # experts
 GAMES = 4        # expert games whose positions we use (about 100 positions each)

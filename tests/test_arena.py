@@ -5,10 +5,10 @@ import chess.pgn
 import numpy as np
 import pytest
 
-from transcendence_jax.arena import (MoveChoice, PolicyPlayer, grid, load_results, opening_board,
-                                     play_games, random_policy, round_robin)
-from transcendence_jax.engines import EnginePool, find_stockfish, parse_engine_spec
 from transcendence_jax.errors import UserError
+from transcendence_jax.play.arena import grid, load_results, opening_board, play_games, round_robin
+from transcendence_jax.play.engines import EnginePool, find_stockfish, parse_engine_spec
+from transcendence_jax.play.players import MoveChoice, PolicyPlayer, random_policy
 
 
 def _pgn_games(path):
@@ -169,7 +169,7 @@ def test_short_real_eval_against_stockfish(tmp_path):
 def test_outcome_agrees_with_python_chess():
     """The arena's cheap end-of-game test gives board.outcome(claim_draw=False) on every position
     of random games (mates, stalemates, bare kings, 75-move and fivefold endings among them)."""
-    from transcendence_jax.arena import _outcome
+    from transcendence_jax.play.arena import _outcome
 
     rng = np.random.default_rng(0)
     ends = set()

@@ -1,18 +1,24 @@
 """Real Stockfish at tiny strength: discovery, limits, and crash/hang replacement."""
 
 import os
-import signal
-
 import random
+import signal
 
 import chess
 import chess.engine
 import pytest
 
-from transcendence_jax.arena import GameState, PolicyPlayer, grid, play_games, random_policy
-from transcendence_jax.engines import (EnginePlayer, EnginePool, UCIProcess, find_stockfish, parse_engine_spec,
-                                      search_hash_mb)
 from transcendence_jax.errors import UserError
+from transcendence_jax.play.arena import grid, play_games
+from transcendence_jax.play.engines import (
+    EnginePlayer,
+    EnginePool,
+    UCIProcess,
+    find_stockfish,
+    parse_engine_spec,
+    search_hash_mb,
+)
+from transcendence_jax.play.players import GameState, PolicyPlayer, random_policy
 
 try:
     STOCKFISH = find_stockfish()

@@ -8,9 +8,9 @@ import pytest
 from flax import nnx
 
 from transcendence_jax import cli
-from transcendence_jax.engines import find_stockfish
 from transcendence_jax.errors import UserError
-from transcendence_jax.evaluate import evaluate, paper_anchors, split_opponents
+from transcendence_jax.play.engines import find_stockfish
+from transcendence_jax.play.evaluate import evaluate, paper_anchors, split_opponents
 
 try:
     find_stockfish()

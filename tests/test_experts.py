@@ -8,12 +8,13 @@ import pytest
 from array_record.python.array_record_module import ArrayRecordReader
 
 from transcendence_jax import cli
-from transcendence_jax import experts as E
-from transcendence_jax import expert_policy as P
+from transcendence_jax.data.boards import game_boards
 from transcendence_jax.data.build import dataset_files
 from transcendence_jax.data.records import decode
+from transcendence_jax.data.tokenizer import decode_game
 from transcendence_jax.errors import UserError
-from transcendence_jax.tokenizer import decode_game, game_boards
+from transcendence_jax.experts import policies as P
+from transcendence_jax.experts import population as E
 
 # White to move: Rxa8 wins Black's undefended queen, which also attacks the rook on a1.
 QUEEN_HANGS = "q3k3/8/8/8/8/8/8/R3K3 w - - 0 1"
@@ -276,7 +277,7 @@ def test_cli_bad_input_is_one_line(capsys):
 
 
 def test_expert_is_an_arena_policy():
-    from transcendence_jax.arena import PolicyPlayer
+    from transcendence_jax.play.players import PolicyPlayer
 
     expert = E.population("diverse", 5, 0)[2]
     player = PolicyPlayer(expert.name, expert)
@@ -299,7 +300,7 @@ def test_stockfish_experts_play_its_best_move_they_can_see():
     experts = E.population("diverse", 2, 0, base="stockfish")
     assert all(e.base == "stockfish" for e in experts)
     first = E.play_game(experts[0], experts[1], np.random.default_rng(1), max_plies=16)
-    from transcendence_jax import expert_stockfish
+    from transcendence_jax.experts import stockfish_base as expert_stockfish
 
     expert_stockfish.ranked.cache_clear()
     again = E.play_game(experts[0], experts[1], np.random.default_rng(1), max_plies=16)

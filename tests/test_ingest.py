@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import zstandard
 
-from transcendence_jax import cli, tokenizer
-from transcendence_jax.data import build, ingest
+from transcendence_jax import cli
+from transcendence_jax.data import build, ingest, tokenizer
+from transcendence_jax.data.boards import game_boards
 from transcendence_jax.data.records import decode
 from transcendence_jax.errors import UserError
 
@@ -191,7 +192,7 @@ def test_data_build_command(tmp_path, capsys):
     recs = [decode(source[i]) for i in range(len(source))]
     assert len(recs) == 20
     moves, _ = tokenizer.decode_game(recs[3].tokens)
-    assert np.array_equal(recs[3].boards, tokenizer.game_boards(moves))
+    assert np.array_equal(recs[3].boards, game_boards(moves))
     # Deterministic: rebuilding gives the same split, byte for byte.
     first = (out / "validation-00000-of-00001.array_record").read_bytes()
     assert cli.main(argv[:-3] + ["--workers", "0", "--boards"]) == 0

@@ -5,7 +5,6 @@ steps) in a tmp dir through the env vars its parameter cell reads; explore.ipynb
 workdir it trained. Executed with nbclient on the python3 kernel of this interpreter.
 """
 
-import os
 import pathlib
 import time
 

@@ -8,8 +8,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from transcendence_jax import tokenizer
-from transcendence_jax.data import pipeline
+from transcendence_jax.data import boards as boards_lib
+from transcendence_jax.data import pipeline, tokenizer
 from transcendence_jax.data.build import dataset_files, write_dataset
 from transcendence_jax.data.records import GameRecord
 from transcendence_jax.errors import UserError
@@ -49,7 +49,7 @@ def games(n, seed=0, boards=False):
     for i in range(n):
         moves = fixed[i] if i < len(fixed) else random_game(rng, 40)
         yield GameRecord(tokens=tokenizer.encode_game(moves), result="1/2-1/2", source=f"game{i}",
-                         boards=tokenizer.game_boards(moves) if boards else None)
+                         boards=boards_lib.game_boards(moves) if boards else None)
 
 
 @pytest.fixture(scope="module")
@@ -161,10 +161,10 @@ def test_boards_and_legal_masks_match_python_chess(data, packing):
                 if board is None:
                     assert (batch["boards"][b, t] == 0).all()
                     continue
-                np.testing.assert_array_equal(batch["boards"][b, t], tokenizer.board_planes(board))
+                np.testing.assert_array_equal(batch["boards"][b, t], boards_lib.board_planes(board))
                 allowed = set(np.flatnonzero(batch["legal"][b, t]).tolist())
                 moves = {tok for tok in allowed if tok >= tokenizer.NUM_SPECIAL}
-                assert moves == set(tokenizer.legal_move_tokens(board).tolist())
+                assert moves == set(tokenizer.legal_move_tokens(board))
                 target = batch["targets"][b, t]
                 assert target in allowed
                 assert allowed - moves <= ({tokenizer.BOS} if packing == "pack" else {target})
@@ -181,8 +181,8 @@ def test_stored_boards_equal_computed_boards(data):
 def test_fast_boards_cover_castling_en_passant_promotions():
     for line in SPECIAL:
         moves = legal_line(line)
-        np.testing.assert_array_equal(pipeline.fast_game_boards(tokenizer.encode_game(moves).tolist()),
-                                      tokenizer.game_boards(moves))
+        np.testing.assert_array_equal(boards_lib.game_planes(tokenizer.encode_game(moves).tolist()),
+                                      boards_lib.game_boards(moves))
 
 
 def test_pad_rows_one_game_padding_and_weights(data):
@@ -248,8 +248,8 @@ def test_real_lichess_games_boards_and_legal(lichess_dir, tmp_path):
         for b in range(8):
             for t, board in enumerate(replay(batch["inputs"][b])):
                 if board is not None:
-                    np.testing.assert_array_equal(batch["boards"][b, t], tokenizer.board_planes(board))
-                    legal = set(tokenizer.legal_move_tokens(board).tolist()) | {tokenizer.BOS}
+                    np.testing.assert_array_equal(batch["boards"][b, t], boards_lib.board_planes(board))
+                    legal = set(tokenizer.legal_move_tokens(board)) | {tokenizer.BOS}
                     if batch["weights"][b, t] == 0:  # the dataset's last row ends in padding
                         legal.add(int(batch["targets"][b, t]))
                     assert set(np.flatnonzero(batch["legal"][b, t]).tolist()) == legal
@@ -261,7 +261,7 @@ def test_stored_legal_moves_give_the_same_masks(tmp_path):
     """Records that carry their legal-move tokens give exactly the masks computed by replay."""
     import chess
 
-    from transcendence_jax import tokenizer
+    from transcendence_jax.data import tokenizer
     from transcendence_jax.data.build import dataset_files, write_dataset
     from transcendence_jax.data.pipeline import make_loader
     from transcendence_jax.data.records import GameRecord
@@ -304,7 +304,7 @@ def test_device_pseudo_legal_masks_cover_the_exact_ones(data):
     import jax
     import jax.numpy as jnp
 
-    from transcendence_jax.moves import pseudo_legal
+    from transcendence_jax.legality import pseudo_legal
 
     (batch,) = take(iter(loader(data["plain"], packing="pad", boards=True, legal=True, shuffle=False,
                                 batch_size=60, num_epochs=1)), 1)

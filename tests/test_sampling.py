@@ -18,12 +18,14 @@ import pytest
 from flax import nnx
 
 from transcendence_jax import sampling
-from transcendence_jax.arena import MoveChoice, PolicyPlayer, play_games, random_policy
+from transcendence_jax.data.boards import board_planes, next_planes
+from transcendence_jax.data.tokenizer import MOVE_OF_TOKEN as MOVES
+from transcendence_jax.data.tokenizer import move_to_token
+from transcendence_jax.legality import candidates, king_safe, pseudo_legal
 from transcendence_jax.model import Transformer
-from transcendence_jax.moves import MOVES, candidates, king_safe, pseudo_legal
-from transcendence_jax.sampling import (ModelPlayer, Sampler, move_probabilities, next_planes, position_logits,
-                                       sample_moves)
-from transcendence_jax.tokenizer import board_planes, move_to_token
+from transcendence_jax.play.arena import play_games
+from transcendence_jax.play.players import ModelPlayer, MoveChoice, PolicyPlayer, random_policy
+from transcendence_jax.sampling import Sampler, move_probabilities, position_logits, sample_moves
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -168,7 +170,7 @@ def test_nan_and_negative_temperatures_are_refused_and_infinity_is_uniform(model
     """A NaN or negative temperature is refused in one line naming the game; tau = inf plays
     uniformly over the legal moves (on the device: logit / inf = 0, then Gumbel noise alone),
     and its free draw is a uniform move token."""
-    from transcendence_jax.tokenizer import NUM_SPECIAL, VOCAB_SIZE
+    from transcendence_jax.data.tokenizer import NUM_SPECIAL, VOCAB_SIZE
 
     board = random_board(np.random.default_rng(1), 6)
     sampler = Sampler(model, max_games=16, seed=6)
@@ -278,7 +280,7 @@ def test_hot_draws_follow_the_legal_softmax_and_free_draws_the_full_one(model):
     """At tau > 0 the played move is a draw from the softmax over the legal moves, and the free
     draw is illegal with the softmax's mass on illegal tokens (most of it on tokens that are not
     even the own pieces' moves: their best score enters as logsumexp + one Gumbel)."""
-    from transcendence_jax.tokenizer import NUM_SPECIAL, VOCAB_SIZE
+    from transcendence_jax.data.tokenizer import NUM_SPECIAL, VOCAB_SIZE
 
     board = random_board(np.random.default_rng(3), 10)
     logits = position_logits(model, [board])[0].astype(np.float64)
@@ -420,7 +422,7 @@ def test_sharded_over_the_data_axis_matches_one_device():
 def test_unmasked_illegal_is_the_free_arg_max_being_illegal(model):
     """At tau -> 0 the unmasked draw is the arg-max over every move token: the sampler books it
     illegal exactly when python-chess says so (it checks only its legal candidates)."""
-    from transcendence_jax.tokenizer import NUM_SPECIAL, VOCAB_SIZE
+    from transcendence_jax.data.tokenizer import NUM_SPECIAL, VOCAB_SIZE
 
     rng = np.random.default_rng(5)
     boards = [b for b in (random_board(rng, int(n)) for n in rng.integers(0, 40, 40)) if not b.is_game_over()]

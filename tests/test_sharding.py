@@ -18,10 +18,10 @@ def _script(out: str) -> None:
     import numpy as np
     from flax import nnx
 
-    from transcendence_jax import sharding
     from transcendence_jax.config import load_config
     from transcendence_jax.errors import UserError
     from transcendence_jax.model import Transformer
+    from transcendence_jax.training import sharding
 
     assert jax.device_count() == 8
     report = {"filled": list(sharding.make_mesh((-1, 2, 2)).devices.shape)}
@@ -122,9 +122,9 @@ def test_bad_mesh_and_batch_are_user_errors(report):
 
 
 def test_logical_to_spec_pure():
-    from transcendence_jax import sharding
     from transcendence_jax.config import DEFAULT_RULES
     from transcendence_jax.errors import UserError
+    from transcendence_jax.training import sharding
 
     assert sharding.logical_to_spec(("embed", "mlp"), DEFAULT_RULES) == sharding.P("fsdp", "tensor")
     assert sharding.logical_to_spec(("vocab", None), DEFAULT_RULES) == sharding.P("tensor")

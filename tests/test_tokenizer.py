@@ -7,7 +7,8 @@ import chess.pgn
 import numpy as np
 import pytest
 
-from transcendence_jax import tokenizer as tk
+from transcendence_jax.data import tokenizer as tk
+from transcendence_jax.data.boards import board_planes, game_boards
 
 REAL_FILES = ("lichess_2021-10_head999.pgn", "lichess_one_player_export_low_rated.pgn")
 
@@ -71,11 +72,11 @@ def test_char_transcript_round_trip(real_games):
 def test_boards_and_legal_moves_with_underpromotion():
     board = chess.Board("8/P6k/8/8/8/8/6Kp/8 w - - 0 1")
     moves = [chess.Move.from_uci("a7a8n"), chess.Move.from_uci("h2h1r")]
-    planes = tk.game_boards(moves, board)
+    planes = game_boards(moves, board)
     assert planes.shape == (3, 64)
     assert planes[1][chess.A8] == chess.KNIGHT and planes[2][chess.H1] == chess.ROOK + 6
     assert planes[0][chess.A7] == chess.PAWN and planes[1][chess.A7] == 0
-    assert (tk.game_boards([])[0] == tk.board_planes(chess.Board())).all()
+    assert (game_boards([])[0] == board_planes(chess.Board())).all()
     legal = tk.legal_move_tokens(board)
     assert {tk.VOCAB[t] for t in legal} == {m.uci() for m in board.legal_moves}
     mask = tk.legal_mask(board, 2048)

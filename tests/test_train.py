@@ -39,7 +39,7 @@ def write_games(out_dir: str, num_games: int = 96, seed: int = 0) -> str:
 
     from transcendence_jax.data.build import write_dataset
     from transcendence_jax.data.records import GameRecord
-    from transcendence_jax.tokenizer import encode_game
+    from transcendence_jax.data.tokenizer import encode_game
 
     rng = random.Random(seed)
 
@@ -77,7 +77,7 @@ def train_cmd(workdir, data_dir, *overrides) -> list[str]:
 
 
 def losses(workdir) -> dict[int, float]:
-    from transcendence_jax.metrics import read_metrics
+    from transcendence_jax.training.metrics import read_metrics
 
     return {r["step"]: r["loss"] for r in read_metrics(os.path.join(workdir, "metrics.jsonl"))}
 
@@ -99,8 +99,8 @@ def _script_meshes(data_dir: str, out: str) -> None:
     import numpy as np
     import orbax.checkpoint as ocp
 
-    from transcendence_jax import checkpoint, sharding
-    from transcendence_jax.train import init_train_state, make_optimizer, train
+    from transcendence_jax.training import checkpoint, sharding
+    from transcendence_jax.training.train import init_train_state, make_optimizer, train
 
     assert jax.device_count() == 8
     for shape, steps in (("(2, 2, 2)", 2), ("(1, 8, 1)", 3), ("(8, 1, 1)", 4)):
@@ -137,7 +137,6 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 
 STEPS = ["train.steps=40", "train.checkpoint_every=8"]  # the reference run: 5 checkpoints
 
@@ -182,7 +181,7 @@ def ref_run(tmp_path_factory, data_dir, cache, mesh_run) -> pathlib.Path:
 def test_config_errors_before_compile():
     from transcendence_jax.config import load_config
     from transcendence_jax.errors import UserError
-    from transcendence_jax.train import check_config
+    from transcendence_jax.training.train import check_config
 
     with pytest.raises(UserError, match="nonexistent"):
         load_config("tiny", ["train.nonexistent=1"])
@@ -212,8 +211,8 @@ def test_cli_reports_bad_mesh_in_one_line(tmp_path, data_dir):
 
 def test_workdir_paths_keep_urls():
     """gs:// workdirs stay URLs (no os.path.abspath mangling); local ones become absolute."""
-    from transcendence_jax import checkpoint
-    from transcendence_jax.metrics import MetricsWriter, as_path, is_url
+    from transcendence_jax.training import checkpoint
+    from transcendence_jax.training.metrics import MetricsWriter, as_path, is_url
 
     assert is_url("gs://b/x") and not is_url("runs/x")
     assert str(as_path("gs://b/x") / "config.json") == "gs://b/x/config.json"
@@ -225,7 +224,7 @@ def test_workdir_paths_keep_urls():
 
 def test_url_data_path_is_a_user_error():
     from transcendence_jax.errors import UserError
-    from transcendence_jax.train import _loaders
+    from transcendence_jax.training.train import _loaders
 
     with pytest.raises(UserError, match=r"gs://b/data is a URL.*local files only.*gsutil -m cp -r gs://b/data"):
         _loaders(_config("gs://b/data"))
@@ -234,7 +233,7 @@ def test_url_data_path_is_a_user_error():
 def test_metrics_mirror_copies_to_workdir_and_resumes(tmp_path):
     """The local-mirror path a gs:// workdir takes (forced here on a local dir): files reach the
     workdir at each sync and at close; a resumed writer continues the workdir's rows."""
-    from transcendence_jax.metrics import MetricsWriter, read_metrics
+    from transcendence_jax.training.metrics import MetricsWriter, read_metrics
 
     work = tmp_path / "w"
     w = MetricsWriter(work, total_steps=4, mirror=True, sync_every_s=0)
@@ -304,8 +303,8 @@ def test_kill_resume_and_corrupt_fallback(tmp_path, data_dir, cache, ref_run):
 
 
 def test_load_model_for_inference(tmp_path, ref_run):
-    from transcendence_jax.checkpoint import load_model
     from transcendence_jax.errors import UserError
+    from transcendence_jax.training.checkpoint import load_model
 
     with pytest.raises(UserError, match="not a training workdir"):
         load_model(str(tmp_path / "nothing"))

@@ -10,8 +10,8 @@ import chess
 import chess.engine
 from flax import nnx
 
-from transcendence_jax.engines import find_stockfish
-from transcendence_jax.uci import UciEngine
+from transcendence_jax.play.engines import find_stockfish
+from transcendence_jax.play.uci import UciEngine
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["model.num_layers=2", "model.num_heads=2", "model.embed_dim=32", "model.mlp_dim=64", "model.max_len=64"]
@@ -29,7 +29,7 @@ def make_workdir(path: pathlib.Path) -> str:
     """A randomly initialised tiny model saved as train.py saves it: config.json + an orbax step."""
     import orbax.checkpoint as ocp
 
-    from transcendence_jax import checkpoint
+    from transcendence_jax.training import checkpoint
 
     model, config = tiny_model()
     path.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ import chess
 import chess.engine
 import numpy as np
 
+from transcendence_jax.data.records import SCORE_OF_RESULT
 from transcendence_jax.errors import UserError
 
 Dist = dict[chess.Move, float]
@@ -36,8 +37,8 @@ Dist = dict[chess.Move, float]
 def model_policies(model, boards: Sequence[chess.Board], temperatures: Sequence[float], *,
                    batch_size: int = 64, threshold: float = 1e-3) -> list[dict[float, Dist]]:
     """For each board (its move stack is the prompt): {tau: distribution over its legal moves}."""
+    from transcendence_jax.data.tokenizer import move_to_token
     from transcendence_jax.sampling import position_logits, tempered
-    from transcendence_jax.tokenizer import move_to_token
 
     out = []
     for start in range(0, len(boards), batch_size):
@@ -64,7 +65,7 @@ def stockfish_move_values(boards: Sequence[chess.Board], *, path: str | None = N
     """The paper's values: Stockfish multipv over all legal moves, each move's score turned into
     the expected score of the side to move by the "lichess" WDL model. Depth/node limits keep
     it the same on every machine."""
-    from transcendence_jax.engines import find_stockfish
+    from transcendence_jax.play.engines import find_stockfish
 
     if depth is None and nodes is None:
         raise UserError("stockfish_move_values needs a depth or a node limit; pass depth=10 or nodes=20000")
@@ -91,7 +92,7 @@ def stockfish_move_values(boards: Sequence[chess.Board], *, path: str | None = N
 
 
 def _score(result: str, turn: chess.Color) -> float:
-    white = {"1-0": 1.0, "0-1": 0.0, "1/2-1/2": 0.5}[result]
+    white = SCORE_OF_RESULT[result]
     return white if turn == chess.WHITE else 1.0 - white
 
 

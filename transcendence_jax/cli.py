@@ -17,10 +17,10 @@ from transcendence_jax.errors import UserError
 # (command words, module, one-line help)
 COMMANDS = [
     (("data", "build"), "transcendence_jax.data.build", "build ArrayRecord datasets from PGN / .zst / .bz2 / Lichess CSV"),
-    (("data", "experts"), "transcendence_jax.experts", "generate games of synthetic imperfect experts"),
-    (("train",), "transcendence_jax.train", "train a decoder from a config"),
-    (("eval",), "transcendence_jax.evaluate", "play a temperature grid against opponents and rate it"),
-    (("uci",), "transcendence_jax.uci", "run a trained model as a UCI engine"),
+    (("data", "experts"), "transcendence_jax.experts.population", "generate games of synthetic imperfect experts"),
+    (("train",), "transcendence_jax.training.train", "train a decoder from a config"),
+    (("eval",), "transcendence_jax.play.evaluate", "play a temperature grid against opponents and rate it"),
+    (("uci",), "transcendence_jax.play.uci", "run a trained model as a UCI engine"),
     (("demo",), "transcendence_jax.demo", "the whole experiment on the embedded default, on a laptop CPU"),
 ]
 

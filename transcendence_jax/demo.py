@@ -86,15 +86,15 @@ def _stage(msg: str) -> None:
 
 
 def _population(cfg: ConfigDict, kind: str):
-    from transcendence_jax import experts
+    from transcendence_jax.experts import population as experts
 
     return experts.population(kind, cfg.experts, cfg.seed, blind_fraction=cfg.blind_fraction, base=cfg.base)
 
 
 def generate(cfg: ConfigDict, kind: str, out: str) -> dict:
     """The experts' games as a dataset in out/data (skipped when already written)."""
-    from transcendence_jax import experts
     from transcendence_jax.data.build import write_dataset
+    from transcendence_jax.experts import population as experts
 
     stats_path = os.path.join(out, "stats.json")
     if os.path.exists(stats_path):
@@ -119,8 +119,8 @@ def _progress(items, total: int, unit: str):
 
 
 def train_model(cfg: ConfigDict, data_dir: str, workdir: str):
-    from transcendence_jax.checkpoint import load_model
-    from transcendence_jax.train import train
+    from transcendence_jax.training.checkpoint import load_model
+    from transcendence_jax.training.train import train
 
     config = ConfigDict(cfg.training.to_dict())
     config.data.path, config.train.seed = data_dir, cfg.seed
@@ -131,12 +131,14 @@ def train_model(cfg: ConfigDict, data_dir: str, workdir: str):
 
 def tournament(cfg: ConfigDict, kind: str, model, out: str) -> list[dict]:
     """Round robin of experts, base and the model at every temperature, plus head-to-heads."""
-    from transcendence_jax import arena, experts
-    from transcendence_jax.sampling import ModelPlayer, Sampler
+    from transcendence_jax.experts import population as experts
+    from transcendence_jax.play import arena
+    from transcendence_jax.play.players import ModelPlayer, PolicyPlayer, close_players
+    from transcendence_jax.sampling import Sampler
 
     population = _population(cfg, kind)
-    players = [arena.PolicyPlayer(e.name, e, seed=cfg.seed) for e in population]
-    players.append(arena.PolicyPlayer("base", experts.base_expert(cfg.base), seed=cfg.seed))
+    players = [PolicyPlayer(e.name, e, seed=cfg.seed) for e in population]
+    players.append(PolicyPlayer("base", experts.base_expert(cfg.base), seed=cfg.seed))
     # Every model game in flight at once, up to a cache of a few thousand games.
     m, p = len(cfg.temperatures), len(players)
     model_games = cfg.games_per_pair * (m * p + m * (m - 1) // 2) + cfg.head_to_head * cfg.experts
@@ -149,7 +151,7 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str) -> list[dict]:
         return arena.play_games(pairings, out_dir=out, max_plies=cfg.max_plies, adjudicate=experts.adjudicate,
                                 seed=cfg.seed, pgn=False)  # games.jsonl holds every game's moves
     finally:
-        arena.close_players(players + models)
+        close_players(players + models)
 
 
 def model_name(tau: float) -> str:
@@ -180,9 +182,10 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
     adjudication). Reports the model's probability of playing one of the base policy's best
     moves, and its gain in expected outcome over the experts' average, split by whether some
     expert is blind in the position (its flaw changes its choice) or none is."""
-    from transcendence_jax import analysis, experts
+    from transcendence_jax import analysis
     from transcendence_jax.data.build import dataset_files
     from transcendence_jax.data.records import read_records
+    from transcendence_jax.experts import population as experts
 
     population = _population(cfg, kind)
     rng = np.random.default_rng(cfg.seed)
@@ -225,7 +228,7 @@ def _uniform(moves) -> dict:
 
 
 def _ucis(tokens) -> list[str]:
-    from transcendence_jax.tokenizer import decode_game
+    from transcendence_jax.data.tokenizer import decode_game
 
     return [m.uci() for m in decode_game(tokens)[0]]
 

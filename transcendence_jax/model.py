@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-NUM_PIECES = 13  # 0 empty, 1-6 white PNBRQK, 7-12 black (tokenizer.board_planes)
+from transcendence_jax.data.boards import NUM_PIECE_CODES as NUM_PIECES
+
 NEG_INF = -1e30
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from transcendence_jax import jsonl
 from transcendence_jax.errors import UserError
 
 # The paper's Stockfish anchors (PAPER.md), by skill level. Map them to your players' names.
@@ -272,14 +274,9 @@ def elo_mle(games, *, anchor=None, bootstrap: int = 500, seed: int = 0, prior_sd
 
 def read_games(path: str) -> list[dict]:
     """The rows of an arena `games.jsonl` (one finished game a line)."""
-    try:
-        with open(path) as f:
-            return [json.loads(line) for line in f if line.strip()]
-    except FileNotFoundError:
+    if not os.path.exists(path):
         raise UserError(f"results file {path} not found: run `transcendence eval` first or pass its games.jsonl")
-    except json.JSONDecodeError:
-        raise UserError(f"results file {path} has a line that is not JSON: delete the partial last line "
-                        "and rerun") from None
+    return jsonl.read(path)
 
 
 def _moves_played(row: Mapping, colour: str) -> int:
@@ -308,7 +305,6 @@ def player_records(games) -> dict[str, dict[str, float]]:
     return rec
 
 
-_record = player_records  # the old private name, still used by evaluate.py
 
 
 def format_table(ratings, games, players: Sequence[str] | None = None) -> str:

@@ -44,24 +44,25 @@ import dataclasses
 import functools
 import itertools
 import weakref
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import chess
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from transcendence_jax.arena import MoveChoice
+from transcendence_jax.data.boards import board_planes, planes_after, planes_array
+from transcendence_jax.data.tokenizer import BOS, MOVE_OF_TOKEN, NUM_SPECIAL, PAD, VOCAB_SIZE, move_token, token_to_move
+from transcendence_jax.legality import MAX_PIECES, candidates, king_safe, num_candidates
 from transcendence_jax.model import cache_chunks
-from transcendence_jax.moves import MAX_PIECES, MOVES, candidates, king_safe, move_token, num_candidates
-from transcendence_jax.tokenizer import (BOS, NUM_SPECIAL, PAD, VOCAB_SIZE, apply_move_planes, board_planes,
-                                        token_to_move)
+from transcendence_jax.play.players import MoveChoice
 
 LEGAL_MODES = ("mask", "paper")
-_MOVE_OF = np.empty(len(MOVES), object)  # token -> chess.Move (None: no move), for numpy indexing
-_MOVE_OF[:] = MOVES
+_MOVE_OF = np.empty(len(MOVE_OF_TOKEN), object)  # token -> chess.Move (None: no move), for numpy indexing
+_MOVE_OF[:] = MOVE_OF_TOKEN
 
 
 # --- pure, jitted pieces --------------------------------------------------------------
@@ -214,32 +215,6 @@ def _window_start(num_moves: int, start: int, max_len: int) -> int:
     return start + (start % 2)
 
 
-def _planes_after(planes: bytes, moves: Sequence[chess.Move]) -> list[bytes]:
-    """The board planes (64 piece codes, tokenizer.board_planes) after each move, from the planes
-    before the first: castling moves the rook too, en passant takes the pawn passed, promotion
-    changes the piece. Bytes, not arrays: the sampler makes one per game and ply, and a numpy
-    array per move cost more than the move's update."""
-    out, squares = [], bytearray(planes)
-    for move in moves:
-        apply_move_planes(squares, move.from_square, move.to_square, move.promotion or 0)
-        out.append(bytes(squares))
-    return out
-
-
-def _planes_array(planes: Iterable[bytes]) -> np.ndarray:
-    return np.frombuffer(b"".join(planes), np.uint8).reshape(-1, 64)
-
-
-def planes_along(planes_64: np.ndarray, moves: Sequence[chess.Move]) -> np.ndarray:
-    """[len(moves), 64]: the board planes after each move, from the planes before the first."""
-    return _planes_array(_planes_after(np.asarray(planes_64, np.uint8).tobytes(), moves))
-
-
-def next_planes(planes_64: np.ndarray, move: chess.Move) -> np.ndarray:
-    """The board planes after `move`, from the planes before it."""
-    return planes_along(planes_64, [move])[0]
-
-
 def _context(board: chess.Board, first: int, start: int):
     """Tokens and board planes (bytes) of the positions first..n of `board`'s game, where
     position i is the one after i moves and position `start` is fed as BOS (a refill: the planes
@@ -253,7 +228,7 @@ def _context(board: chess.Board, first: int, start: int):
     finally:
         for move in reversed(popped):
             board.push(move)
-    return tokens, [before] + _planes_after(before, stack[first:])
+    return tokens, [before] + planes_after(before, stack[first:])
 
 
 def _placements(planes_n64: np.ndarray) -> np.ndarray:
@@ -392,7 +367,7 @@ class Sampler:
             tokens, planes, first = [BOS if n == start else move_token(stack[n - 1])], [slot.planes], n
         else:
             new = stack[end:]
-            tokens, planes, first = [move_token(m) for m in new], _planes_after(slot.planes, new), end + 1
+            tokens, planes, first = [move_token(m) for m in new], planes_after(slot.planes, new), end + 1
             slot.moves.extend(new)
         slot.start, slot.end, slot.planes = start, n, planes[-1]
         return first - start, tokens, planes
@@ -411,7 +386,7 @@ class Sampler:
         ends_n = np.cumsum(len_n)
         b_x, col_x = np.repeat(b_n, len_n), np.arange(ends_n[-1]) - np.repeat(ends_n - len_n, len_n)
         tokens_BT[b_x, col_x] = np.fromiter(itertools.chain.from_iterable(t for _, t, _ in plans), np.int32)
-        planes_x64 = _planes_array(itertools.chain.from_iterable(p for _, _, p in plans))
+        planes_x64 = planes_array(itertools.chain.from_iterable(p for _, _, p in plans))
         if boards_BT64 is not None:
             boards_BT64[b_x, col_x] = planes_x64
         planes_B64[b_n] = planes_x64[ends_n - 1]
@@ -478,7 +453,7 @@ class Sampler:
             slot.last_used = self._clock
             slots.append(i)
             plans.append(self._plan(slot, board))
-        for j in _stale([board for _, board, _ in requests], _planes_array(p[-1] for _, _, p in plans)):
+        for j in _stale([board for _, board, _ in requests], planes_array(p[-1] for _, _, p in plans)):
             self._slots[slots[j]] = slot = _Slot(requests[j][0], last_used=self._clock)  # start afresh
             plans[j] = self._plan(slot, requests[j][1])
         in_place = 4 * n > 3 * N  # most slots ask: the batch is the whole cache in slot order
@@ -496,7 +471,7 @@ class Sampler:
         else:
             moves, unmasked, illegal, over = [], [], [], set()
             for i, ((_, board, _), draws) in enumerate(zip(requests, np.asarray(choice)[:, rows].T.tolist())):
-                tries = [MOVES[t] for t in draws]  # [K, B] tokens
+                tries = [MOVE_OF_TOKEN[t] for t in draws]  # [K, B] tokens
                 unmasked.append(not board.is_legal(tries[0]))
                 illegal.append(next((k for k, m in enumerate(tries) if board.is_legal(m)), len(tries)))
                 if illegal[-1] == len(tries) and not any(board.generate_legal_moves()):
@@ -526,8 +501,8 @@ class Sampler:
             for k, (t, v, ok) in enumerate(zip(top[i].tolist(), vals[i].tolist(), legal[i].tolist())):
                 if v == -np.inf:
                     break
-                if ok == 1 or (ok == 2 and board.is_legal(MOVES[t])):
-                    move = MOVES[t]
+                if ok == 1 or (ok == 2 and board.is_legal(MOVE_OF_TOKEN[t])):
+                    move = MOVE_OF_TOKEN[t]
                     break
             unmasked[i] = not (move is not None and k == 0 and free[i] == vals[i, 0])
             if move is None:  # no legal move among the candidates: rank all legal moves
@@ -554,17 +529,6 @@ class Sampler:
         self._slot_of.clear()
 
 
-class ModelPlayer:
-    """The model at a temperature. Every ModelPlayer sharing a Sampler is one arena backend."""
-
-    def __init__(self, name: str, sampler: Sampler, temperature: float):
-        self.name, self.sampler, self.temperature = name, sampler, float(temperature)
-        self.backend = sampler
-
-    def describe(self) -> dict:
-        return {"temperature": self.temperature, "legal": self.sampler.legal}
-
-
 # --- simple API: a batch of positions, no persistent cache --------------------------------
 
 def _positions(model, boards: Sequence[chess.Board]):
@@ -583,7 +547,7 @@ def _positions(model, boards: Sequence[chess.Board]):
         tokens_BT[b, :len(toks)] = toks
         last_B[b] = len(toks) - 1
         if board_input:
-            boards_BT64[b, :len(toks)] = _planes_array(planes)
+            boards_BT64[b, :len(toks)] = planes_array(planes)
     legal_BV = np.zeros((B, vocab), bool)
     legal_BV[len(boards):, NUM_SPECIAL] = True
     for b, board in enumerate(boards):

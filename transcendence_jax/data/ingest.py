@@ -31,7 +31,8 @@ from typing import IO, Iterator
 import chess
 import numpy as np
 
-from transcendence_jax import tokenizer
+from transcendence_jax.data import tokenizer
+from transcendence_jax.data.boards import game_boards
 from transcendence_jax.data.records import RESULTS, GameRecord
 from transcendence_jax.errors import UserError
 
@@ -57,11 +58,6 @@ _VARIATION_RE = re.compile(r"\([^()]*\)")
 _LINE_COMMENT_RE = re.compile(r";[^\n]*")
 _NAG_RE = re.compile(r"\$\d+")
 _TERMINATIONS = {"1-0", "0-1", "1/2-1/2", "*"}
-# (from, to, promotion) -> token: skips building UCI strings in the hot loop.
-_TOKEN_OF_MOVE = {}
-for _tok, _uci in enumerate(tokenizer.MOVES, tokenizer.NUM_SPECIAL):
-    _m = chess.Move.from_uci(_uci)
-    _TOKEN_OF_MOVE[(_m.from_square, _m.to_square, _m.promotion)] = _tok
 
 
 @dataclasses.dataclass(frozen=True)
@@ -386,7 +382,7 @@ def parse_game(item: tuple, filters: Filters, boards: bool = False, source: str 
     try:
         for san in sans:
             move = play_san(board, san)
-            tokens.append(_TOKEN_OF_MOVE[(move.from_square, move.to_square, move.promotion)])
+            tokens.append(tokenizer.move_token(move) or tokenizer.move_to_token(move))  # a null move raises
             if boards:
                 moves.append(move)
     except (ValueError, KeyError):
@@ -397,7 +393,7 @@ def parse_game(item: tuple, filters: Filters, boards: bool = False, source: str 
     if n < filters.min_moves:
         return "too_short", None
     rec = GameRecord(tokens=np.asarray(tokens, np.uint16), result=result, white_elo=elos[0], black_elo=elos[1],
-                     source=source, boards=tokenizer.game_boards(moves) if boards else None)
+                     source=source, boards=game_boards(moves) if boards else None)
     return None, rec
 
 

@@ -87,49 +87,15 @@ import chess
 import grain
 import numpy as np
 
-from transcendence_jax import tokenizer
-from transcendence_jax.data import records
+from transcendence_jax.data import records, tokenizer
+from transcendence_jax.data.boards import game_planes
+from transcendence_jax.data.tokenizer import MOVE_OF_TOKEN, legal_move_tokens
 from transcendence_jax.errors import UserError
 
 PACKINGS = ("pad", "pack")
 # Local ArrayRecord reads are ~10 us: reading threads only add overhead (grain's default 16
 # threads / 500-record buffer cost ~2x the CPU a batch here); worker_count gives parallelism.
 READ_OPTIONS = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
-
-# token -> chess.Move, and (from * 64 + to) * 8 + promotion -> token: no UCI strings per move.
-_MOVE_OF = [None] * tokenizer.NUM_SPECIAL + [chess.Move.from_uci(m) for m in tokenizer.MOVES]
-_TOKEN_OF_MOVE = np.zeros(64 * 64 * 8, np.int32)
-for _tok in range(tokenizer.NUM_SPECIAL, tokenizer.VOCAB_SIZE):
-    _m = _MOVE_OF[_tok]
-    _TOKEN_OF_MOVE[(_m.from_square * 64 + _m.to_square) * 8 + (_m.promotion or 0)] = _tok
-_TOKEN_OF_MOVE = _TOKEN_OF_MOVE.tolist()  # python list indexing beats numpy scalar indexing
-
-
-def legal_tokens(board: chess.Board) -> list[int]:
-    """Token ids of the legal moves of `board` (same set as `tokenizer.legal_move_tokens`)."""
-    table = _TOKEN_OF_MOVE
-    return [table[(m.from_square * 64 + m.to_square) * 8 + (m.promotion or 0)] for m in board.generate_legal_moves()]
-
-
-_START = tokenizer.board_planes(chess.Board()).tolist()
-_FROM_TO_PROMO = [None] * tokenizer.NUM_SPECIAL + [
-    (m.from_square, m.to_square, m.promotion or 0) for m in _MOVE_OF[tokenizer.NUM_SPECIAL :]
-]
-
-
-def fast_game_boards(tokens: Sequence[int]) -> np.ndarray:
-    """`tokenizer.game_boards` of a game's `[BOS, moves...]` tokens, without python-chess.
-
-    Updates the 64 piece codes move by move (castling moves the rook, en passant removes the
-    pawn, promotions change the piece): about 13x faster than replaying a chess.Board and
-    reading its piece map, and checked against `tokenizer.game_boards` in the tests."""
-    sq = list(_START)
-    out = [sq[:]]
-    for tok in tokens[1:]:
-        tokenizer.apply_move_planes(sq, *_FROM_TO_PROMO[tok])
-        out.append(sq[:])
-    return np.asarray(out, np.uint8)
-
 
 def _num_tokens(data: bytes) -> int:
     """len(tokens) of an encoded record, from its JSON header only."""
@@ -237,7 +203,7 @@ class _ToRow(grain.transforms.Map):
         """Boards and legal moves of the game's first m positions, written at row offset pos."""
         if self.boards:
             stored = rec.boards is not None
-            boards_L64[pos : pos + m] = rec.boards[:m] if stored else fast_game_boards(rec.tokens[:m].tolist())
+            boards_L64[pos : pos + m] = rec.boards[:m] if stored else game_planes(rec.tokens[:m].tolist())
         if self.legal and rec.legal is not None:  # stored at generation: no replay
             counts = rec.legal_counts[:m].astype(np.int64)
             legal_rows.append(np.repeat(np.arange(pos, pos + m), counts))
@@ -246,10 +212,10 @@ class _ToRow(grain.transforms.Map):
             board, rows, cols = chess.Board(), [], []
             for t, tok in enumerate(rec.tokens[:m].tolist()):
                 if t:
-                    board.push(_MOVE_OF[tok])
-                toks = legal_tokens(board)
+                    board.push(MOVE_OF_TOKEN[tok])
+                toks = legal_move_tokens(board)
                 rows += [pos + t] * len(toks)
-                cols += toks
+                cols += toks.tolist()
             legal_rows.append(np.asarray(rows, np.int64))
             legal_cols.append(np.asarray(cols, np.int64))
 

@@ -14,6 +14,7 @@ import struct
 import numpy as np
 
 RESULTS = ("1-0", "0-1", "1/2-1/2")
+SCORE_OF_RESULT = {"1-0": 1.0, "0-1": 0.0, "1/2-1/2": 0.5}  # White's points
 _ARRAYS = {"tokens": np.uint16, "blind": np.uint8, "boards": np.uint8, "legal": np.uint16,
            "legal_counts": np.uint8}
 

@@ -37,7 +37,7 @@ class LichessGamesConfig(tfds.core.BuilderConfig):
 
 
 class LichessGames(tfds.core.GeneratorBasedBuilder):
-    """Rated standard Lichess games, tokenized one token per move (`transcendence_jax.tokenizer`)."""
+    """Rated standard Lichess games, tokenized one token per move (`transcendence_jax.data.tokenizer`)."""
 
     VERSION = tfds.core.Version("1.0.0")
     BUILDER_CONFIGS = [LichessGamesConfig(max_rating=cap) for cap in RATING_CAPS]

@@ -11,7 +11,6 @@ to the workdir every `sync_every_s` seconds and at close.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -20,6 +19,8 @@ import time
 
 import numpy as np
 from etils import epath
+
+from transcendence_jax import jsonl
 
 
 def is_url(path) -> bool:
@@ -89,8 +90,7 @@ class MetricsWriter:
             return
         row = {"step": int(step), "time": round(time.time(), 3)}
         row.update({k: _scalar(v) for k, v in metrics.items()})
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        jsonl.append(self.path, [row])
         for key, value in row.items():
             if key not in ("step", "time") and value is not None:
                 self.tb.add_scalar(key, value, step)
@@ -165,22 +165,12 @@ def _truncate_after(path: str, step: int) -> None:
     rows = read_metrics(path)
     keep = [r for r in rows if r["step"] <= step]
     if len(keep) != len(rows):
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in keep)
-        os.replace(tmp, path)
+        jsonl.rewrite(path, keep)
 
 
 def read_metrics(path) -> list[dict]:
-    """Rows of a metrics.jsonl (local path or URL); a torn last line (killed mid-write) is ignored."""
-    rows = []
-    with as_path(path).open() as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
+    """Rows of a metrics.jsonl (local path or URL); a torn last line (killed mid-write) is dropped."""
+    return jsonl.read(path)
 
 
 def plot_losses(metrics_path: str, png_path: str) -> None:

@@ -379,7 +379,7 @@ def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[
     """(the moves an expert blind on `blind` chooses among, uniformly, in legal-move order;
     whether each is one of the base policy's best moves). blind=0: the base policy's own."""
     if base == "stockfish":
-        from transcendence_jax import expert_stockfish
+        from transcendence_jax.experts import stockfish_base as expert_stockfish
 
         return expert_stockfish.choices(board, blind)
     if base != "safe":

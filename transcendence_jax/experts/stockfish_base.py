@@ -20,7 +20,7 @@ def _uci(*commands: str, until: str) -> list[str]:
     """Send UCI commands to this process's Stockfish; the lines it answers up to `until`."""
     global _engine
     if _engine is None or _engine.proc.poll() is not None:
-        from transcendence_jax.engines import UCIProcess, find_stockfish
+        from transcendence_jax.play.engines import UCIProcess, find_stockfish
 
         _engine = UCIProcess(find_stockfish(), timeout=60)
         for name, value in (("Threads", 1), ("Hash", 16), ("MultiPV", 8)):

@@ -1,6 +1,6 @@
-"""Move tokens as chess moves, and which of them a position allows, on the host and the device.
+"""The chess rules on the device: which move tokens a position allows, from its board planes.
 
-`pseudo_legal` is the device side: from the board planes (tokenizer.board_planes codes) and the
+`pseudo_legal`: from the board planes (data.boards codes) and the
 side to move, a [B, V] superset of the legal moves (own piece, its geometry, a clear path, pawn
 rules; pins, checks, castling rights and the en-passant square are left out): training's
 legal-move loss mask. `candidates` is the same test on each position's own pieces' moves only
@@ -13,31 +13,11 @@ from __future__ import annotations
 
 import functools
 
-import chess
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from transcendence_jax.tokenizer import NUM_SPECIAL, VOCAB, VOCAB_SIZE
-
-
-def _move_tables():
-    """Per token: its chess.Move, from/to squares and promotion piece (0 none); and the token of
-    each (from, to, promotion) as a dict."""
-    moves = [None] * NUM_SPECIAL + [chess.Move.from_uci(u) for u in VOCAB[NUM_SPECIAL:]]
-    frm = np.array([m.from_square if m else 0 for m in moves], np.int32)
-    to = np.array([m.to_square if m else 0 for m in moves], np.int32)
-    promo = np.array([(m.promotion or 0) if m else 0 for m in moves], np.int32)
-    token_of = {(m.from_square, m.to_square, m.promotion or 0): t for t, m in enumerate(moves) if m}
-    return moves, frm, to, promo, token_of
-
-
-MOVES, _FROM, _TO, _PROMO, _TOKEN_OF = _move_tables()
-
-
-def move_token(move: chess.Move) -> int:
-    """tokenizer.move_to_token for the hot loops: no UCI string, no check that it is a move."""
-    return _TOKEN_OF[move.from_square, move.to_square, move.promotion or 0]
+from transcendence_jax.data.tokenizer import FROM_SQUARE, NUM_SPECIAL, PROMOTION, TO_SQUARE, VOCAB_SIZE
 
 
 def _geometry(V: int):
@@ -45,14 +25,14 @@ def _geometry(V: int):
     pawn double steps included, capture rules left to the board); between_SV: the squares a
     slider's move passes over. Tokens >= VOCAB_SIZE (padding) and special tokens: never."""
     n = VOCAB_SIZE
-    df = (_TO % 8 - _FROM % 8)[NUM_SPECIAL:]
-    dr = (_TO // 8 - _FROM // 8)[NUM_SPECIAL:]
-    fr, tr, pr = (_FROM // 8)[NUM_SPECIAL:], (_TO // 8)[NUM_SPECIAL:], _PROMO[NUM_SPECIAL:]
+    df = (TO_SQUARE % 8 - FROM_SQUARE % 8)[NUM_SPECIAL:]
+    dr = (TO_SQUARE // 8 - FROM_SQUARE // 8)[NUM_SPECIAL:]
+    fr, tr, pr = (FROM_SQUARE // 8)[NUM_SPECIAL:], (TO_SQUARE // 8)[NUM_SPECIAL:], PROMOTION[NUM_SPECIAL:]
     adf, adr = np.abs(df), np.abs(dr)
     plain = pr == 0
     knight = ((adf == 1) & (adr == 2)) | ((adf == 2) & (adr == 1))
     diag, line = (adf == adr) & (adf > 0), (adf == 0) ^ (adr == 0)
-    king = (np.maximum(adf, adr) == 1) | ((adr == 0) & (adf == 2) & (_FROM[NUM_SPECIAL:] % 8 == 4)
+    king = (np.maximum(adf, adr) == 1) | ((adr == 0) & (adf == 2) & (FROM_SQUARE[NUM_SPECIAL:] % 8 == 4)
                                           & ((fr == 0) | (fr == 7)))
     can = np.zeros((13, V), bool)
     for color, fwd, home, last in ((0, 1, 1, 7), (6, -1, 6, 0)):
@@ -62,7 +42,7 @@ def _geometry(V: int):
             can[color + code, NUM_SPECIAL:n] = ok & plain
     between = np.zeros((64, V), bool)
     for t in np.nonzero(diag | line)[0]:
-        sf, st = int(_FROM[NUM_SPECIAL + t]), int(_TO[NUM_SPECIAL + t])
+        sf, st = int(FROM_SQUARE[NUM_SPECIAL + t]), int(TO_SQUARE[NUM_SPECIAL + t])
         step = int(np.sign(st % 8 - sf % 8) + 8 * np.sign(st // 8 - sf // 8))
         for sq in range(sf + step, st, step):
             between[sq, NUM_SPECIAL + t] = True
@@ -78,14 +58,14 @@ def _pseudo_tables(V: int):
     can_bits_V = (can_PV.astype(np.int32) << np.arange(13)[:, None]).sum(0).astype(np.int32)
     tok = np.arange(min(V, VOCAB_SIZE))
     from_V, to_V = np.zeros(V, np.int32), np.zeros(V, np.int32)
-    from_V[tok], to_V[tok] = _FROM[tok], _TO[tok]
+    from_V[tok], to_V[tok] = FROM_SQUARE[tok], TO_SQUARE[tok]
     from_SV, to_SV = np.zeros((64, V), np.float32), np.zeros((64, V), np.float32)
-    from_SV[_FROM[tok], tok], to_SV[_TO[tok], tok] = 1.0, 1.0
+    from_SV[FROM_SQUARE[tok], tok], to_SV[TO_SQUARE[tok], tok] = 1.0, 1.0
     bit_S = np.uint32(1) << (np.arange(64) % 32).astype(np.uint32)
     between_lo_V = (between_SV[:32].astype(np.uint32) * bit_S[:32, None]).sum(0, dtype=np.uint32)
     between_hi_V = (between_SV[32:].astype(np.uint32) * bit_S[32:, None]).sum(0, dtype=np.uint32)
     straight_V = np.zeros(V, bool)
-    straight_V[tok] = _TO[tok] % 8 == _FROM[tok] % 8
+    straight_V[tok] = TO_SQUARE[tok] % 8 == FROM_SQUARE[tok] % 8
     return can_bits_V, (from_V, to_V), (from_SV, to_SV), bit_S, between_lo_V, between_hi_V, to_V // 8, straight_V
 
 
@@ -123,7 +103,7 @@ def _piece_moves(V: int) -> np.ndarray:
     padded with token 0 (no move); M = 27 (a queen in the centre)."""
     can_PV, _ = _geometry(V)
     by_piece = [np.nonzero(can)[0] for can in can_PV]
-    lists = [[toks[_FROM[toks] == sq] for toks in by_piece] for sq in range(64)]
+    lists = [[toks[FROM_SQUARE[toks] == sq] for toks in by_piece] for sq in range(64)]
     table = np.zeros((64, 13, max(len(t) for row in lists for t in row)), np.int32)
     for sq, row in enumerate(lists):
         for p, toks in enumerate(row):
@@ -192,7 +172,7 @@ def king_safe(planes_B64, white_B, tokens_BK):
     knight_S8, king_S8, pawn_black_S2, pawn_white_S2, rays_S87 = map(jnp.asarray, _attack_tables())
     B, K = tokens_BK.shape
     # (tokens past the move table, e.g. padding ranked at -inf, read the last move: never used)
-    frm_BK, to_BK = (jnp.take(jnp.asarray(t), tokens_BK, mode="clip") for t in (_FROM, _TO))
+    frm_BK, to_BK = (jnp.take(jnp.asarray(t), tokens_BK, mode="clip") for t in (FROM_SQUARE, TO_SQUARE))
     planes_B65 = jnp.concatenate([planes_B64.astype(jnp.int32), jnp.zeros((B, 1), jnp.int32)], axis=1)
     row_B11 = (jnp.arange(B) * 65)[:, None, None]
     at = lambda sq_BKN: planes_B65.reshape(-1)[row_B11 + sq_BKN.reshape(B, K, -1)].reshape(sq_BKN.shape)

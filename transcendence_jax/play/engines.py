@@ -44,8 +44,8 @@ import time
 import chess
 import chess.engine
 
-from transcendence_jax.arena import MoveChoice
 from transcendence_jax.errors import UserError
+from transcendence_jax.play.players import MoveChoice
 
 INSTALL_HINT = "install it with `apt-get install stockfish` or set STOCKFISH_PATH to the binary"
 

@@ -1,12 +1,12 @@
-"""Tokenizers: one token per UCI move (the default), or the paper's 32 characters.
+"""The one move table: tokens <-> moves, and the paper's 32-character tokenizer.
 
 Move tokens: the fixed table of all 1968 moves a piece can make on an empty board
 (queen-like and knight-like moves from every square, plus the four promotions of every
 pawn move onto the last rank), after five special tokens. A game is
-`[BOS, move_1, ..., move_n]`, optionally followed by its result token.
-
-Board planes: the piece on each of the 64 squares (0 empty, 1-6 white PNBRQK, 7-12 black),
-the input of the model's optional board features.
+`[BOS, move_1, ..., move_n]`, optionally followed by its result token. Everything that maps a
+move to a token or back imports it from here: the checked `move_to_token` / `token_to_move`
+for user input, the unchecked `move_token` and `MOVE_OF_TOKEN` for hot loops, the per-token
+squares for the device's legality rules.
 """
 
 from __future__ import annotations
@@ -52,6 +52,16 @@ VOCAB: tuple[str, ...] = SPECIAL_TOKENS + MOVES
 VOCAB_SIZE = len(VOCAB)  # 1973; models pad it to a multiple of 128
 _TOKEN_OF = {m: i for i, m in enumerate(VOCAB)}
 
+# Per token: its chess.Move (None for the special tokens), from and to squares and promotion
+# piece (0: none); and the token at index (from * 64 + to) * 8 + promotion (0: no such move).
+MOVE_OF_TOKEN: tuple[chess.Move | None, ...] = (None,) * NUM_SPECIAL + tuple(map(chess.Move.from_uci, MOVES))
+FROM_SQUARE = np.array([m.from_square if m else 0 for m in MOVE_OF_TOKEN], np.int32)
+TO_SQUARE = np.array([m.to_square if m else 0 for m in MOVE_OF_TOKEN], np.int32)
+PROMOTION = np.array([(m.promotion or 0) if m else 0 for m in MOVE_OF_TOKEN], np.int32)
+_TOKEN_AT = [0] * (64 * 64 * 8)  # a list: python list indexing beats a dict of tuples or numpy
+for _token in range(NUM_SPECIAL, VOCAB_SIZE):
+    _TOKEN_AT[(FROM_SQUARE[_token] * 64 + TO_SQUARE[_token]) * 8 + PROMOTION[_token]] = _token
+
 
 class TokenizeError(ValueError):
     """A move or token that has no counterpart in the table."""
@@ -66,6 +76,25 @@ def move_to_token(move: chess.Move | str) -> int:
     if tok < NUM_SPECIAL:
         raise TokenizeError(f"{uci!r} is a special token, not a move")
     return tok
+
+
+def move_token(move: chess.Move) -> int:
+    """`move_to_token` for the hot loops (a legal move is always in the table): no UCI string."""
+    return _TOKEN_AT[(move.from_square * 64 + move.to_square) * 8 + (move.promotion or 0)]
+
+
+def legal_move_tokens(board: chess.Board) -> np.ndarray:
+    """Token ids of the legal moves in `board` (int32)."""
+    table = _TOKEN_AT
+    return np.array([table[(m.from_square * 64 + m.to_square) * 8 + (m.promotion or 0)]
+                     for m in board.generate_legal_moves()], np.int32)
+
+
+def legal_mask(board: chess.Board, vocab_size: int = VOCAB_SIZE) -> np.ndarray:
+    """Boolean mask over the (possibly padded) vocabulary of the legal moves in `board`."""
+    mask = np.zeros(vocab_size, bool)
+    mask[legal_move_tokens(board)] = True
+    return mask
 
 
 def token_to_move(token: int) -> chess.Move:
@@ -93,65 +122,6 @@ def decode_game(tokens: Sequence[int]) -> tuple[list[chess.Move], str | None]:
             break
         moves.append(token_to_move(t))
     return moves, result
-
-
-# --- boards ---------------------------------------------------------------------------
-
-NUM_PIECE_CODES = 13  # empty + 6 white + 6 black
-
-
-_SQUARE_BITS = np.arange(64, dtype=np.uint64)
-_PIECE_CODES = np.arange(1, NUM_PIECE_CODES, dtype=np.uint8)[:, None]
-
-
-def board_planes(board: chess.Board) -> np.ndarray:
-    """The piece code on each of the 64 squares (a1=0 ... h8=63), uint8.
-
-    Read from the 12 piece bitboards (2-3x faster than piece_map: the sampler calls it per ply)."""
-    masks = np.array([board.pieces_mask(pt, color) for color in (chess.WHITE, chess.BLACK)
-                      for pt in chess.PIECE_TYPES], np.uint64)
-    bits = ((masks[:, None] >> _SQUARE_BITS) & np.uint64(1)).astype(np.uint8)
-    return (bits * _PIECE_CODES).sum(0, dtype=np.uint8)
-
-
-def apply_move_planes(sq, frm: int, to: int, promo: int = 0) -> None:
-    """Update 64 piece codes (a list or an array) in place for the move frm -> to: castling
-    moves the rook too, en passant takes the pawn passed, a promotion changes the piece.
-    The incremental form of `board_planes` used by the pipeline and the sampler."""
-    piece = int(sq[frm])
-    kind = piece if piece <= 6 else piece - 6  # 1 pawn ... 6 king
-    if kind == 1 and (frm - to) % 8 and not sq[to]:  # en passant: the pawn beside `to`
-        sq[to - 8 if piece == 1 else to + 8] = 0
-    elif kind == 6 and abs(to - frm) == 2:  # castling: the rook jumps over the king
-        rook_from, rook_to = (frm + 3, frm + 1) if to > frm else (frm - 4, frm - 1)
-        sq[rook_to], sq[rook_from] = sq[rook_from], 0
-    sq[to] = piece if not promo else promo + (piece - kind)
-    sq[frm] = 0
-
-
-def game_boards(moves: Sequence[chess.Move], board: chess.Board | None = None) -> np.ndarray:
-    """Board planes before the first move and after every move: [len(moves) + 1, 64].
-
-    Row t is the board the model sees at token t (BOS, then the board after move t)."""
-    board = chess.Board() if board is None else board.copy(stack=False)
-    out = np.empty((len(moves) + 1, 64), np.uint8)
-    out[0] = board_planes(board)
-    for t, move in enumerate(moves, 1):
-        board.push(move)
-        out[t] = board_planes(board)
-    return out
-
-
-def legal_move_tokens(board: chess.Board) -> np.ndarray:
-    """Token ids of the legal moves in `board` (int32)."""
-    return np.fromiter((_TOKEN_OF[m.uci()] for m in board.legal_moves), np.int32)
-
-
-def legal_mask(board: chess.Board, vocab_size: int = VOCAB_SIZE) -> np.ndarray:
-    """Boolean mask over the (possibly padded) vocabulary of the legal moves in `board`."""
-    mask = np.zeros(vocab_size, bool)
-    mask[legal_move_tokens(board)] = True
-    return mask
 
 
 # --- the paper's character tokenizer --------------------------------------------------

@@ -18,7 +18,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from transcendence_jax.errors import UserError
-from transcendence_jax.metrics import as_path
+from transcendence_jax.training.metrics import as_path
 
 
 def _dir(workdir):
@@ -106,10 +106,10 @@ def load_model(workdir, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
     Parameters are restored onto a mesh over this machine's devices (default: all on the data
     axis, so parameters are replicated and batches split); `step` None means the newest readable.
     """
-    from transcendence_jax import sharding
     from ml_collections import ConfigDict
 
     from transcendence_jax.model import Transformer
+    from transcendence_jax.training import sharding
 
     config_path = as_path(workdir) / "config.json"
     if not config_path.exists() or not _dir(workdir).is_dir():

@@ -28,10 +28,11 @@ from typing import Callable, Iterable, Sequence
 import chess
 import numpy as np
 
+from transcendence_jax.data.boards import game_boards
 from transcendence_jax.data.records import GameRecord
+from transcendence_jax.data.tokenizer import encode_game
 from transcendence_jax.errors import UserError
-from transcendence_jax.expert_policy import BASES, VALUE, base_policy, choices, decide, error_probability  # noqa: F401
-from transcendence_jax.tokenizer import encode_game, game_boards
+from transcendence_jax.experts.policies import BASES, VALUE, base_policy, choices, decide, error_probability  # noqa: F401
 
 MAX_PLIES = 100
 ADJUDICATE_LEAD = 3

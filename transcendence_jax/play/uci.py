@@ -22,8 +22,8 @@ import threading
 
 import chess
 
-from transcendence_jax.arena import position_problems
 from transcendence_jax.errors import UserError
+from transcendence_jax.play.arena import position_problems
 
 GAME_ID = "uci"
 
@@ -163,7 +163,7 @@ class UciEngine:
 
 def run(args: argparse.Namespace) -> int:
     def load():
-        from transcendence_jax.checkpoint import load_model
+        from transcendence_jax.training.checkpoint import load_model
 
         return load_model(args.workdir, step=args.step)[0]
 

@@ -20,10 +20,10 @@ import json
 import os
 import time
 
-from transcendence_jax import rating
-from transcendence_jax.arena import grid, play_games, read_jsonl
-from transcendence_jax.engines import EnginePool, parse_engine_spec
+from transcendence_jax import jsonl, rating
 from transcendence_jax.errors import UserError
+from transcendence_jax.play.arena import grid, play_games
+from transcendence_jax.play.engines import EnginePool, parse_engine_spec
 
 DEFAULT_TEMPERATURES = (0.001, 0.01, 0.1, 0.3, 0.5, 0.75, 1.0, 1.5)
 DEFAULT_OPPONENTS = ("sf1", "sf3", "sf5")
@@ -87,13 +87,12 @@ def _record_model_stats(out_dir: str, sampler, game_id: str) -> None:
     """Append a finished game's sampler counts (the arena releases a game once it is recorded)."""
     row = dict(game_id=game_id, model_moves=sampler.sampled.get(game_id, 0),
                unmasked_illegal=sampler.unmasked_illegal.get(game_id, 0))
-    with open(os.path.join(out_dir, "model_stats.jsonl"), "a") as f:
-        f.write(json.dumps(row) + "\n")
+    jsonl.append(os.path.join(out_dir, "model_stats.jsonl"), [row])
 
 
 def _load_model_stats(out_dir: str) -> dict[str, dict]:
     """Each recorded game's sampler counts (a torn last line, from a crash mid-write, is dropped)."""
-    return {row["game_id"]: row for row in read_jsonl(os.path.join(out_dir, "model_stats.jsonl"))}
+    return {row["game_id"]: row for row in jsonl.read(os.path.join(out_dir, "model_stats.jsonl"))}
 
 
 def model_name(temperature: float) -> str:
@@ -111,7 +110,8 @@ def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAU
              openings: int = 0, seed: int = 0, stockfish: str | None = None, engines: int | None = None,
              max_games: int = 256, bootstrap: int = 500, progress: bool = True) -> dict:
     """Play and rate the grid; returns the summary written to out_dir/ratings.json."""
-    from transcendence_jax.sampling import ModelPlayer, Sampler
+    from transcendence_jax.play.players import ModelPlayer
+    from transcendence_jax.sampling import Sampler
 
     temperatures, opponents = [float(t) for t in temperatures], list(opponents)
     _check_temperatures(temperatures)
@@ -162,7 +162,7 @@ def rate(results: list[dict], temperatures, opponents, *, out_dir: str, legal: s
     rows, elo_pts, glicko_pts = [], [], []
     for t, name in zip(temperatures, names):
         mine = [r for r in results if name in (r["white"], r["black"])]
-        rec = rating._record(mine).get(name, {})
+        rec = rating.player_records(mine).get(name, {})
         row = dict(temperature=t, player=name, games=len(mine), win=rec.get("win", 0), draw=rec.get("draw", 0),
                    loss=rec.get("loss", 0), illegal=rec.get("illegal", 0), moves=rec.get("moves", 0))
         # illegal draws / all draws: mask draws once a move (freely, beside the masked draw);
@@ -254,7 +254,7 @@ def split_opponents(text: str) -> list[str]:
 
 
 def run(args) -> int:
-    from transcendence_jax.checkpoint import load_model
+    from transcendence_jax.training.checkpoint import load_model
 
     if not os.path.isdir(args.workdir):
         raise UserError(f"workdir {args.workdir} not found; pass the --workdir of a `transcendence train` run")

@@ -1,9 +1,8 @@
 """Many games at once between pluggable players; every finished game goes to PGN and JSONL.
 
-A player has a `name` and a `backend`. Each round the arena collects every game waiting on a
-move, groups the requests by backend and asks each backend once, all backends concurrently in
-threads (the Stockfish pool searches while the model samples). So the model is called once a
-ply for all its games, and the engines are kept busy in parallel.
+Each round the arena collects every game waiting on a move, groups the requests by backend and
+asks each backend once, all backends concurrently in threads (players.py: the Stockfish pool
+searches while the model samples).
 
 Results are appended as games end, and `play_games` skips game ids already in games.jsonl:
 an interrupted run resumes with only the unfinished games.
@@ -13,77 +12,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
-import hashlib
-import json
 import os
-from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence, Union
+from typing import Callable, Iterable, Sequence
 
 import chess
 import chess.pgn
 import numpy as np
 
+from transcendence_jax import jsonl
+from transcendence_jax.data.records import SCORE_OF_RESULT
 from transcendence_jax.errors import UserError
-
-
-@dataclass
-class GameState:
-    """A game waiting on a move; `board` holds the full move stack from its start.
-
-    The board is the arena's own: a backend must leave it as it found it (copy to modify)."""
-
-    game_id: str
-    board: chess.Board
-
-
-@dataclass
-class MoveChoice:
-    """A backend's answer: the move (None: the player forfeits) and the illegal tries before it."""
-
-    move: chess.Move | None
-    illegal: int = 0
-
-
-Pairing = tuple  # (game_id, white player, black player, extra headers dict)
-Opening = Union[str, Sequence[str]]  # a FEN, or moves (UCI/SAN) from the start position
-
-
-def _seed_of(*parts) -> int:
-    """A stable 64-bit seed from strings/ints (Python's hash() is salted per process)."""
-    return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "little")
-
-
-class PolicyBackend:
-    """Runs Python policies in turn; each move's RNG is seeded by (player seed, game, ply), so a
-    game replays identically whatever else is in flight and after a resume."""
-
-    def choose(self, requests):
-        choices = []
-        for player, state in requests:
-            rng = np.random.default_rng(_seed_of(player.seed, state.game_id, state.board.ply()))
-            # A shallow copy (no move stack): ~2 us against ~200 us for a full copy mid-game.
-            choices.append(MoveChoice(player.policy(state.board.copy(stack=False), rng)))
-        return choices
-
-    def close(self) -> None:
-        pass
-
-
-_POLICY_BACKEND = PolicyBackend()  # stateless: every PolicyPlayer shares it
-
-
-class PolicyPlayer:
-    """A Python policy `policy(board, rng) -> chess.Move` as a player."""
-
-    def __init__(self, name: str, policy: Callable[[chess.Board, np.random.Generator], chess.Move], *,
-                 seed: int = 0):
-        self.name, self.policy, self.seed = name, policy, seed
-        self.backend = _POLICY_BACKEND
-
-
-def random_policy(board: chess.Board, rng: np.random.Generator) -> chess.Move:
-    moves = list(board.legal_moves)
-    return moves[rng.integers(len(moves))]
+from transcendence_jax.play.players import GameState, Pairing, random_policy, seed_of
 
 
 def round_robin(players: Sequence, games_per_pair: int, *, headers: dict | None = None) -> list[Pairing]:
@@ -94,7 +33,7 @@ def round_robin(players: Sequence, games_per_pair: int, *, headers: dict | None 
             for g in range(games_per_pair):
                 white, black = (a, b) if g % 2 == 0 else (b, a)
                 extra = dict(headers or {}, OpeningKey=g // 2)
-                pairings.append((f"{a.name}-vs-{b.name}-{g:03d}", white, black, extra))
+                pairings.append(Pairing(f"{a.name}-vs-{b.name}-{g:03d}", white, black, extra))
     return pairings
 
 
@@ -109,7 +48,7 @@ def grid(players: Sequence, opponents: Sequence, games: int, *, headers: dict | 
                 extra = dict(headers or {}, Player=p.name, Opponent=o.name, OpeningKey=g // 2)
                 if getattr(p, "temperature", None) is not None:
                     extra["Temperature"] = p.temperature
-                pairings.append((f"{p.name}-vs-{o.name}-{g:03d}", white, black, extra))
+                pairings.append(Pairing(f"{p.name}-vs-{o.name}-{g:03d}", white, black, extra))
     return pairings
 
 
@@ -124,7 +63,7 @@ def opening_board(openings, key, seed: int) -> chess.Board:
         return chess.Board()
     if isinstance(openings, int):
         for attempt in range(100):
-            rng = np.random.default_rng(_seed_of("opening", seed, key, attempt))
+            rng = np.random.default_rng(seed_of("opening", seed, key, attempt))
             board = chess.Board()
             for _ in range(openings):
                 board.push(random_policy(board, rng))
@@ -133,7 +72,7 @@ def opening_board(openings, key, seed: int) -> chess.Board:
             if not board.is_game_over():
                 return board
         raise UserError(f"no {openings}-ply random opening without a finished game; use fewer plies")
-    opening = openings[_seed_of("opening", seed, key) % len(openings)]
+    opening = openings[seed_of("opening", seed, key) % len(openings)]
     if isinstance(opening, str) and "/" in opening:
         try:
             board = chess.Board(opening)
@@ -193,7 +132,7 @@ def _check_end(game: _Game, max_plies: int, adjudicate) -> None:
 
 
 def _record(game: _Game) -> dict:
-    score = {"1-0": 1.0, "0-1": 0.0, "1/2-1/2": 0.5}[game.result]
+    score = SCORE_OF_RESULT[game.result]
     extra = {k: v for k, v in game.headers.items()}
     return dict(game_id=game.game_id, white=game.white.name, black=game.black.name, result=game.result,
                 score_white=score, plies=len(game.board.move_stack), termination=game.termination,
@@ -227,35 +166,9 @@ def _pgn(game: _Game, record: dict) -> str:
     return str(pgn) + "\n\n"
 
 
-def rewrite(path: str, lines: Iterable[str]) -> None:
-    """Replace a file's contents all at once (a temporary file renamed over it): a crash while
-    rewriting leaves the old file or the new one, never a truncated one."""
-    with open(path + ".tmp", "w") as f:
-        f.writelines(lines)
-    os.replace(path + ".tmp", path)
-
-
-def read_jsonl(path: str) -> list[dict]:
-    """The records of a JSONL file we append to; a torn line (a crash mid-write) is dropped, and
-    the file repaired, so the next append starts on a line of its own."""
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        text = f.read()
-    records, torn = [], False
-    for line in text.splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            torn = True
-    if torn or (text and not text.endswith("\n")):
-        rewrite(path, (json.dumps(r) + "\n" for r in records))
-    return records
-
-
 def load_results(out_dir: str) -> list[dict]:
-    """Finished games in out_dir/games.jsonl (read_jsonl: a torn last line is dropped)."""
-    return read_jsonl(os.path.join(out_dir, "games.jsonl"))
+    """Finished games in out_dir/games.jsonl (a torn last line is dropped: jsonl.read)."""
+    return jsonl.read(os.path.join(out_dir, "games.jsonl"))
 
 
 def _drop_unrecorded_pgn(out_dir: str, done: set[str]) -> None:
@@ -271,7 +184,7 @@ def _drop_unrecorded_pgn(out_dir: str, done: set[str]) -> None:
             else:
                 stale = True
     if stale:
-        rewrite(path, keep)
+        jsonl.rewrite(path, keep)
 
 
 def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 178,
@@ -306,7 +219,7 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
         bar = tqdm(total=len(pairings), initial=len(pairings) - len(games), desc="games", unit="game")
     new = []
     pgn_file = open(os.path.join(out_dir, "games.pgn"), "a") if pgn else None
-    jsonl_file = open(os.path.join(out_dir, "games.jsonl"), "a")
+    games_path = os.path.join(out_dir, "games.jsonl")
     queue = games[::-1]
     active: list[_Game] = []
     executor = concurrent.futures.ThreadPoolExecutor(max(1, len({id(p.backend) for g in games
@@ -346,8 +259,7 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
                 if pgn_file is not None:
                     pgn_file.write(_pgn(game, record))
                     pgn_file.flush()
-                jsonl_file.write(json.dumps(record) + "\n")  # written last: it marks the game done
-                jsonl_file.flush()
+                jsonl.append(games_path, [record])  # written last: it marks the game done
                 new.append(record)
                 for backend in {id(p.backend): p.backend for p in (game.white, game.black)}.values():
                     if hasattr(backend, "release"):
@@ -359,16 +271,6 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
         executor.shutdown(wait=True)
         if pgn_file is not None:
             pgn_file.close()
-        jsonl_file.close()
         if bar is not None:
             bar.close()
     return previous + new
-
-
-def close_players(players: Iterable) -> None:
-    """Close each distinct backend once (engine processes, sampler state)."""
-    seen = {}
-    for p in players:
-        seen.setdefault(id(p.backend), p.backend)
-    for backend in seen.values():
-        backend.close()

@@ -30,10 +30,10 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from transcendence_jax import checkpoint as ckpt
 from transcendence_jax.errors import UserError
-from transcendence_jax.metrics import MetricsWriter, as_path, is_url, peak_flops
-from transcendence_jax.sharding import batch_sharding, shard_batch
+from transcendence_jax.training import checkpoint as ckpt
+from transcendence_jax.training.metrics import MetricsWriter, as_path, is_url, peak_flops
+from transcendence_jax.training.sharding import batch_sharding, shard_batch
 
 # ---------------------------------------------------------------------------- setup
 
@@ -56,7 +56,7 @@ def check_config(config, num_devices: int, num_processes: int = 1) -> tuple[int,
 
     Returns the resolved mesh shape (data, fsdp, tensor).
     """
-    from transcendence_jax.sharding import resolve_mesh_shape
+    from transcendence_jax.training.sharding import resolve_mesh_shape
 
     shape = resolve_mesh_shape(config.mesh.shape, num_devices)
     tc, dp = config.train, shape[0] * shape[1]
@@ -106,8 +106,8 @@ def abstract_train_state(config, mesh, tx):
     init_fn(key) -> (state, rest) builds the real thing. `rest` holds the non-parameter variables
     (dropout RNG streams), reseeded each step rather than checkpointed.
     """
-    from transcendence_jax import sharding
     from transcendence_jax.model import Transformer
+    from transcendence_jax.training import sharding
 
     def init_fn(key):
         model = Transformer(config.model, rngs=nnx.Rngs(key))
@@ -157,8 +157,8 @@ def _legal_loss(tc):
 
 def _loss(params, rest, graphdef, batch, legal_loss, dropout_key):
     """Weighted mean cross-entropy of one (micro)batch; legal_loss as `_legal_loss`."""
+    from transcendence_jax.legality import pseudo_legal
     from transcendence_jax.model import cross_entropy
-    from transcendence_jax.moves import pseudo_legal
 
     model = nnx.merge(graphdef, params, rest)
     deterministic = dropout_key is None
@@ -279,8 +279,8 @@ def evaluate(eval_step, params, rest, val_loader, num_batches: int, mesh, rules)
 
 def train(config, workdir) -> dict:
     """Train (or resume) in `workdir` (a local path or a gs:// URL); returns the final metrics (loss, val_loss, step...)."""
-    from transcendence_jax import sharding
     from transcendence_jax.model import flops_per_token
+    from transcendence_jax.training import sharding
 
     tc = config.train
     mesh_shape = check_config(config, jax.device_count(), jax.process_count())
