@@ -48,7 +48,7 @@ def test_table_structure(demo_run, capsys):
             assert lo <= ratings[name]["elo"] <= hi
         d = pop["model_minus_best_expert"]
         assert d["lo"] <= d["diff"] <= d["hi"]
-        assert pop["verdict"].startswith(f"{kind}: transcends: ") or pop["verdict"].startswith(f"{kind}: does not transcend: ")
+        assert pop["verdict"].startswith((f"{kind}: transcends: ", f"{kind}: does not transcend: "))
         assert pop["transcends"] == (d["lo"] > 0)
         states = pop["state_level"]["temperatures"]
         assert set(states) == {str(t) for t in cfg["temperatures"]}

@@ -30,7 +30,8 @@ def test_the_three_notebooks_exist():
 def test_committed_notebooks_have_no_outputs(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
+    dirty = [i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
     assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; strip them before committing"
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), f"{path.name} has no parameters cell"
 
@@ -40,7 +41,8 @@ def test_committed_notebooks_match_their_source(tmp_path):
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, str(NOTEBOOKS / "make_notebooks.py"), str(tmp_path)], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(NOTEBOOKS / "make_notebooks.py"), str(tmp_path)], check=True,
+                   capture_output=True)
     for path in ALL:
         fresh = tmp_path / path.name
         assert fresh.exists(), f"{path.name} is not written by make_notebooks.py"

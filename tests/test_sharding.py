@@ -35,7 +35,7 @@ def _script(out: str) -> None:
         mesh = sharding.mesh_from_config(config)
         abstract = nnx.eval_shape(lambda: Transformer(config.model, rngs=nnx.Rngs(0)))
         graphdef, abs_params, abs_rest = nnx.split(abstract, nnx.Param, ...)
-        shardings = sharding.param_shardings(abs_params, mesh, config.mesh.rules)
+        shardings = sharding.state_shardings(abs_params, mesh, config.mesh.rules)
 
         def init():
             return nnx.split(Transformer(config.model, rngs=nnx.Rngs(0)), nnx.Param, ...)[1:]
@@ -150,8 +150,12 @@ def test_load_config_names_paths_and_overrides():
     from transcendence_jax.model import Transformer
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    by_path = load_config(os.path.join(root, "configs", "paper_50m.py"))
+    by_path = load_config(os.path.join(root, "transcendence_jax", "configs", "paper_50m.py"))
     assert by_path.to_dict() == load_config("paper_50m").to_dict()
+    # `configs/X.py`, the spelling of the docs and TPU scripts, names the packaged file from any directory.
+    assert load_config("configs/paper_50m.py").to_dict() == load_config("paper_50m").to_dict()
+    demo = load_config("configs/demo.py", ["--config.training.train.steps=7", "games=30"])
+    assert (demo.training.train.steps, demo.games, demo.training.model.embed_dim) == (7, 30, 128)
     c = load_config("tiny", ["--config.train.steps=1e3", "train.lr=1e-3", "model.board_input=false",
                              "mesh.shape=1,8,1", "data.path=/tmp/x"])
     assert (c.train.steps, c.train.lr, c.model.board_input, c.mesh.shape, c.data.path) == \

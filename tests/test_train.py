@@ -171,7 +171,8 @@ def ref_run(tmp_path_factory, data_dir, cache, mesh_run) -> pathlib.Path:
     Asks for `mesh_run` only to start the 8-device script first: it runs beside this run and the
     kill/resume and load_model tests, and test_meshes (last in the file) collects it."""
     work = tmp_path_factory.mktemp("ref") / "w"
-    r = subprocess.run(train_cmd(work, data_dir, *STEPS), env=env(1, cache), capture_output=True, text=True, timeout=600)
+    r = subprocess.run(train_cmd(work, data_dir, *STEPS), env=env(1, cache), capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "trained: step 40" in r.stdout, r.stdout[-2000:]
     assert sorted(losses(work)) == list(range(1, 41))
@@ -286,7 +287,8 @@ def test_kill_resume_and_corrupt_fallback(tmp_path, data_dir, cache, ref_run):
     resumed = subprocess.run(train_cmd(work, data_dir, *STEPS), env=env(1, cache),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"warning: checkpoint step {newest}" in resumed.stderr and "falling back" in resumed.stderr, resumed.stderr[-3000:]
+    assert f"warning: checkpoint step {newest}" in resumed.stderr, resumed.stderr[-3000:]
+    assert "falling back" in resumed.stderr, resumed.stderr[-3000:]
     assert (work / "corrupt_checkpoints" / str(newest)).is_dir()
     assert (work / "checkpoints" / str(newest)).is_dir()  # rewritten by the rerun of the steps after `older`
     assert losses(work) == losses(ref_run)  # bit-identical: same batches, same state
@@ -295,7 +297,8 @@ def test_kill_resume_and_corrupt_fallback(tmp_path, data_dir, cache, ref_run):
     for f in (work / "checkpoints").rglob("*"):
         if f.is_file() and "state" in f.parts:
             f.write_bytes(b"garbage")
-    fresh = subprocess.run(train_cmd(work, data_dir, *STEPS), env=env(1, cache), capture_output=True, text=True, timeout=600)
+    fresh = subprocess.run(train_cmd(work, data_dir, *STEPS), env=env(1, cache), capture_output=True, text=True,
+                           timeout=600)
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert fresh.stderr.count("falling back") == 5, fresh.stderr[-3000:]  # keep_checkpoints=5: steps 8..40
     assert sorted(int(p.name) for p in (work / "corrupt_checkpoints").iterdir()) == [8, 16, 24, 32, 40]

@@ -16,7 +16,8 @@ from transcendence_jax.errors import UserError
 
 # (command words, module, one-line help)
 COMMANDS = [
-    (("data", "build"), "transcendence_jax.data.build", "build ArrayRecord datasets from PGN / .zst / .bz2 / Lichess CSV"),
+    (("data", "build"), "transcendence_jax.data.build",
+     "build ArrayRecord datasets from PGN / .zst / .bz2 / Lichess CSV"),
     (("data", "experts"), "transcendence_jax.experts.population", "generate games of synthetic imperfect experts"),
     (("train",), "transcendence_jax.training.train", "train a decoder from a config"),
     (("eval",), "transcendence_jax.play.evaluate", "play a temperature grid against opponents and rate it"),
@@ -63,20 +64,21 @@ def keep_compiled_programs() -> None:
 
 
 def freeze_imports() -> None:
-    """Move the objects alive now (~140k after the imports: jax, flax, numpy) out of the garbage
-    collector's reach. Games allocate python-chess objects that live as long as the game, which
-    set off full collections; without this each one rescans the whole import-time heap
-    (~0.15-0.2 s, about 8% of a sampler benchmark's time at 256 games)."""
+    """Move the objects alive now (the imports: jax, flax, numpy) out of the garbage collector's
+    reach. Games allocate python-chess objects that live as long as the game and set off full
+    collections; without this each one rescans the whole import-time heap."""
     gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The console script (`argv` None: this process is the command's own) or a call from Python."""
+    own_process = argv is None
+    argv = sys.argv[1:] if own_process else argv
     keep_compiled_programs()
     args = build_parser(argv).parse_args(argv)
     try:
         command = importlib.import_module(args._module)
-        if argv is None:  # a process of its own: see freeze_imports
+        if own_process:  # not when called as a library: the caller's objects are its own business
             freeze_imports()
         return command.run(args) or 0
     except UserError as e:

@@ -1,9 +1,10 @@
-"""Configs: Python files returning an ml_collections.ConfigDict, overridable from the command line.
+"""The one config system: Python files returning an ml_collections.ConfigDict, overridable.
 
-`load_config("tiny")` finds the packaged `transcendence_jax/configs/tiny.py` (so an installed
-wheel has them); `load_config("configs/tiny.py")` or any other path runs that file. Overrides
-are `section.key=value` (or `--config.section.key=value`), coerced to the type of the current
-value; an unknown key is a UserError naming the keys that exist.
+`load_config("tiny")` (or "configs/tiny.py", the same name) finds the packaged
+`transcendence_jax/configs/tiny.py`, so an installed wheel has them; any other existing path
+runs that file. Overrides are `section.key=value` (on the command line
+`--config.section.key=value`, for `train` and `demo` alike), coerced to the type of the
+current value; an unknown key is a UserError naming the keys that exist.
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ def _load(path_or_name: str) -> ml_collections.ConfigDict:
 
     if os.path.isfile(path_or_name):
         return _load_file(path_or_name)
-    name = os.path.splitext(os.path.basename(path_or_name))[0]
-    if path_or_name in (name, name + ".py") and name in configs.NAMES:
+    name = path_or_name.removesuffix(".py")
+    for prefix in ("transcendence_jax/configs/", "configs/"):
+        name = name.removeprefix(prefix)
+    if name in configs.NAMES:
         return importlib.import_module(f"transcendence_jax.configs.{name}").get_config()
     raise UserError(f"config {path_or_name!r} not found: pass a config file path or one of "
                     f"{', '.join(configs.NAMES)}")
@@ -157,3 +160,36 @@ def load_config(path_or_name: str, overrides: Iterable[str] = ()) -> ml_collecti
     for override in overrides:
         apply_override(config, override)
     return config
+
+
+def add_config_arguments(parser, *, default: str | None = None, help: str = "") -> None:
+    """`--config NAME_OR_FILE` and any number of `--config.a.b=VALUE` overrides (in args.overrides).
+
+    argparse cannot declare `--config.a.b` options, so they are taken out before it parses."""
+    parser.add_argument("--config", required=default is None, default=default,
+                        help=help or f"a config file or a packaged name ({', '.join(_names())})")
+    parser.epilog = "Override any config field with --config.SECTION.KEY=VALUE (e.g. --config.train.steps=100)."
+    inner = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        args, overrides, rest, i = list(args or []), [], [], 0
+        while i < len(args):
+            a = args[i]
+            if a.startswith("--config."):
+                if "=" not in a and i + 1 < len(args):
+                    a, i = f"{a}={args[i + 1]}", i + 1
+                overrides.append(a)
+            else:
+                rest.append(a)
+            i += 1
+        ns, extra = inner(rest, namespace)
+        ns.overrides = overrides
+        return ns, extra
+
+    parser.parse_known_args = parse_known_args
+
+
+def _names() -> tuple[str, ...]:
+    from transcendence_jax import configs
+
+    return configs.NAMES

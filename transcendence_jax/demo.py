@@ -30,55 +30,17 @@ from transcendence_jax.errors import UserError
 POPULATIONS = ("diverse", "clones")
 
 
-def demo_config(scale: str = "default") -> ConfigDict:
-    """The embedded default; `reduced` is the same path at a size a test can afford."""
-    c = ConfigDict()
-    c.seed = 0
-    c.experts = 5
-    c.base = "mvv-lva"                   # the experts' shared skill (docs/EXPERTS.md)
-    c.blind_fraction = 0.375             # 24 of 64 squares: each square blind for one or two of the five
-    c.games = 10000                      # expert games per population
-    c.workers = os.cpu_count() or 1
-    c.training = _training_config()      # configs/tiny.py, the model and its training
-    c.training.train.steps = c.training.train.decay_steps = 600
-    c.training.train.batch_size = 24     # 600 steps of 24 games: ~8 min a population on one core
-    c.temperatures = [0.001, 0.1, 0.5, 1.0]
-    c.games_per_pair = 40                # round robin, colours alternating
-    c.head_to_head = 100                 # model at the lowest temperature vs each expert, extra games
-    c.max_plies = 100                    # the experts' own cap; adjudicated by material, as their games
-    c.analysis_positions = 200
-    if scale == "reduced":
-        c.games = 600
-        t = c.training.train
-        t.steps, t.decay_steps, t.eval_every, t.checkpoint_every = 30, 30, 15, 15
-        t.batch_size, t.eval_batches, t.log_every = 8, 1, 5
-        c.temperatures = [0.001, 1.0]
-        c.games_per_pair = 2
-        c.head_to_head = 4
-        c.max_plies = 40
-        c.analysis_positions = 8
-    elif scale == "gpu":  # one GPU and ~16 cores: benchmarks/RESULTS.md
-        c.experts = 10
-        c.blind_fraction = 0.25          # 16 of 64 squares: each square blind for two or three of the ten
-        c.games = 100_000
-        m, t = c.training.model, c.training.train
-        m.num_layers, m.num_heads, m.embed_dim, m.mlp_dim = 8, 8, 512, 2048  # 26M parameters
-        m.dtype = "bfloat16"
-        t.steps = t.decay_steps = 2000
-        t.batch_size, t.lr, t.min_lr, t.warmup_steps = 128, 1e-3, 1e-4, 100
-        t.eval_every, t.checkpoint_every, t.log_every = 500, 1000, 50
-        c.training.data.worker_count = 6
-        c.games_per_pair = 30
-        c.analysis_positions = 400
-    elif scale != "default":
-        raise UserError(f"unknown demo scale {scale!r}: use default, reduced or gpu")
-    return c
+SCALES = {"default": "demo", "reduced": "demo_reduced", "gpu": "demo_gpu"}  # --scale -> packaged config
 
 
-def _training_config() -> ConfigDict:
+def demo_config(scale: str = "default", config: str | None = None, overrides=()) -> ConfigDict:
+    """The experiment's settings: a config file or packaged name (default: the one --scale names),
+    with `key=value` overrides (configs/demo.py lists the fields)."""
     from transcendence_jax.config import load_config
 
-    return load_config("tiny")
+    if scale not in SCALES:
+        raise UserError(f"unknown demo scale {scale!r}: use default, reduced or gpu")
+    return load_config(config or SCALES[scale], overrides)
 
 
 def _stage(msg: str) -> None:
@@ -134,7 +96,7 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str) -> list[dict]:
     from transcendence_jax.experts import population as experts
     from transcendence_jax.play import arena
     from transcendence_jax.play.players import ModelPlayer, PolicyPlayer, close_players
-    from transcendence_jax.sampling import Sampler
+    from transcendence_jax.sampling.sampler import Sampler
 
     population = _population(cfg, kind)
     players = [PolicyPlayer(e.name, e, seed=cfg.seed) for e in population]
@@ -252,9 +214,10 @@ def run_population(cfg: ConfigDict, kind: str, out: str) -> dict:
 
 def verdict(r: dict, tau: float) -> str:
     d, lo, hi = r["diff"]
+    figure = f"model tau={tau:g} {d:+.0f} [{lo:+.0f}, {hi:+.0f}]"
     if r["transcends"]:
-        return f"{r['kind']}: transcends: model tau={tau:g} {d:+.0f} [{lo:+.0f}, {hi:+.0f}] above the best expert ({r['best_expert']})"
-    return f"{r['kind']}: does not transcend: model tau={tau:g} {d:+.0f} [{lo:+.0f}, {hi:+.0f}] vs the best expert ({r['best_expert']})"
+        return f"{r['kind']}: transcends: {figure} above the best expert ({r['best_expert']})"
+    return f"{r['kind']}: does not transcend: {figure} vs the best expert ({r['best_expert']})"
 
 
 def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
@@ -387,15 +350,11 @@ def _collect(procs: dict, out: str) -> list[dict]:
     return runs
 
 
-def demo(out: str, *, scale: str = "default", populations=POPULATIONS, overrides=(),
+def demo(out: str, *, scale: str = "default", config: str | None = None, populations=POPULATIONS, overrides=(),
          parallel: bool | None = None) -> dict:
     """The whole experiment; `parallel` (default: with 2+ cores and 2 populations) runs the
     populations in two processes at once."""
-    from transcendence_jax.config import apply_override
-
-    cfg = demo_config(scale)
-    for override in overrides:
-        apply_override(cfg, override)
+    cfg = demo_config(scale, config, overrides)
     os.makedirs(out, exist_ok=True)
     start = time.time()
     if parallel is None:
@@ -411,16 +370,18 @@ def demo(out: str, *, scale: str = "default", populations=POPULATIONS, overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from transcendence_jax.config import add_config_arguments
+
     parser.add_argument("--out", default="runs/demo", help="output directory (default runs/demo); reruns resume")
-    parser.add_argument("--scale", choices=("default", "reduced", "gpu"), default="default",
-                        help="default: the embedded experiment (2 CPU cores); reduced: a smoke test; "
+    parser.add_argument("--scale", choices=tuple(SCALES), default="default",
+                        help="default: the demo config (2 CPU cores); reduced: a smoke test; "
                              "gpu: 10 experts, 100k games, a 26M-parameter model (one GPU, ~16 cores)")
+    add_config_arguments(parser, default="", help="an experiment config file or packaged name "
+                         "(default: the one --scale names: demo, demo_reduced or demo_gpu)")
     parser.add_argument("--populations", default=",".join(POPULATIONS),
                         help="comma-separated subset of diverse,clones")
     parser.add_argument("--sequential", action="store_true",
                         help="run the populations one after the other instead of in two processes at once")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a demo setting, e.g. --set games=30000 --set training.train.steps=1000")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -428,6 +389,6 @@ def run(args: argparse.Namespace) -> int:
     bad = [p for p in pops if p not in POPULATIONS]
     if bad or not pops:
         raise UserError(f"--populations {args.populations!r}: choose from {','.join(POPULATIONS)}")
-    demo(args.out, scale=args.scale, populations=pops, overrides=args.overrides,
+    demo(args.out, scale=args.scale, config=args.config or None, populations=pops, overrides=args.overrides,
          parallel=False if args.sequential else None)
     return 0

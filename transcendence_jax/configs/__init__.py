@@ -1,6 +1,8 @@
-"""The canonical config files, packaged so an installed wheel finds them by name.
+"""The packaged config files: `--config NAME` (or `configs/NAME.py`) finds them in an installed wheel.
 
-`configs/*.py` at the repository root re-export these (same names), for `--config configs/tiny.py`.
+Model and training: tiny (the CPU demo's decoder), paper_50m, paper_302m, paper_707m (the paper's
+shapes). Experiments: demo (diverse vs clones on 2 CPU cores), demo_reduced (its smoke test),
+demo_gpu (one GPU).
 """
 
-NAMES = ("tiny", "paper_50m", "paper_302m", "paper_707m")
+NAMES = ("tiny", "paper_50m", "paper_302m", "paper_707m", "demo", "demo_reduced", "demo_gpu")

@@ -19,6 +19,7 @@ from flax import nnx
 
 from transcendence_jax.errors import UserError
 from transcendence_jax.training.metrics import as_path
+from transcendence_jax.training.sharding import with_shardings
 
 
 def _dir(workdir):
@@ -51,7 +52,7 @@ def save(manager: ocp.CheckpointManager, step: int, state, data_iter) -> None:
 
 def _abstract(tree):
     """ShapeDtypeStructs carrying each array's (target) sharding: restore lays shards out directly."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+    return with_shardings(tree, jax.tree.map(lambda x: x.sharding, tree))
 
 
 def restore_latest(manager: ocp.CheckpointManager, target_state, data_iter, workdir):
@@ -125,20 +126,18 @@ def load_model(workdir, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
             raise UserError(f"{workdir} has no checkpoint at step {step}; it has steps {sorted(steps)}")
         steps = [step]
     mesh = sharding.make_mesh(mesh_shape)
-    abstract_model = nnx.eval_shape(lambda: Transformer(config.model, rngs=nnx.Rngs(0)))
-    graphdef, abs_params, rest = nnx.split(abstract_model, nnx.Param, ...)
-    shardings = sharding.param_shardings(abs_params, mesh, config.mesh.rules)
-    abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abs_params, shardings)
+    graphdef, abstract, rest, _ = sharding.abstract_params(config.model, mesh, config.mesh.rules)
     error = None
     for s in steps:
         try:
             # Only the params of the "state" item are read; the optimizer state stays on disk.
+            item = {"params": abstract}
             restored = manager.restore(s, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-                item={"params": abstract}, restore_args=ocp.checkpoint_utils.construct_restore_args({"params": abstract}),
-                partial_restore=True)))
+                item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True)))
             params = restored["state"]["params"]
             # Non-parameter variables (dropout RNG streams) come from a fresh model.
-            rest = nnx.state(Transformer(config.model, rngs=nnx.Rngs(0)), nnx.Not(nnx.Param)) if jax.tree.leaves(rest) else rest
+            if jax.tree.leaves(rest):
+                rest = nnx.state(Transformer(config.model, rngs=nnx.Rngs(0)), nnx.Not(nnx.Param))
             model = nnx.merge(graphdef, params, rest)
             manager.close()
             return model, config, s

@@ -123,7 +123,22 @@ def state_shardings(tree: Any, mesh: Mesh, rules) -> Any:
     return jax.tree.map(one, tree, is_leaf=_is_var)
 
 
-param_shardings = state_shardings  # the name train.py and checkpoint.py use for parameter states
+def with_shardings(tree: Any, shardings: Any) -> Any:
+    """jax.ShapeDtypeStructs of `tree`'s leaves carrying `shardings` (a tree of the same shape):
+    what jit lowers against and what a checkpoint restores into, with nothing allocated."""
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
+def abstract_params(model_config, mesh: Mesh, rules):
+    """The model's parameters laid out on `mesh`, with nothing allocated: (graphdef, params as
+    sharded ShapeDtypeStructs, the other variables (abstract), the parameters' shardings). The
+    one place training and inference (`checkpoint.load_model`) build it."""
+    from transcendence_jax.model import Transformer
+
+    abstract_model = nnx.eval_shape(lambda: Transformer(model_config, rngs=nnx.Rngs(0)))
+    graphdef, params, rest = nnx.split(abstract_model, nnx.Param, ...)
+    shardings = state_shardings(params, mesh, rules)
+    return graphdef, with_shardings(params, shardings), rest, shardings
 
 
 def batch_sharding(mesh: Mesh, ndim: int, rules=None) -> NamedSharding:

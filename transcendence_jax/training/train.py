@@ -1,6 +1,6 @@
 """Training: one sharded `jax.jit` step over a device mesh, orbax checkpoints, metrics.
 
-`transcendence train --config configs/X.py --workdir DIR [--config.a.b=v ...]`
+`transcendence train --config tiny --workdir DIR [--config.a.b=v ...]`
 
 The train state is a plain pytree {step, params, opt_state}; the step is a pure function of it
 (`nnx.split` state, donated), jitted once with in/out shardings from the config's mesh rules.
@@ -61,7 +61,8 @@ def check_config(config, num_devices: int, num_processes: int = 1) -> tuple[int,
     shape = resolve_mesh_shape(config.mesh.shape, num_devices)
     tc, dp = config.train, shape[0] * shape[1]
     if tc.grad_accum < 1 or tc.batch_size % tc.grad_accum:
-        raise UserError(f"config.train.batch_size {tc.batch_size} is not a multiple of config.train.grad_accum {tc.grad_accum}")
+        raise UserError(f"config.train.batch_size {tc.batch_size} is not a multiple of "
+                        f"config.train.grad_accum {tc.grad_accum}")
     micro = tc.batch_size // tc.grad_accum
     if micro % dp:
         raise UserError(f"config.train.batch_size {tc.batch_size} / grad_accum {tc.grad_accum} = {micro} sequences per "
@@ -70,12 +71,14 @@ def check_config(config, num_devices: int, num_processes: int = 1) -> tuple[int,
     if tc.batch_size % num_processes:
         raise UserError(f"config.train.batch_size {tc.batch_size} does not divide over {num_processes} processes")
     if config.data.seq_len > config.model.max_len:
-        raise UserError(f"config.data.seq_len {config.data.seq_len} exceeds config.model.max_len {config.model.max_len}")
+        raise UserError(f"config.data.seq_len {config.data.seq_len} exceeds "
+                        f"config.model.max_len {config.model.max_len}")
     if tc.steps < 1:
         raise UserError(f"config.train.steps must be >= 1, got {tc.steps}")
     if tc.legal_mask not in ("host", "device"):
         raise UserError(f"config.train.legal_mask {tc.legal_mask!r}: use host or device")
-    if _legal_loss(tc) == "device" and (config.data.packing != "pad" or not (config.data.boards or config.model.board_input)):
+    has_boards = config.data.boards or config.model.board_input
+    if _legal_loss(tc) == "device" and (config.data.packing != "pad" or not has_boards):
         raise UserError("config.train.legal_mask=device reads the side to move from the position in a padded row "
                         "and the pieces from the board planes: it needs data.packing=pad and data.boards "
                         "(or use legal_mask=host)")
@@ -115,9 +118,7 @@ def abstract_train_state(config, mesh, tx):
         state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
         return state, rest
 
-    abstract_model = nnx.eval_shape(lambda: Transformer(config.model, rngs=nnx.Rngs(0)))
-    graphdef, abs_params, abs_rest = nnx.split(abstract_model, nnx.Param, ...)
-    param_shardings = sharding.param_shardings(abs_params, mesh, config.mesh.rules)
+    graphdef, _, abs_rest, param_shardings = sharding.abstract_params(config.model, mesh, config.mesh.rules)
     replicated = NamedSharding(mesh, P())
     abs_state, _ = jax.eval_shape(init_fn, jax.random.key(0))
     opt_shardings = optax.tree_map_params(
@@ -125,8 +126,7 @@ def abstract_train_state(config, mesh, tx):
         transform_non_params=lambda _: replicated, is_leaf=lambda x: isinstance(x, nnx.Variable))
     state_shardings = {"step": replicated, "params": param_shardings, "opt_state": opt_shardings}
     rest_shardings = jax.tree.map(lambda _: replicated, abs_rest)
-    abs_state = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abs_state, state_shardings)
-    return graphdef, abs_state, state_shardings, rest_shardings, init_fn
+    return graphdef, sharding.with_shardings(abs_state, state_shardings), state_shardings, rest_shardings, init_fn
 
 
 def init_train_state(config, mesh, tx, *, params: bool = True):
@@ -250,8 +250,9 @@ def _loaders(config):
     if not dc.path:
         raise UserError("config.data.path is empty: pass --config.data.path=DIR (a `transcendence data build` output)")
     if is_url(dc.path):
-        raise UserError(f"config.data.path {dc.path} is a URL, but the data pipeline reads local files only: copy the "
-                        f"dataset to local disk first (gsutil -m cp -r {dc.path} /tmp/data/, as tpu_scripts/train.sh does)")
+        raise UserError(f"config.data.path {dc.path} is a URL, but the data pipeline reads local files only: copy "
+                        f"the dataset to local disk first (gsutil -m cp -r {dc.path} /tmp/data/, as "
+                        "tpu_scripts/train.sh does)")
     kw = dict(seq_len=dc.seq_len, batch_size=tc.batch_size // jax.process_count(), packing=dc.packing,
               boards=bool(dc.boards or mc.board_input), legal=bool(dc.legal or _legal_loss(tc) == "host"),
               vocab_size=mc.vocab_size)
@@ -278,7 +279,8 @@ def evaluate(eval_step, params, rest, val_loader, num_batches: int, mesh, rules)
 
 
 def train(config, workdir) -> dict:
-    """Train (or resume) in `workdir` (a local path or a gs:// URL); returns the final metrics (loss, val_loss, step...)."""
+    """Train (or resume) in `workdir` (a local path or a gs:// URL); returns the final metrics
+    (loss, val_loss, step...)."""
     from transcendence_jax.model import flops_per_token
     from transcendence_jax.training import sharding
 
@@ -343,7 +345,8 @@ def train(config, workdir) -> dict:
                         t_mark, steps_timed, t_paused = time.perf_counter(), 0, 0.0
                 t0 = time.perf_counter()
                 if val_loader is not None and (step % tc.eval_every == 0 or step == tc.steps):
-                    row["val_loss"] = evaluate(eval_fn, state["params"], rest, val_loader, tc.eval_batches, mesh, config.mesh.rules)
+                    row["val_loss"] = evaluate(eval_fn, state["params"], rest, val_loader, tc.eval_batches, mesh,
+                                               config.mesh.rules)
                 if step % tc.checkpoint_every == 0 or step == tc.steps:
                     ckpt.save(manager, step, state, data_iter)
                 t_paused += time.perf_counter() - t0
@@ -362,33 +365,16 @@ def train(config, workdir) -> dict:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True, help="configs/X.py or a name (tiny, paper_50m...)")
+    from transcendence_jax.config import add_config_arguments
+
+    add_config_arguments(parser, help="a config file or a packaged name (tiny, paper_50m...)")
     parser.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here; reruns resume")
-    parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() with auto-detection (TPU pod, SLURM)")
-    parser.add_argument("--coordinator", help="host:port of process 0 for a multi-host run (or JAX_COORDINATOR_ADDRESS)")
+    parser.add_argument("--distributed", action="store_true",
+                        help="call jax.distributed.initialize() with auto-detection (TPU pod, SLURM)")
+    parser.add_argument("--coordinator",
+                        help="host:port of process 0 for a multi-host run (or JAX_COORDINATOR_ADDRESS)")
     parser.add_argument("--num-processes", type=int, help="number of processes (or JAX_NUM_PROCESSES)")
     parser.add_argument("--process-id", type=int, help="this process's index (or JAX_PROCESS_ID)")
-    parser.epilog = "Override any config field with --config.SECTION.KEY=VALUE (e.g. --config.train.steps=100)."
-    inner = parser.parse_known_args
-
-    def parse_known_args(args=None, namespace=None):
-        # argparse cannot declare `--config.a.b=v` options: take them out before it sees them.
-        args, overrides = list(args or []), []
-        rest, i = [], 0
-        while i < len(args):
-            a = args[i]
-            if a.startswith("--config."):
-                if "=" not in a and i + 1 < len(args):
-                    a, i = f"{a}={args[i + 1]}", i + 1
-                overrides.append(a)
-            else:
-                rest.append(a)
-            i += 1
-        ns, extra = inner(rest, namespace)
-        ns.overrides = overrides
-        return ns, extra
-
-    parser.parse_known_args = parse_known_args
 
 
 def run(args) -> int:
@@ -398,7 +384,8 @@ def run(args) -> int:
     config = load_config(args.config, args.overrides)
     final = train(config, args.workdir)
     if jax.process_index() == 0:
-        parts = [f"step {final['step']}"] + [f"{k} {final[k]:.4f}" for k in ("loss", "val_loss") if final.get(k) is not None]
+        parts = [f"step {final['step']}"]
+        parts += [f"{k} {final[k]:.4f}" for k in ("loss", "val_loss") if final.get(k) is not None]
         if final.get("tokens_per_s"):
             parts.append(f"{final['tokens_per_s']:,.0f} tokens/s")
         print(f"trained: {', '.join(parts)}; workdir {args.workdir} (metrics.jsonl, loss.png, checkpoints/)")

@@ -1,0 +1,32 @@
+"""The demo experiment (`transcendence demo`): diverse vs clones on 2 CPU cores.
+
+Five synthetic experts sharing an MVV-LVA base, each blind to captures on its own 24 squares
+(docs/EXPERTS.md); 10,000 games per population; the tiny decoder trained 600 steps of 24
+games; a round robin of experts, base and model temperatures plus head-to-heads; one Elo
+scale. Override any field as `--config.games=30000` or `--config.training.train.steps=1000`.
+"""
+
+import os
+
+from ml_collections import ConfigDict
+
+from transcendence_jax.configs import tiny
+
+
+def get_config() -> ConfigDict:
+    c = ConfigDict()
+    c.seed = 0
+    c.experts = 5
+    c.base = "mvv-lva"                   # the experts' shared skill (docs/EXPERTS.md)
+    c.blind_fraction = 0.375             # 24 of 64 squares: each square blind for one or two of the five
+    c.games = 10000                      # expert games per population
+    c.workers = os.cpu_count() or 1
+    c.training = tiny.get_config()       # the model and its training
+    c.training.train.steps = c.training.train.decay_steps = 600
+    c.training.train.batch_size = 24
+    c.temperatures = [0.001, 0.1, 0.5, 1.0]
+    c.games_per_pair = 40                # round robin, colours alternating
+    c.head_to_head = 100                 # model at the lowest temperature vs each expert, extra games
+    c.max_plies = 100                    # the experts' own cap; adjudicated by material, as their games
+    c.analysis_positions = 200
+    return c
