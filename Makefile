@@ -23,6 +23,7 @@ demo: setup
 	$(BIN)/transcendence demo --out $(OUT)
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 clean:

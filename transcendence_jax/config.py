@@ -42,9 +42,9 @@ def base_config() -> ml_collections.ConfigDict:
         board_input=False,     # add summed (square, piece) embeddings of the board after each move
         dtype="float32",       # compute dtype: "float32" | "bfloat16"
         param_dtype="float32",
-        remat=False,           # jax.checkpoint per block (costs ~26% on CPU; saves memory)
+        remat=False,           # jax.checkpoint per block (recomputes activations: slower, saves memory)
         attention="auto",      # full-forward attention: "xla" (einsums, any device), "cudnn" (fused; NVIDIA
-                               # GPUs, bf16: 1.8x faster paper_50m steps) or "auto" (cudnn where it runs)
+                               # GPUs, bf16) or "auto" (cudnn where it runs)
     ))
     c.data = ml_collections.ConfigDict(dict(
         path="",               # a `transcendence data build` output directory
@@ -57,7 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
         lr=3e-4, min_lr=3e-5, warmup_steps=100, decay_steps=1000,
         weight_decay=0.1, b1=0.9, b2=0.95, grad_clip=1.0,
         legal_loss=False,      # softmax over the legal moves only
-        legal_mask="host",     # its masks: "host" (data.legal: exact, python-chess, ~67 us a position)
+        legal_mask="host",     # its masks: "host" (data.legal: exact, from python-chess on the host)
                                # or "device" (the pseudo-legal superset, from the board planes inside
                                # the step: no host cost; needs boards and pad packing)
         eval_every=200, eval_batches=4, checkpoint_every=200, keep_checkpoints=3, log_every=10,

@@ -5,16 +5,12 @@
 The train state is a plain pytree {step, params, opt_state}; the step is a pure function of it
 (`nnx.split` state, donated), jitted once with in/out shardings from the config's mesh rules.
 Checkpoints hold that state plus the grain iterator state, so a resumed run sees exactly the
-batches an uninterrupted run would. Workdir: config.json, checkpoints/, metrics.jsonl,
-tensorboard/, loss.png.
+batches an uninterrupted run would. Workdir (a local path or gs:// URL): config.json,
+checkpoints/, metrics.jsonl, tensorboard/, loss.png; config.data.path must be local.
 
-Multi-host: run the same command on every host. `jax.distributed.initialize()` is called when
-`--coordinator`/`--num-processes`/`--process-id` (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
-JAX_PROCESS_ID) are given, or with `--distributed` (auto-detected TPU pod / SLURM / ...). Each host
-reads its own shard of the data; only process 0 writes logs.
-
-The workdir may be a URL (gs://bucket/runs/X: orbax writes checkpoints there, the metrics writer
-copies its files there); config.data.path must be a local directory.
+Multi-host: the same command on every host; `jax.distributed.initialize()` runs with
+`--coordinator`/`--num-processes`/`--process-id` (or their JAX_* variables) or `--distributed`
+(auto-detection). Each host reads its own shard of the data; only process 0 writes logs.
 """
 
 from __future__ import annotations
