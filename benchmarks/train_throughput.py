@@ -10,14 +10,13 @@ FLOP rate (this CPU's practical peak) and the fraction of it each step achieves,
 forward / backward / optimizer breakdown (forward alone, forward+backward minus forward, and
 the optimizer update alone, each timed on its own).
 
-  .venv/bin/python benchmarks/train_throughput.py                  # PERF.md's shape (slow: minutes)
+  .venv/bin/python benchmarks/train_throughput.py                  # the default shape (slow: minutes)
   .venv/bin/python benchmarks/train_throughput.py --layers 2 --width 128 --heads 4 --batch 8
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
 import time
 
@@ -30,8 +29,8 @@ from flax import nnx
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-train_lib = importlib.import_module("transcendence_jax.training.train")  # the package exports a train() function
 from transcendence_jax.model import Transformer, count_params, cross_entropy, flops_per_token
+from transcendence_jax.training import train as train_lib
 
 
 def make_config(a) -> ml_collections.ConfigDict:
@@ -265,7 +264,8 @@ def main(argv=None):
         bwd = statistics.median(p["fwd+bwd"] - p["forward"] for p in parts[side])
         opt = statistics.median(p["optimizer"] for p in parts[side])
         res[side] = t
-        print(f"{side:10s} {t:8.3f} {tokens_per_step / t:9.0f} {flops_step / t / peak:8.1%} {fwd:7.3f} {bwd:7.3f} {opt:7.3f}")
+        print(f"{side:10s} {t:8.3f} {tokens_per_step / t:9.0f} {flops_step / t / peak:8.1%} "
+              f"{fwd:7.3f} {bwd:7.3f} {opt:7.3f}")
     print(f"losses after the timed steps: JAX {jb.loss:.4f}" + (f", PyTorch {tb.loss:.4f}" if tb else ""))
     if tb:
         print(f"\nJAX / PyTorch tokens/s: {res['torch'] / res['jax']:.2f}x  (target >= 1.0x)")
