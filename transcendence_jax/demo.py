@@ -1,19 +1,15 @@
-"""`transcendence demo`: the whole experiment on the embedded default, on a laptop CPU.
+"""`transcendence demo`: the whole experiment on the demo config (configs/demo.py), on a laptop CPU.
 
 For each population of synthetic experts (diverse, then clones: see docs/EXPERTS.md):
   1. generate the experts' games and write them as a dataset       (experts, data.build)
-  2. train the tiny decoder on them                                 (train)
+  2. train the tiny decoder on them                                 (training)
   3. a round robin of the experts, the unflawed base policy and the model at each temperature,
-     plus a long head-to-head of the model at the lowest temperature against every expert,
-     all games in flight at once                                    (sampling, arena)
+     plus head-to-heads of the model at the lowest temperature against every expert (play)
   4. one order-free Elo scale with bootstrap 95% CIs                (rating)
   5. the paper's state-level measure on held-out positions          (analysis)
-Then one table, one verdict line per population, the figure (rating against temperature for
-both populations, the best expert's CI as a band) and results.json, all in --out.
-
+Then one table, one verdict line per population, the figure and results.json, all in --out.
 Every stage resumes: rerunning the same command skips finished data, training and games.
 """
-
 from __future__ import annotations
 
 import argparse
