@@ -23,7 +23,8 @@ from flax import nnx
 from sampler import model_config  # benchmarks/sampler.py (run as a script: its folder is on sys.path)
 
 from transcendence_jax.model import Transformer
-from transcendence_jax.sampling import Sampler, _forward
+from transcendence_jax.sampling.policy import compiled_forward
+from transcendence_jax.sampling.sampler import Sampler
 
 SHAPES = {"self-play 256 x 1 token": (256, 256, 1), "self-play 128 x 1 token": (128, 128, 1),
           "eval-like 48 of 96 x 2 tokens": (96, 48, 2)}
@@ -40,18 +41,17 @@ def step_runner(model, slots: int, batch: int, tokens: int, positions: int):
     games = np.stack([rows, np.full(batch, positions - tokens - 1), np.full(batch, tokens - 1), np.ones(batch),
                       temps.view(np.int32)], 1).astype(np.int32)  # slot, position, last token, white, tau
     args = [games, rng.integers(5, 1900, (batch, tokens)).astype(np.int32),
-            rng.integers(0, 13, (batch, tokens, 64)).astype(np.uint8), rng.integers(0, 13, (batch, 64)).astype(np.uint8)]
-    step = sampler._steps["all" if in_place else "rows"]
+            rng.integers(0, 13, (batch, tokens, 64)).astype(np.uint8),
+            rng.integers(0, 13, (batch, 64)).astype(np.uint8)]
 
     def run():
-        sampler._cache, *out = step(sampler._state, sampler._cache, *args, sampler._key, np.int32(1), positions)
-        jax.block_until_ready(out)
+        jax.block_until_ready(sampler.decode(args, 1, positions, in_place=in_place))
     return run
 
 
 def forward_runner(model, tokens: int = 64):
     """A function that runs the no-cache baseline's call: one game's full forward over `tokens`."""
-    forward, state = _forward(model)
+    forward, state = compiled_forward(model)
     rng = np.random.default_rng(0)
     args = (rng.integers(5, 1900, (1, tokens)).astype(np.int32), rng.integers(0, 13, (1, tokens, 64)).astype(np.uint8),
             np.array([tokens - 1], np.int32))

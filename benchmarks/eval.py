@@ -32,7 +32,7 @@ from transcendence_jax.play.arena import grid, play_games
 from transcendence_jax.play.engines import EnginePool, parse_engine_spec
 from transcendence_jax.play.evaluate import DEFAULT_OPPONENTS, _Timed, model_name, split_opponents
 from transcendence_jax.play.players import ModelPlayer, PolicyPlayer, random_policy
-from transcendence_jax.sampling import Sampler
+from transcendence_jax.sampling.sampler import Sampler
 
 
 def tiny_model():

@@ -33,7 +33,7 @@ from transcendence_jax.data.boards import board_planes, next_planes
 from transcendence_jax.data.tokenizer import BOS, PAD, move_token
 from transcendence_jax.data.tokenizer import MOVE_OF_TOKEN as MOVES
 from transcendence_jax.model import Transformer
-from transcendence_jax.sampling import Sampler
+from transcendence_jax.sampling.sampler import Sampler
 
 
 def model_config(name: str) -> ml_collections.ConfigDict:
@@ -85,15 +85,14 @@ def time_steps(sampler: Sampler) -> list[float]:
     """Make `sampler` add its decode steps' device time (waited on at once: the sampler reads the
     outputs right after anyway) to the returned one-element list; the rest of a call is host work."""
     device = [0.0]
+    decode = sampler.decode
 
-    def until_ready(step):
-        def run(*args):
-            t = time.perf_counter()
-            out = jax.block_until_ready(step(*args))
-            device[0] += time.perf_counter() - t
-            return out
-        return run
-    sampler._steps = {name: until_ready(step) for name, step in sampler._steps.items()}  # this sampler's copy
+    def until_ready(*args, **kwargs):
+        t = time.perf_counter()
+        out = jax.block_until_ready(decode(*args, **kwargs))
+        device[0] += time.perf_counter() - t
+        return out
+    sampler.decode = until_ready  # this sampler's only
     return device
 
 

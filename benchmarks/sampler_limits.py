@@ -29,7 +29,6 @@ from flax import nnx
 from sampler import baseline, model_config
 
 from transcendence_jax.model import Transformer
-from transcendence_jax.sampling import Sampler
 
 GAMES, POSITIONS = 256, 64
 
@@ -77,7 +76,7 @@ def timed(runs: dict, repeats: int) -> dict:
 
 def extend_runner(model):
     """The model's extend alone (its last-token logits; no noise, no candidates, no top-k)."""
-    sampler = Sampler(model, max_games=GAMES)
+    cache = [model.init_cache(GAMES)]  # a Sampler's cache at GAMES slots, the model's max_len
     graphdef, state = nnx.split(model)
     extend = jax.jit(lambda state, cache, tokens, boards, pos: nnx.merge(graphdef, state).extend(
         tokens, boards, cache, pos, None, jnp.zeros(GAMES, jnp.int32), POSITIONS)[::-1], donate_argnums=1)
@@ -86,7 +85,7 @@ def extend_runner(model):
             np.full(GAMES, POSITIONS - 2, np.int32))
 
     def run():
-        sampler._cache, logits = extend(state, sampler._cache, *args)
+        cache[0], logits = extend(state, cache[0], *args)
         jax.block_until_ready(logits)
     return run
 

@@ -31,7 +31,7 @@ def material_outcome(board):
 def test_tempered_and_empirical_policy():
     board = chess.Board()
     logits = {m: float(i) for i, m in enumerate(board.legal_moves)}
-    from transcendence_jax.sampling import tempered
+    from transcendence_jax.sampling.policy import tempered
 
     cold, warm = tempered(logits, 1e-4), tempered(logits, 1.0)
     assert max(cold.values()) == 1.0 and cold[max(logits, key=logits.get)] == 1.0
@@ -71,7 +71,7 @@ def test_rollout_values_gains_and_summary():
 @pytest.mark.slow  # imports and compiles a (tiny) model: ~10 s of CPU
 def test_model_policies_match_the_sampler():
     model_mod = pytest.importorskip("transcendence_jax.model", reason="model.py has not landed")
-    sampling = pytest.importorskip("transcendence_jax.sampling", reason="sampling.py has not landed")
+    sampling = pytest.importorskip("transcendence_jax.sampling.policy", reason="sampling.py has not landed")
     from flax import nnx
     from ml_collections import ConfigDict
 

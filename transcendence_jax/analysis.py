@@ -38,7 +38,7 @@ def model_policies(model, boards: Sequence[chess.Board], temperatures: Sequence[
                    batch_size: int = 64, threshold: float = 1e-3) -> list[dict[float, Dist]]:
     """For each board (its move stack is the prompt): {tau: distribution over its legal moves}."""
     from transcendence_jax.data.tokenizer import move_to_token
-    from transcendence_jax.sampling import position_logits, tempered
+    from transcendence_jax.sampling.policy import position_logits, tempered
 
     out = []
     for start in range(0, len(boards), batch_size):

@@ -111,7 +111,7 @@ def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAU
              max_games: int = 256, bootstrap: int = 500, progress: bool = True) -> dict:
     """Play and rate the grid; returns the summary written to out_dir/ratings.json."""
     from transcendence_jax.play.players import ModelPlayer
-    from transcendence_jax.sampling import Sampler
+    from transcendence_jax.sampling.sampler import Sampler
 
     temperatures, opponents = [float(t) for t in temperatures], list(opponents)
     _check_temperatures(temperatures)

@@ -49,7 +49,7 @@ class UciEngine:
 
     def _load(self, load) -> None:
         try:
-            from transcendence_jax.sampling import Sampler
+            from transcendence_jax.sampling.sampler import Sampler
 
             self.sampler = Sampler(load(), max_games=1, seed=self.seed)
             self.sampler.sample([("warmup", chess.Board(), self.temperature)])  # compile now, not at `go`
@@ -115,9 +115,7 @@ class UciEngine:
                     raise ValueError(value)
                 self.temperature = temperature
             elif name.strip().lower() == "seed":
-                import jax
-
-                self._ready()._key = jax.random.key(int(value))
+                self._ready().reseed(int(value))
             else:
                 self.send(f"info string unknown option {name.strip()!r}")
         except ValueError:

@@ -1,0 +1,166 @@
+"""The model's move distribution without a cache: a batch of positions, each a full forward.
+
+`position_logits`, `sample_moves`, `move_probabilities` and `tempered` take whole games (each
+board's move stack is the prompt) and recompute them: simple and stateless, for analysis and
+tests (the Sampler's cached logits are checked against `position_logits`). Also here, shared with
+the Sampler: the one temperature check (`check_temperature`), a model's input sizes
+(`model_info`) and the windows of games longer than the model's context (`window_start`,
+`game_context`).
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from typing import Sequence
+
+import chess
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from transcendence_jax.data.boards import board_planes, planes_after, planes_array
+from transcendence_jax.data.tokenizer import BOS, NUM_SPECIAL, PAD, move_token, token_to_move
+
+
+def check_temperature(value, what: str = "temperature") -> float:
+    """`value` as a float if it is a temperature: a number >= 0 (0: the arg-max, inf: uniform
+    over the legal moves); a NaN or a negative number raises ValueError in one line."""
+    if not value >= 0:  # NaN too
+        raise ValueError(f"{what} {value!r} is not a number >= 0 (0: the arg-max, inf: uniform over the legal moves)")
+    return float(value)
+
+
+def model_info(model) -> tuple[int, int, bool]:
+    """(vocab_size, max_len, board_input) of a Transformer, read from its config."""
+    cfg = model.cfg
+    return int(cfg.vocab_size), int(cfg.max_len), bool(cfg.get("board_input", False))
+
+
+def window_start(num_moves: int, start: int, max_len: int) -> int:
+    """The moves dropped from the front of a game so BOS + the rest fits in max_len: `start` while
+    it fits, else all but the last ~max_len/2 moves (an even number: the side to move keeps its parity)."""
+    if 1 + num_moves - start <= max_len:
+        return start
+    start = num_moves - max(1, max_len // 2 - 1)
+    return start + (start % 2)
+
+
+def game_context(board: chess.Board, first: int, start: int):
+    """Tokens and board planes (bytes) of the positions first..n of `board`'s game, where
+    position i is the one after i moves and position `start` is fed as BOS (a refill: the planes
+    start from the board at `first`, reached by popping moves off `board`, which ends as it began)."""
+    stack = board.move_stack
+    n = len(stack)
+    tokens = [BOS if i == start else move_token(stack[i - 1]) for i in range(first, n + 1)]
+    popped = [board.pop() for _ in range(n - first)]
+    try:
+        before = board_planes(board).tobytes()
+    finally:
+        for move in reversed(popped):
+            board.push(move)
+    return tokens, [before] + planes_after(before, stack[first:])
+
+
+@functools.partial(jax.jit, static_argnames=("threshold",))
+def _masked_draw(logits_BV, legal_BV, temps_B, key, threshold):
+    """One legal token per row at its temperature; tau <= threshold is the exact arg-max. The
+    logits are divided before the mask: at tau = inf they are all 0 (uniform), where -inf / inf
+    would be NaN."""
+    greedy_B = jnp.argmax(jnp.where(legal_BV, logits_BV, -jnp.inf), axis=-1)
+    scaled_BV = jnp.where(legal_BV, logits_BV / jnp.maximum(temps_B, threshold)[:, None], -jnp.inf)
+    drawn_B = jax.random.categorical(key, scaled_BV, axis=-1)
+    return jnp.where(temps_B <= threshold, greedy_B, drawn_B).astype(jnp.int32)
+
+
+def _forward_logits(state, tokens_BT, boards_BT64, last_B, *, graphdef):
+    """Full causal recompute over the (right-padded) prefix: the logits after the last token."""
+    logits_BTV = nnx.merge(graphdef, state)(tokens_BT, boards_BT64)
+    return jnp.take_along_axis(logits_BTV, last_B[:, None, None], axis=1)[:, 0].astype(jnp.float32)
+
+
+_forward_jits: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def compiled_forward(model):
+    """(jitted fn(state, tokens_BT, boards_BT64 | None, last_B) -> logits [B, V], the model's
+    params): the full forward, compiled once per model (its GraphDef holds the config, which is
+    not hashable, so it is closed over rather than static)."""
+    graphdef, state = nnx.split(model)
+    fn = _forward_jits.get(model)
+    if fn is None:
+        fn = _forward_jits[model] = jax.jit(functools.partial(_forward_logits, graphdef=graphdef))
+    return fn, state
+
+
+def _positions(model, boards: Sequence[chess.Board]):
+    """Right-padded full-game inputs of each board: (tokens_BT, boards_BT64 | None, last_B, legal)."""
+    vocab, max_len, board_input = model_info(model)
+    contexts = []
+    for board in boards:
+        start = window_start(len(board.move_stack), 0, max_len)
+        contexts.append(game_context(board, start, start))
+    B = 1 << max(0, (len(boards) - 1).bit_length())  # padded to a power of two: few compiles
+    T = min(1 << max(0, (max(len(t) for t, _ in contexts) - 1).bit_length()), max_len)
+    tokens_BT = np.full((B, T), PAD, np.int32)
+    boards_BT64 = np.zeros((B, T, 64), np.uint8) if board_input else None
+    last_B = np.zeros(B, np.int32)
+    for b, (toks, planes) in enumerate(contexts):
+        tokens_BT[b, :len(toks)] = toks
+        last_B[b] = len(toks) - 1
+        if board_input:
+            boards_BT64[b, :len(toks)] = planes_array(planes)
+    legal_BV = np.zeros((B, vocab), bool)
+    legal_BV[len(boards):, NUM_SPECIAL] = True
+    for b, board in enumerate(boards):
+        legal_BV[b, [move_token(m) for m in board.legal_moves]] = True
+    return tokens_BT, boards_BT64, last_B, legal_BV
+
+
+def position_logits(model, boards: Sequence[chess.Board]) -> np.ndarray:
+    """The model's next-move logits [B, V] for each board, by a full forward over its game."""
+    forward, state = compiled_forward(model)
+    tokens_BT, boards_BT64, last_B, _ = _positions(model, boards)
+    return np.asarray(forward(state, tokens_BT, boards_BT64, last_B))[:len(boards)]
+
+
+def sample_moves(model, boards: Sequence[chess.Board], temperatures, key, *,
+                 threshold: float = 1e-3) -> list[chess.Move | None]:
+    """One legal move for each board (its whole move stack is the prompt), each at its own
+    temperature; tau <= threshold is the arg-max over the legal moves, tau = inf uniform over
+    them. None for a board with no legal move (the game is over)."""
+    temps_n = np.broadcast_to(np.asarray(temperatures, np.float32), (len(boards),))
+    for i, temperature in enumerate(temps_n.tolist()):
+        check_temperature(temperature, f"board {i}: temperature")
+    forward, state = compiled_forward(model)
+    tokens_BT, boards_BT64, last_B, legal_BV = _positions(model, boards)
+    logits_BV = forward(state, tokens_BT, boards_BT64, last_B)
+    temps_B = np.ones(len(legal_BV), np.float32)
+    temps_B[:len(boards)] = temps_n
+    choice_B = _masked_draw(logits_BV, legal_BV, temps_B, key, threshold=threshold)
+    return [token_to_move(t) if legal_V.any() else None
+            for t, legal_V in zip(np.asarray(choice_B).tolist(), legal_BV[:len(boards)])]
+
+
+def tempered(logits: dict, temperature: float, threshold: float = 1e-3) -> dict:
+    """softmax(logit / tau) over the given moves' logits; tau <= threshold is the arg-max, as in
+    the sampler, and tau = inf uniform. No moves (a finished game): {}."""
+    check_temperature(temperature)
+    moves = list(logits)
+    if not moves:
+        return {}
+    x = np.array([logits[m] for m in moves], np.float64)
+    if temperature <= threshold:
+        p = (np.arange(len(x)) == np.argmax(x)).astype(np.float64)
+    else:
+        p = np.exp((x - x.max()) / temperature)
+        p /= p.sum()
+    return dict(zip(moves, p.tolist()))
+
+
+def move_probabilities(model, board: chess.Board, temperature: float = 1.0, *,
+                       threshold: float = 1e-3) -> dict[chess.Move, float]:
+    """The model's distribution over the legal moves of `board` at `temperature`."""
+    logits = position_logits(model, [board])[0]
+    return tempered({m: float(logits[move_token(m)]) for m in board.legal_moves}, temperature, threshold)
