@@ -33,9 +33,9 @@ _EXPORTS = {
     "train_model": ("transcendence_jax.training.train", "train"),
     "load_model": ("transcendence_jax.training.checkpoint", "load_model"),
     # sampling and play
-    "sample_moves": ("transcendence_jax.sampling", "sample_moves"),
-    "move_probabilities": ("transcendence_jax.sampling", "move_probabilities"),
-    "Sampler": ("transcendence_jax.sampling", "Sampler"),
+    "sample_moves": ("transcendence_jax.sampling.policy", "sample_moves"),
+    "move_probabilities": ("transcendence_jax.sampling.policy", "move_probabilities"),
+    "Sampler": ("transcendence_jax.sampling.sampler", "Sampler"),
     "ModelPlayer": ("transcendence_jax.play.players", "ModelPlayer"),
     "PolicyPlayer": ("transcendence_jax.play.players", "PolicyPlayer"),
     "EnginePlayer": ("transcendence_jax.play.engines", "EnginePlayer"),
