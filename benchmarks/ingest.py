@@ -57,7 +57,8 @@ def main() -> None:
             "python-chess read_game loop (1 process)": lambda: read_game_loop(path),
             "data build, in-process (--workers 0)": lambda: data_build(path, os.path.join(tmp, "a"), 0, None),
             f"data build, {os.cpu_count()} workers": lambda: data_build(path, os.path.join(tmp, "b"), None, None),
-            f"data build, {os.cpu_count()} workers, --max-rating 1500": lambda: data_build(path, os.path.join(tmp, "c"), None, 1500),
+            f"data build, {os.cpu_count()} workers, --max-rating 1500":
+                lambda: data_build(path, os.path.join(tmp, "c"), None, 1500),
         }
         best: dict[str, float] = {}
         best_cpu: dict[str, float] = {}

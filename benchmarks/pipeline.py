@@ -32,7 +32,8 @@ from transcendence_jax.data.records import GameRecord
 SHARED_PGN = pathlib.Path(__file__).resolve().parents[2] / "shared/data/lichess/lichess_2021-10_head999.pgn"
 # name: (seq_len, per-step rows, packing, consumed steps/s or None when set by the accelerator)
 CONFIGS = {"tiny": (100, 32, "pad", 10.0), "paper_50m": (1023, 500, "pack", None)}
-VARIANTS = {"plain": {}, "boards computed": {"boards": True}, "boards stored": {"boards": True}, "legal": {"legal": True}}
+VARIANTS = {"plain": {}, "boards computed": {"boards": True}, "boards stored": {"boards": True},
+            "legal": {"legal": True}}
 
 
 def games(n: int, seed: int = 0):
@@ -98,7 +99,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         files = build(root, args.games)
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall figures shrink with it)")
-        print(f"{'config':10} {'variant':16} {'workers':>7} {'tokens/s':>10} {'per CPU-s':>10} {'needed/s':>10} {'ratio':>7}")
+        print(f"{'config':10} {'variant':16} {'workers':>7} {'tokens/s':>10} {'per CPU-s':>10} {'needed/s':>10} "
+              f"{'ratio':>7}")
         for name, (seq_len, rows, packing, steps_per_s) in CONFIGS.items():
             per_step = rows * seq_len
             for variant, kw in VARIANTS.items():
@@ -113,7 +115,8 @@ def main() -> None:
                                        worker_count=workers, **kw)
                     if steps_per_s:
                         need = per_step * steps_per_s
-                        print(f"{name:10} {variant:16} {workers:>7} {tps:>10.0f} {tpc:>10.0f} {need:>10.0f} {tps / need:>7.2f}")
+                        print(f"{name:10} {variant:16} {workers:>7} {tps:>10.0f} {tpc:>10.0f} {need:>10.0f} "
+                              f"{tps / need:>7.2f}")
                     else:
                         print(f"{name:10} {variant:16} {workers:>7} {tps:>10.0f} {tpc:>10.0f} {'-':>10} "
                               f"{tps / per_step:>7.2f} steps/s ({per_step} tokens a step)")

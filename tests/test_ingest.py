@@ -14,10 +14,11 @@ import zstandard
 from transcendence_jax import cli
 from transcendence_jax.data import build, ingest, tokenizer
 from transcendence_jax.data.boards import game_boards
+from transcendence_jax.data.pgn import play_san
 from transcendence_jax.data.records import decode
 from transcendence_jax.errors import UserError
 
-# ../shared/data/README.md: games with max(WhiteElo, BlackElo) <= cap, as python-chess reads them.
+# Per file, as python-chess reads it: games; games with max(WhiteElo, BlackElo) <= cap; (min, median, max) length.
 README_COUNTS = {
     "lichess_2021-10_head999.pgn": (999, {1000: 29, 1300: 165, 1500: 314, 2000: 777}, (0, 62, 302)),
     "lichess_2013-01_head100.pgn": (100, {1000: 0, 1300: 2, 1500: 9, 2000: 99}, (7, 56, 171)),
@@ -28,7 +29,8 @@ README_COUNTS = {
 def _ingest(paths, **kw):
     counts = {}
     recs = list(ingest.ingest([str(p) for p in paths], counts=counts, **kw))
-    assert counts["input_games"] == counts["kept"] + sum(counts["dropped"].values()) == len(recs) + counts["dropped_total"]
+    assert (counts["input_games"] == counts["kept"] + sum(counts["dropped"].values())
+            == len(recs) + counts["dropped_total"])
     return recs, counts
 
 
@@ -86,7 +88,8 @@ def _game(headers: dict, movetext: str) -> str:
 BASE = {"Event": "Rated Blitz game", "WhiteElo": "1200", "BlackElo": "1100", "Result": "0-1"}
 BAD = [  # (reason, game text)
     ("variant", _game({**BASE, "Variant": "Chess960"}, "1. e4 e5 0-1")),
-    ("from_position", _game({**BASE, "Variant": "From Position", "SetUp": "1", "FEN": "8/8/8/8/8/8/8/K6k w - - 0 1"}, "1. Kb1 0-1")),
+    ("from_position", _game({**BASE, "Variant": "From Position", "SetUp": "1", "FEN": "8/8/8/8/8/8/8/K6k w - - 0 1"},
+                            "1. Kb1 0-1")),
     ("unrated", _game({**BASE, "Event": "Casual Blitz game"}, "1. e4 e5 0-1")),
     ("missing_rating", _game({k: v for k, v in BASE.items() if k != "BlackElo"}, "1. e4 e5 0-1")),
     ("bad_rating", _game({**BASE, "WhiteElo": "12x0"}, "1. e4 e5 0-1")),
@@ -187,7 +190,8 @@ def test_data_build_command(tmp_path, capsys):
     assert stats["dropped"] == {k: 20 * v for k, v in _expected().items()}
     assert stats["rating_histogram"] == {"1200": 20} and stats["length_histogram"] == {"0": 20}
     files = build.dataset_files(str(out), "train")
-    assert [f.rsplit("/", 1)[1] for f in files] == ["train-00000-of-00002.array_record", "train-00001-of-00002.array_record"]
+    assert [f.rsplit("/", 1)[1] for f in files] == ["train-00000-of-00002.array_record",
+                                                    "train-00001-of-00002.array_record"]
     source = grain.sources.ArrayRecordDataSource(files + build.dataset_files(str(out), "validation"))
     recs = [decode(source[i]) for i in range(len(source))]
     assert len(recs) == 20
@@ -239,11 +243,11 @@ def test_play_san_agrees_with_python_chess(fen, san, uci):
     board = chess.Board(fen)
     if uci is None:
         with pytest.raises(ValueError):
-            ingest.play_san(board, san)
+            play_san(board, san)
         return
     expected = chess.Board(fen)
     expected.push_san(san)
-    assert ingest.play_san(board, san).uci() == uci
+    assert play_san(board, san).uci() == uci
     assert board.board_fen() == expected.board_fen() and board.turn == expected.turn
     assert board.castling_rights == expected.clean_castling_rights() and board.ep_square == expected.ep_square
 

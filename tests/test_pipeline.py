@@ -268,7 +268,7 @@ def test_stored_legal_moves_give_the_same_masks(tmp_path):
 
     rng = np.random.default_rng(3)
     plain, stored = [], []
-    for g in range(12):
+    for _game in range(12):
         board, moves, legal, counts = chess.Board(), [], [], []
         for _ in range(int(rng.integers(5, 40))):
             toks = tokenizer.legal_move_tokens(board)

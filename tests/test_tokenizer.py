@@ -26,7 +26,8 @@ def real_games(lichess_dir):
 def test_table_facts():
     assert len(tk.MOVES) == 1968 and len(set(tk.MOVES)) == 1968
     assert tk.VOCAB_SIZE == 1973 and tk.VOCAB[: tk.NUM_SPECIAL] == tk.SPECIAL_TOKENS
-    assert (tk.PAD, tk.BOS, tk.RESULT_TOKEN["1-0"], tk.RESULT_TOKEN["0-1"], tk.RESULT_TOKEN["1/2-1/2"]) == (0, 1, 2, 3, 4)
+    assert (tk.PAD, tk.BOS, tk.RESULT_TOKEN["1-0"], tk.RESULT_TOKEN["0-1"],
+            tk.RESULT_TOKEN["1/2-1/2"]) == (0, 1, 2, 3, 4)
     promos = [m for m in tk.MOVES if len(m) == 5]
     assert len(promos) == 2 * 22 * 4  # per side: 8 straight + 14 diagonal pawn moves onto the last rank, 4 pieces
     assert collections.Counter(m[4] for m in promos) == {"q": 44, "r": 44, "b": 44, "n": 44}

@@ -97,7 +97,7 @@ def write_dataset(
     finally:
         for w in writers.values():
             w.close()
-    for key, path in paths.items():
+    for path in paths.values():
         os.replace(path + ".tmp", path)
     stats = {
         "kept": counts["train"] + counts["validation"],
@@ -138,13 +138,16 @@ def dataset_files(data_dir: str, split: str) -> list[str]:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help=".pgn, .pgn.zst, .pgn.bz2 or Lichess-transcript .csv files")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help=".pgn, .pgn.zst, .pgn.bz2 or Lichess-transcript .csv files")
     parser.add_argument("--out", required=True, help="output directory (shards + stats.json)")
-    parser.add_argument("--max-rating", type=int, default=None, help="keep games with max(WhiteElo, BlackElo) <= N (the paper: 1000/1300/1500)")
+    parser.add_argument("--max-rating", type=int, default=None,
+                        help="keep games with max(WhiteElo, BlackElo) <= N (the paper: 1000/1300/1500)")
     parser.add_argument("--min-moves", type=int, default=1, help="drop games with fewer half-moves (default 1)")
     parser.add_argument("--val-fraction", type=float, default=0.05, help="validation fraction (default 0.05)")
     parser.add_argument("--shards", type=int, default=4, help="train shards (default 4)")
-    parser.add_argument("--workers", type=int, default=None, help="parser processes (default: all cores; 0 = in-process)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parser processes (default: all cores; 0 = in-process)")
     parser.add_argument("--boards", action="store_true", help="store board planes in each record")
     parser.add_argument("--include-casual", action="store_true", help="keep games whose Event says casual / unrated")
     parser.add_argument("--seed", type=int, default=0, help="train/validation split seed")

@@ -1,80 +1,24 @@
 """The grain input pipeline: ArrayRecord games -> fixed-length training rows -> batches.
 
-    make_loader(files, seq_len=L, batch_size=B, ...) -> grain.DataLoader
+ArrayRecord shards (`data build` output) -> a seeded global shuffle (new each epoch) -> shard by
+JAX process (disjoint rows) -> decode -> rows of L+1 tokens -> batches of B rows per process
+(the last partial batch is dropped: shapes stay static). With `worker_count` > 0, grain workers
+batch their own rows, so batches depend on the worker count (not the rows of an epoch).
 
-Stages: ArrayRecord shards (`data build` output, `records.encode` bytes) -> a global seeded
-shuffle (a numpy permutation of all rows, new each epoch) -> shard by JAX process (each
-process takes every `shard_count`-th element of the one global order, so processes see
-disjoint rows) -> decode (`records.decode`) -> one row of L+1 tokens -> inputs/targets
--> batches of B rows (per process; the last partial batch is dropped: shapes stay static).
-`worker_count` > 0 runs everything after the sampler in grain worker processes. grain hands
-the shuffled rows to the workers round robin and each worker batches its own rows, so a
-batch's rows depend on worker_count (the rows of each epoch do not): the batches are
-deterministic for a given seed and worker count, and a resumed run needs the same count.
+Batch format (numpy): `inputs`/`targets` int32[B, L] (tokens 0..L-1 / 1..L of the row);
+`weights` float32[B, L] (0 on padding); with boards=True `boards` uint8[B, L, 64] (the board
+after each input token, from the records if stored, else from the tokens); with legal=True
+`legal` bool[B, L, V] (the legal moves at each input; "pack" also allows BOS; where the weight
+is 0 the target is set too, so a loss restricted to the mask stays finite).
 
-A batch is a dict of numpy arrays:
-    inputs  int32[B, L]    tokens 0..L-1 of the row
-    targets int32[B, L]    tokens 1..L (position t predicts token t+1)
-    weights float32[B, L]  1 where the target is a real token, 0 on padding
-    boards  uint8[B, L, 64]  (boards=True) piece codes of the board after each input
-            token (BOS -> start position; padding -> empty board)
-    legal   bool[B, L, V]  (legal=True) the legal moves of the position at each input token;
-            "pack" also allows BOS (a game can end after any move: the next packed game's
-            BOS follows). Where weight is 0 the target token is set too, so a loss restricted
-            to the mask is finite everywhere (the mask never contains an illegal move).
+Packing: "pad" is one game per row, cut at L+1 tokens, then PAD. "pack" (the paper) puts
+games end to end; a game cut at a row's end also starts again whole in the next row (one
+longer than a row is only cut); the plan is fixed for a seed, its rows reshuffled each epoch.
 
-Packing (`packing=`):
-  "pad"   one game per row: [BOS, moves...] cut at L+1 tokens, then PAD. Games longer than
-          L moves lose their tail (tiny config: L=100 covers 100 plies). Loss mask:
-          weights = (target != PAD): the last move predicts PAD with weight 0.
-  "pack"  the paper: games end to end in rows of L+1 tokens. A game cut at the row end
-          starts again, whole, at the start of the next row (as the paper's code does; its
-          cut prefix stays in the first row and is trained on); a game longer than a row is
-          cut and not repeated. The plan is fixed for a seed: games are permuted once with
-          `seed`, packed greedily, and the rows are then shuffled each epoch. Building the
-          plan reads every record's length once (~15 us a record: ~8 s CPU per 500k games).
-          Only the dataset's last row may carry padding.
-
-Cost, in tokens per CPU-second of a 0-worker loader (benchmarks/pipeline.py on 986 shared
-Lichess games of ~68 tokens, this 2-core machine under load ~14; CPU time is the figure that
-survives the load; tiny = 32 x 100 pad, paper_50m = 50 x 1023 pack):
-                      tiny     paper_50m
-    plain             404k     870k
-    boards computed   174k     162k
-    boards stored     339k     646k
-    legal              15k     (not run: bool[500, 1023, 2048] is 1 GB a batch)
-The tiny config consumes ~32k tokens/s (32 x 101 at ~10 steps/s on CPU): plain and boards
-keep up on a fraction of a core; legal masks need ~2 cores' worth (use worker_count).
-
-Boards: taken from the records when `data build --boards` stored them, else computed here
-from the tokens by `fast_game_boards` (the 64 piece codes updated move by move; 13x faster
-than `tokenizer.game_boards`, which replays a chess.Board and reads its piece map, and
-checked equal to it in the tests). Stored boards are 2-4x cheaper to load than computed
-ones, but make every record ~65x larger (64 bytes a ply): compute them unless the CPU of
-the input hosts is the bottleneck.
-
-Legal masks come from the records when their generator stored them (`GameRecord.legal`: the
-synthetic experts do, since they enumerate legal moves anyway): a numpy scatter, no replay.
-Otherwise they cost ~67 us a position, ~75% of it python-chess legal-move generation: each
-game is replayed once per row in the worker (one Board, one push a move) and its legal
-moves are mapped to tokens through an integer table, not UCI strings. Packing the
-mask into bits does not help here: receiving the bool batch from the workers costs the
-main process ~1 us a token (915k tokens/CPU-s), the generation ~60x more.
-
-Checkpointing: `it = iter(loader)`; `it.get_state() -> bytes`, `it.set_state(bytes)`, and
-a restored iterator yields exactly the next batch. With an orbax CheckpointManager, save
-and restore it next to the model state with grain's handler args:
-
-    import grain, orbax.checkpoint as ocp
-    mngr.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(it)))
-    restored = mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), data=grain.checkpoint.CheckpointRestore(it)))
-    # `it` itself is restored in place (restored["data"] is it): keep iterating it.
-
-The state is tied to worker_count, files, packing, seq_len, seed, shuffle and num_epochs
-(grain raises a ValueError naming the mismatch otherwise) and, unchecked, to batch_size:
-restore with the same ones.
+Checkpointing: `it = iter(loader)`; `it.get_state()` / `it.set_state(state)` (or grain's
+orbax `CheckpointSave` / `CheckpointRestore` args) resume at exactly the next batch. Restore
+with the same files, packing, seq_len, seed, shuffle, num_epochs, worker_count (grain checks
+these) and batch_size (unchecked).
 """
 
 from __future__ import annotations
@@ -93,9 +37,10 @@ from transcendence_jax.data.tokenizer import MOVE_OF_TOKEN, legal_move_tokens
 from transcendence_jax.errors import UserError
 
 PACKINGS = ("pad", "pack")
-# Local ArrayRecord reads are ~10 us: reading threads only add overhead (grain's default 16
-# threads / 500-record buffer cost ~2x the CPU a batch here); worker_count gives parallelism.
+# Local ArrayRecord reads are cheap: reading threads and a prefetch buffer only add CPU
+# overhead; worker_count is what gives parallelism.
 READ_OPTIONS = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+
 
 def _num_tokens(data: bytes) -> int:
     """len(tokens) of an encoded record, from its JSON header only."""
@@ -129,8 +74,8 @@ def pack_plan(lengths: np.ndarray, row_len: int, seed: int) -> tuple[np.ndarray,
 class _GameSource(grain.sources.RandomAccessDataSource):
     """Element i of a run: the encoded games of row perm_e[i % rows] in epoch e = i // rows.
 
-    The shuffle lives here, not in grain's IndexSampler: one numpy permutation per epoch
-    (cached) costs ~0.1 us a row, grain's per-index `index_shuffle` ~0.3-1 ms a row."""
+    The shuffle lives here, not in grain's IndexSampler: one cached numpy permutation per
+    epoch is far cheaper than grain's per-index `index_shuffle`."""
 
     def __init__(self, files: Sequence[str], packing: str, row_len: int, seed: int, shuffle: bool, epochs: int):
         self._files = list(files)
@@ -165,7 +110,8 @@ class _ToRow(grain.transforms.Map):
     """Encoded games of one row -> the row's arrays (runs in the grain workers)."""
 
     def __init__(self, seq_len: int, packing: str, boards: bool, legal: bool, vocab_size: int):
-        self.seq_len, self.packing, self.boards, self.legal, self.vocab_size = seq_len, packing, boards, legal, vocab_size
+        self.seq_len, self.packing, self.boards = seq_len, packing, boards
+        self.legal, self.vocab_size = legal, vocab_size
 
     def map(self, games: list[bytes]) -> dict[str, np.ndarray]:
         L = self.seq_len
@@ -242,13 +188,15 @@ def make_loader(
     index / the process count. num_epochs=None repeats forever."""
     files = [str(f) for f in files]
     if not files:
-        raise UserError("no dataset files given to the pipeline: pass the shards of a `transcendence data build` output")
+        raise UserError("no dataset files given to the pipeline: "
+                        "pass the shards of a `transcendence data build` output")
     if packing not in PACKINGS:
         raise UserError(f"unknown packing {packing!r}: use one of {', '.join(PACKINGS)}")
     if seq_len < 1 or batch_size < 1:
         raise UserError(f"seq_len and batch_size must be >= 1, got seq_len={seq_len}, batch_size={batch_size}")
     if legal and vocab_size < tokenizer.VOCAB_SIZE:
-        raise UserError(f"vocab_size {vocab_size} is smaller than the {tokenizer.VOCAB_SIZE} tokens: raise model.vocab_size")
+        raise UserError(f"vocab_size {vocab_size} is smaller than the {tokenizer.VOCAB_SIZE} tokens: "
+                        "raise model.vocab_size")
     if shard_index is None or shard_count is None:
         import jax
 
@@ -263,7 +211,8 @@ def make_loader(
     try:
         source = _GameSource(files, packing, seq_len + 1, seed, shuffle, epochs)
     except (OSError, ValueError, RuntimeError) as e:
-        raise UserError(f"cannot read the dataset files {files[:2]}...: {e}; rebuild them with `transcendence data build`") from e
+        raise UserError(f"cannot read the dataset files {files[:2]}...: {e}; "
+                        "rebuild them with `transcendence data build`") from e
     if source.rows < shard_count * batch_size:
         raise UserError(f"{source.rows} rows in {files[0]}... cannot fill one batch of {batch_size} on each of "
                         f"{shard_count} processes: use a smaller batch_size or more games")
