@@ -241,7 +241,7 @@ import numpy as np
 from IPython.display import SVG, Markdown, display
 
 import transcendence_jax as tj
-from transcendence_jax.experts import population as experts
+from transcendence_jax.experts import policies
 
 model, config, step = tj.load_model(WORKDIR)
 DATA = config.data.path
@@ -293,7 +293,7 @@ kind of position, so the mixture (what the model learns) puts most of its mass o
 the arg-max avoids the blunder, while sampling at tau = 1 repeats it with the probability the model
 gives it. For each blind position of the validation games: the model's arg-max, and its
 probability of the blind move at tau = 1. The base policy's best moves come from
-`experts.decide(board, rng)` with no blind squares (ties are broken at random, so it is sampled
+`policies.decide(board, rng)` with no blind squares (ties are broken at random, so it is sampled
 32 times: an estimate of the set).
 '''),
         code(r'''
@@ -306,7 +306,7 @@ for rec in records:
     board = chess.Board()
     for move, was_blind in zip(moves, rec.blind):
         if was_blind:
-            base = {experts.decide(board, rng)[0] for _ in range(32)}
+            base = {policies.decide(board, rng)[0] for _ in range(32)}
             blind.append((board.copy(), move, base))
         board.push(move)
     if len(blind) >= MAX_BLIND:

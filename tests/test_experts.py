@@ -32,7 +32,7 @@ def _reference_scores(board, moves, blind):
         theirs |= board.attacks_mask(sq)
     for sq in chess.scan_forward(board.occupied_co[us]):
         ours |= board.attacks_mask(sq)
-    piece_at, occ_them, ep, V = board.piece_type_at, board.occupied_co[them], board.ep_square, E.VALUE
+    piece_at, occ_them, ep, V = board.piece_type_at, board.occupied_co[them], board.ep_square, P.VALUE
     hanging = {}
     for sq in chess.scan_forward(board.occupied_co[us] & theirs & ~board.kings):
         value = V[piece_at(sq)]
@@ -161,7 +161,7 @@ def test_mvv_lva_takes_the_most_valuable_victim_with_the_cheapest_attacker():
     moves, good = P.choices(board)
     assert moves == [chess.Move.from_uci("c4d5")] and good == [True]
     rng = np.random.default_rng(0)
-    assert all(E.base_policy(board, rng) == chess.Move.from_uci("c4d5") for _ in range(10))
+    assert all(P.base_policy(board, rng) == chess.Move.from_uci("c4d5") for _ in range(10))
     # Blind on d5: the queen is invisible; next best is the rook on h8, a mistake.
     assert P.choices(board, 1 << chess.D5) == ([chess.Move.from_uci("h1h8")], [False])
     assert P.decide(board, rng, 1 << chess.D5) == (chess.Move.from_uci("h1h8"), True)
@@ -300,8 +300,8 @@ def test_stockfish_experts_play_its_best_move_they_can_see():
     experts = E.population("diverse", 2, 0, base="stockfish")
     assert all(e.base == "stockfish" for e in experts)
     first = E.play_game(experts[0], experts[1], np.random.default_rng(1), max_plies=16)
-    from transcendence_jax.experts import stockfish_base as expert_stockfish
+    from transcendence_jax.experts import stockfish_base
 
-    expert_stockfish.ranked.cache_clear()
+    stockfish_base.ranked.cache_clear()
     again = E.play_game(experts[0], experts[1], np.random.default_rng(1), max_plies=16)
     assert first.moves == again.moves and len(first.moves) == 16

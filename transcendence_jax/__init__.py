@@ -47,7 +47,7 @@ _EXPORTS = {
     "glicko2_paper": ("transcendence_jax.rating", "glicko2_paper"),
     # the synthetic experts and the demo
     "expert_population": ("transcendence_jax.experts.population", "population"),
-    "base_policy": ("transcendence_jax.experts.population", "base_policy"),
+    "base_policy": ("transcendence_jax.experts.policies", "base_policy"),
     "run_demo": ("transcendence_jax.demo", "demo"),
     "UserError": ("transcendence_jax.errors", "UserError"),
 }

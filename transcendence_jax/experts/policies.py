@@ -1,35 +1,22 @@
-"""The experts' base policies and their flaw.
+"""The experts' base policies and their flaw: the move an expert blind on some squares plays.
 
-Three base policies, ties broken uniformly at random: "stockfish" (Stockfish's moves within
-25 centipawns of its best at a fixed node count, for many-core hosts: expert_stockfish.py), and
-two one-ply reads of the board, here:
-
-"mvv-lva" (the laptop default, the feasibility study's): capture the most valuable victim
-with the least valuable attacker; no capture: any legal move. Nearly a linear function of the
-board, so the 1.4M-parameter demo model learns it in minutes. An expert blind on a set of
-squares does not see captures landing there.
-
-"safe" (stronger, for larger models), in order of preference:
-  1. the capture or promotion with the largest material gain, counting the mover as lost
-     when the target square is attacked by the opponent, or the move that saves the most
-     valuable hanging piece (attacked and undefended, or attacked by a cheaper piece) to a
-     square the opponent does not attack;
-  2. any safe move: a quiet move to a square the opponent does not attack, or an even trade;
-  3. any legal move.
-An expert blind on a set of squares misses captures landing there, its own and the
-opponent's (see experts.py).
-
-Speed: the policy needs only its top-scoring moves, so moves are scored in groups with
-bitboard masks (all quiet moves of one piece to safe squares score alike; legality is folded
-into the masks: pins, check evasions, king safety), only the top group is kept, in
-python-chess's legal-move order, and one chess.Move is built, for the move drawn. So the
-seeded tie-break draws exactly the move that scoring `list(board.legal_moves)` one move at a
-time drew (tests/test_experts.py keeps that reference and checks equality on real games),
-about 2-2.5x faster (docs/EXPERTS.md).
+Three base policies, ties broken uniformly at random (seeded); `decide`, `choices` and
+`error_probability` take the base's name:
+- "mvv-lva" (the default): capture the most valuable victim with the least valuable
+  attacker; no capture: any legal move. Nearly linear in the board, so a small model learns it.
+- "safe" (stronger, for larger models): the best material-winning capture or promotion, or
+  the rescue of a hanging piece; else any safe move; else any legal move.
+- "stockfish": Stockfish's moves within a margin of its best (`stockfish_base`).
+The flaw: captures landing on the expert's blind squares are invisible to it (under "safe",
+the opponent's too: its piece there never looks attacked, and a blind square looks safe).
+"safe" scores moves in groups with bitboard masks (legality folded in) and builds only the
+move drawn, yet draws exactly the move that scoring `list(board.legal_moves)` one move at a
+time would (tests/test_experts.py keeps that reference).
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
 
 import chess
@@ -77,7 +64,7 @@ def _pieces(board: chess.Board, color: chess.Color) -> list[tuple[int, int, int]
 def _attacks_by_value(board: chess.Board, color: chess.Color) -> tuple[int, int, int, int, int]:
     """Squares `color` attacks with its king, pawns, minor pieces, rooks and queens."""
     own, occ = board.occupied_co[color], board.occupied
-    king = pawn = minor = rook = queen = 0
+    king = minor = rook = queen = 0
     for sq in _scan(board.kings & own):
         king |= _KING[sq]
     for sq in _scan(board.knights & own):
@@ -325,7 +312,7 @@ def _draw(moves: list[chess.Move], good: list[bool], rng: np.random.Generator) -
 def _mvv_lva_decide(board: chess.Board, rng: np.random.Generator, blind: int) -> tuple[chess.Move | None, bool]:
     """`decide` for MVV-LVA without listing the legal moves: one pseudo-legal generation,
     legality checked only on captures, and a uniformly random legal move by rejection from the
-    pseudo-legal ones (the same distribution as drawing from `choices`; 2x faster)."""
+    pseudo-legal ones (the same distribution as drawing from `choices`)."""
     king = board.king(board.turn)
     if king is None or board.attackers_mask(not board.turn, king):  # in check: the exact list
         return _draw(*_mvv_lva(board, blind), rng)
@@ -379,9 +366,9 @@ def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[
     """(the moves an expert blind on `blind` chooses among, uniformly, in legal-move order;
     whether each is one of the base policy's best moves). blind=0: the base policy's own."""
     if base == "stockfish":
-        from transcendence_jax.experts import stockfish_base as expert_stockfish
+        from transcendence_jax.experts import stockfish_base
 
-        return expert_stockfish.choices(board, blind)
+        return stockfish_base.choices(board, blind)
     if base != "safe":
         _check_base(base)
         return _mvv_lva(board, blind)
@@ -412,10 +399,7 @@ def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0,
         if k >= n:
             k -= n
             continue
-        for to in chess.scan_reversed(mask):
-            if not k:
-                break
-            k -= 1
+        to = next(itertools.islice(chess.scan_reversed(mask), k, None))
         if category in (3, 4):
             fr = to - (8 if board.turn == chess.WHITE else -8) * (category - 2)
         return chess.Move(fr, to, promo or None), not good >> to & 1
@@ -436,5 +420,3 @@ def base_policy(board: chess.Board, rng: np.random.Generator) -> chess.Move:
     """The unflawed default (MVV-LVA) base policy, as an arena policy (interface F)."""
     return decide(board, rng)[0]
 
-
-_options = choices  # the name tests/test_experts.py uses

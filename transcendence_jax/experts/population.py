@@ -1,18 +1,12 @@
 """Synthetic imperfect experts: the controlled population that makes transcendence visible.
 
-Every expert plays one shared, fast, learnable base policy (`base_policy`); each has one
-learnable flaw: captures landing on its own set of blind squares are invisible to it, its
-own (it misses them) and the opponent's (it leaves pieces there en prise, and moves pieces
-onto them as if they were safe). With
-"diverse" experts each square is blind for only one or two of them, so the mixture of their
-policies (what a model trained on their games learns) still plays the base move everywhere,
-and its arg-max is better than any single expert. With "clones" all experts share one blind
-set at the same per-expert error rate, so the mixture keeps the flaw. See docs/EXPERTS.md.
-
-The base policy (transcendence_jax/expert_policy.py) is MVV-LVA by default: the most
-valuable capture with the cheapest attacker, else any legal move, ties broken at random; a
-near-linear function of the board that a small model learns in minutes. "safe" (safe
-captures, rescues, safe moves) is stronger and needs a larger model.
+Every expert plays one shared, learnable base policy (`experts.policies`, MVV-LVA by default);
+each has one learnable flaw: captures landing on its own set of blind squares are invisible to
+it. With "diverse" experts each square is blind for only one or two of them, so the mixture of
+their policies (what a model trained on their games learns) still plays the base move
+everywhere, and its arg-max is better than any single expert. With "clones" all experts share
+one blind set at the same per-expert error rate, so the mixture keeps the flaw. Here: the
+population, its games and the `data experts` dataset. See docs/EXPERTS.md.
 """
 
 from __future__ import annotations
@@ -32,7 +26,7 @@ from transcendence_jax.data.boards import game_boards
 from transcendence_jax.data.records import GameRecord
 from transcendence_jax.data.tokenizer import encode_game
 from transcendence_jax.errors import UserError
-from transcendence_jax.experts.policies import BASES, VALUE, base_policy, choices, decide, error_probability  # noqa: F401
+from transcendence_jax.experts.policies import BASES, VALUE, choices, decide, error_probability
 
 MAX_PLIES = 100
 ADJUDICATE_LEAD = 3
@@ -293,8 +287,8 @@ def records(experts: Sequence[Expert], games: int, *, seed: int = 0, workers: in
 def describe(experts: Sequence[Expert]) -> dict:
     """The population as JSON: each expert's blind squares and how many experts share each."""
     cover = [sum(e.blind >> sq & 1 for e in experts) for sq in range(64)]
-    return {"kind": experts[0].kind, "base": experts[0].base, "experts": [{"id": e.id, "name": e.name, "blind_squares": " ".join(e.squares)}
-                                                 for e in experts],
+    return {"kind": experts[0].kind, "base": experts[0].base,
+            "experts": [{"id": e.id, "name": e.name, "blind_squares": " ".join(e.squares)} for e in experts],
             "experts_blind_per_square": {str(c): cover.count(c) for c in sorted(set(cover))}}
 
 
@@ -327,8 +321,8 @@ def run(args: argparse.Namespace) -> int:
     experts = population(args.population, args.experts, args.seed, blind_fraction=args.blind_fraction,
                          overlap=args.overlap, base=args.base)
     stats, start = {}, time.time()
-    print(f"{args.population}: {args.experts} {args.base} experts blind on {experts[0].blind.bit_count()} squares each; "
-          f"{args.games} games on {args.workers} workers")
+    print(f"{args.population}: {args.experts} {args.base} experts blind on {experts[0].blind.bit_count()} squares "
+          f"each; {args.games} games on {args.workers} workers")
 
     def progress():
         for n, rec in enumerate(records(experts, args.games, seed=args.seed, workers=args.workers,

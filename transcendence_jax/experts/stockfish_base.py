@@ -1,9 +1,9 @@
-"""The "stockfish" base policy of the synthetic experts (expert_policy.py dispatches here).
+"""The "stockfish" base policy of the synthetic experts (`policies` dispatches here).
 
 A move drawn uniformly among Stockfish's lines within STOCKFISH_MARGIN of its best, searched
 to a fixed node count on one thread from a cleared hash, so a position always gets the same
 candidates on every machine; an expert blind on a set of squares does the same among the
-candidates that are not captures onto those squares. For many-core hosts: ~250 moves/s a core.
+candidates that are not captures onto those squares. A search a move: for many-core hosts.
 """
 
 from __future__ import annotations
