@@ -1,12 +1,14 @@
 """The chess rules on the device: which move tokens a position allows, from its board planes.
 
-`pseudo_legal`: from the board planes (data.boards codes) and the
-side to move, a [B, V] superset of the legal moves (own piece, its geometry, a clear path, pawn
-rules; pins, checks, castling rights and the en-passant square are left out): training's
-legal-move loss mask. `candidates` is the same test on each position's own pieces' moves only
-(16 pieces x 27 tokens, not V): the sampler ranks its moves with it. `king_safe` finishes the
-job for the sampler's few top candidates: whether each leaves its king attacked (python-chess's
-check test, on the device), and which are castling or en passant (left to python-chess).
+Jitted, batched, with no python-chess in the loop: training's legal-move loss mask and the
+sampler's move ranking run inside their jitted steps. `pseudo_legal`: from the board planes
+(data.boards codes) and the side to move, a [B, V] superset of the legal moves (own piece, its
+geometry, a clear path, pawn rules; pins, checks, castling rights and the en-passant square are
+left out): training's mask. `candidates` is the same test on each position's own pieces' moves
+only (16 pieces x 27 tokens, not V): the sampler ranks its moves with it. `king_safe` finishes
+the job for the sampler's few top candidates: whether each leaves its king attacked
+(python-chess's check test, on the device), and which are castling or en passant (left to
+python-chess on the host).
 """
 
 from __future__ import annotations
@@ -123,12 +125,12 @@ def candidates(planes_B64, white_B, V: int):
     """The sampler's sparse `pseudo_legal`: ([B, 16 * M] tokens, [B, 16 * M] bool) every move token
     of the side to move's pieces (up to 16; token 0 pads) and whether it is pseudo-legal. Every
     legal move is among the tokens, in 432 entries a position instead of V = 2048: the sampler's
-    noise, mask and top-k over them cost ~40% of the same over [B, V] (XLA:CPU, 256 positions)."""
+    noise, mask and top-k run over these, not over [B, V]."""
     can_bits_V, (_, to_V), _, bit_S, between_lo_V, between_hi_V, to_rank_V, straight_V = _pseudo_tables(V)
     B = planes_B64.shape[0]
     planes = planes_B64.astype(jnp.int32)
     own_B64 = jnp.where(white_B[:, None], (planes >= 1) & (planes <= 6), planes >= 7)
-    # The own pieces' squares (a float top-k: XLA:CPU sorts integer keys, 10x slower), then 0
+    # The own pieces' squares (a float top-k: XLA:CPU sorts integer keys much more slowly), then 0
     # (empty: no moves) for the slots past the last piece.
     key_B16, square_B16 = jax.lax.top_k(jnp.where(own_B64, 64.0 - jnp.arange(64), 0.0), MAX_PIECES)
     piece_B16 = jnp.where(key_B16 > 0, jnp.take_along_axis(planes, square_B16, axis=1), 0)

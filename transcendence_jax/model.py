@@ -1,18 +1,16 @@
 """The decoder: nanoGPT's transformer in Flax NNX, over move tokens, with a KV cache.
 
-Equivalent to the paper's nanoGPT (pre-norm LayerNorm without bias, GELU MLP, learned
-positions, no biases anywhere, optional dropout, tied input/output embedding as nanoGPT),
-with three differences that are options or speed choices:
-- GELU uses the tanh approximation (several times faster than erf on CPU; nanoGPT uses erf).
+The paper's nanoGPT (pre-norm LayerNorm without bias, GELU MLP, learned positions, no biases,
+optional dropout, tied input/output embedding), with three differences, options or speed choices:
+- GELU uses the tanh approximation (cheaper than erf on CPU; nanoGPT uses erf).
 - q, k, v come from one fused kernel [D, 3, H, E].
-- Optional board input: the (square, piece) embeddings of the board after each move,
-  summed over the 64 squares, are added to that move's embedding (one-hot matmul: its
-  backward is one dense matmul instead of a scatter-add of 64 rows per token).
-
-Every parameter carries logical axis names in its `out_sharding` metadata ("vocab",
-"embed", "mlp", "heads", "head_dim", or None); `sharding.py` maps them onto mesh axes.
-Parameters live in `param_dtype`; the forward casts them to `dtype` (bf16 compute with
-fp32 parameters, say), keeps LayerNorm and softmax in fp32, and returns fp32 logits.
+- Optional board input: the (square, piece) embeddings of the board after each move, summed
+  over the 64 squares, are added to that move's embedding (a one-hot matmul: its backward is
+  one dense matmul, not a scatter-add of 64 rows per token).
+The KV cache is kept in chunks so a short game reads only the positions it has (`extend`).
+Every parameter carries logical axis names in its `out_sharding` metadata; `sharding.py` maps
+them onto mesh axes. Parameters live in `param_dtype`; the forward computes in `dtype`, keeps
+LayerNorm and softmax in fp32, and returns fp32 logits.
 """
 
 from __future__ import annotations
@@ -59,8 +57,7 @@ def dense(x_BTK, w_KM):
     """x @ w over the last axis, as one 2-D matmul of [B*T, K] rows. Speed only (same values):
     with 3-D operands the weight gradients contract two axes (b, t), and XLA:CPU materialises a
     transposed copy of each operand, fusing the whole elementwise backward (GELU, LayerNorm,
-    residual sums) into that strided copy. Measured (benchmarks/RESULTS.md): fwd+bwd CPU time
-    -27% at 2 layers x 512 wide, the copies ~22% of the step before, ~0% after."""
+    residual sums) into that strided copy."""
     y_NM = x_BTK.reshape(-1, x_BTK.shape[-1]) @ w_KM
     return y_NM.reshape(*x_BTK.shape[:-1], w_KM.shape[-1])
 
@@ -78,9 +75,8 @@ def attend(q_BTHE, k_BSHE, v_BSHE, mask_BTS, dropout=None):
 def cache_chunks(max_len: int) -> list[int]:
     """Chunk lengths of a cache of max_len positions: 32 each up to 256, then doubling (256, 512,
     ...), the last cut to fit. A call reads its longest game's positions rounded up to whole
-    chunks: a game at position 70 reads 96, not 128 (decode step -13% there at 48 and 256 games,
-    and no slower elsewhere: 32-position dots run faster per position than longer ones on CPU),
-    and a long cache still takes few chunks (11 at 2048 positions)."""
+    chunks: a game at position 70 reads 96, not 128 (and short dots run faster per position than
+    longer ones on CPU), while a long cache still takes few chunks (11 at 2048 positions)."""
     chunks, covered = [], 0
     while covered < max_len:
         chunks.append(min(max_len - covered, 32 if covered < 256 else covered))
@@ -114,8 +110,8 @@ def attend_cache(q_BTHE, k_chunks, v_chunks, rows_B, mask_BTS):
     """Attention of row b's T new queries over cache row rows_B[b] (None: row b) of the first
     chunks of a cache in [rows, H, S, E] layout, covering mask_BTS's S positions. Per chunk the
     scores and outputs are plain (b, h)-batched matmuls: no transposed copy of the cache (the
-    [B, S, H, E] layout cost one per layer and call, 10x the matmuls at 256 games), and a short
-    game reads only its first chunks with no copy (a slice of one [.., S, ..] array was a copy)."""
+    [B, S, H, E] layout cost one per layer and call, more than the matmuls), and a short game
+    reads only its first chunks with no copy (a slice of one [.., S, ..] array was a copy)."""
     n = chunks_covering(k_chunks, mask_BTS.shape[-1])
     take = (lambda x: x) if rows_B is None else (lambda x: jnp.take(x, rows_B, axis=0, mode="clip"))
     q_BHTE = q_BTHE.transpose(0, 2, 1, 3)
@@ -342,7 +338,7 @@ def cross_entropy(logits_BTV, targets_BT, weights_BT, legal_BTV=None):
         allowed_BTV = allowed_BTV | ~legal_BTV.any(-1, keepdims=True)
         logits_BTV = jnp.where(allowed_BTV, logits_BTV, NEG_INF)
     # log-sum-exp minus the target's logit, picked by a one-hot compare: a gather here makes a
-    # scatter in the backward, which XLA:CPU runs slowly (~25% of the tiny model's step).
+    # scatter in the backward, which XLA:CPU runs slowly.
     is_target_BTV = jnp.arange(logits_BTV.shape[-1]) == targets_BT[..., None]
     nll_BT = (jax.nn.logsumexp(logits_BTV, axis=-1)
               - jnp.where(is_target_BTV, logits_BTV, 0.0).sum(-1))
