@@ -98,7 +98,8 @@ import os
 
 SCALE = os.environ.get("TJ_SCALE", "reduced")                              # "reduced" | "default"
 POPULATIONS = os.environ.get("TJ_POPULATIONS", "diverse,clones").split(",")  # subset of diverse,clones
-OVERRIDES = [s for s in os.environ.get("TJ_OVERRIDES", "").split(";") if s]  # demo settings, e.g. "games=2000;games_per_pair=10"
+# Demo config overrides (configs/demo.py), e.g. "games=2000;games_per_pair=10".
+OVERRIDES = [s for s in os.environ.get("TJ_OVERRIDES", "").split(";") if s]
 OUT = os.environ.get("TJ_OUT", "runs/quickstart")                         # reruns resume from here
 STOCKFISH_GAMES = int(os.environ.get("TJ_STOCKFISH_GAMES", "2"))          # model vs Stockfish games in the API section
 # Where to install from when transcendence_jax is not importable (Colab): the project's git repository.
@@ -163,7 +164,8 @@ print(f"loaded {workdir} at step {step}; data: {config.data.path}")
 
 # A batch of positions: validation games of the experts, cut at random plies.
 rng = np.random.default_rng(0)
-games = itertools.islice(tj.read_records(sorted(glob.glob(os.path.join(config.data.path, "validation-*.array_record")))), 8)
+validation = sorted(glob.glob(os.path.join(config.data.path, "validation-*.array_record")))
+games = itertools.islice(tj.read_records(validation), 8)
 boards = []
 for rec in games:
     moves, _ = tj.decode_game(rec.tokens)
@@ -358,7 +360,8 @@ if game is None:
     node = game
     for move in tj.decode_game(records[0].tokens)[0]:
         node = node.add_variation(move)
-    game.headers.update(White=f"expert{records[0].white_id}", Black=f"expert{records[0].black_id}", Result=records[0].result)
+    first = records[0]
+    game.headers.update(White=f"expert{first.white_id}", Black=f"expert{first.black_id}", Result=first.result)
 print(game.headers["White"], "-", game.headers["Black"], game.headers["Result"])
 print(game.mainline_moves())
 
@@ -430,7 +433,8 @@ plt.figure(figsize=(6, 3.5))
 plt.plot(ks, [vote_accuracy(k, False) for k in ks], "o-", label="plurality vote, independent errors")
 plt.plot(ks, [vote_accuracy(k, True) for k in ks], "s-", label="plurality vote, shared errors")
 plt.axhline(q_K.max(), color="gray", ls="--", label=f"best expert ({q_K.max():.2f})")
-plt.xticks(list(ks)); plt.xlabel("experts voting (the first k, best first)"); plt.ylabel("accuracy"); plt.legend(fontsize=8)
+plt.xticks(list(ks)); plt.xlabel("experts voting (the first k, best first)"); plt.ylabel("accuracy")
+plt.legend(fontsize=8)
 plt.show()
 '''),
         md('''
