@@ -2,9 +2,9 @@
 
 A process killed mid-write leaves a torn last line: `read` drops it and, for a local file,
 rewrites the file without it, so the next `append` starts on a line of its own. Any other line
-that is not JSON means the file is not ours or was edited: a UserError naming file and line.
-`rewrite` replaces a file all at once (a temporary file renamed over it): a crash leaves the
-old file or the new one, never a truncated one.
+that is not JSON means the file is not ours or was edited: a UserError naming file and line
+(blank lines carry no row and are skipped). `rewrite` replaces a file all at once (a temporary
+file renamed over it): a crash leaves the old file or the new one, never a truncated one.
 """
 
 from __future__ import annotations
@@ -31,28 +31,31 @@ def read(path) -> list[dict]:
         with open(path) as f:
             text = f.read()
     lines = text.splitlines()
-    rows = []
+    rows, torn = [], bool(text) and not text.endswith("\n")
     for i, line in enumerate(lines):
+        if not line.strip():
+            continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
             if i < len(lines) - 1:
                 raise UserError(f"{path}, line {i + 1}: not JSON ({line[:60]!r}); the file is not one this "
                                 "program wrote whole: fix or delete that line") from None
-    torn = len(rows) < len(lines) or (text and not text.endswith("\n"))
+            torn = True
     if torn and not url:
         rewrite(path, rows)
     return rows
 
 
 def append(path, rows: Iterable[dict]) -> None:
-    """Append rows, one line each, flushed before returning (a local path)."""
+    """Append rows to a local file, one line each, flushed before returning."""
     with open(path, "a") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
 
 
 def rewrite(path, rows: Iterable[dict | str]) -> None:
     """Replace a local file's contents atomically: dicts become JSON lines, strings are written as they are."""
-    with open(path + ".tmp", "w") as f:
+    tmp = f"{os.fspath(path)}.tmp"
+    with open(tmp, "w") as f:
         f.writelines(row if isinstance(row, str) else json.dumps(row) + "\n" for row in rows)
-    os.replace(path + ".tmp", path)
+    os.replace(tmp, path)
