@@ -30,7 +30,7 @@ from sampler import time_steps  # benchmarks/sampler.py (run as a script: its fo
 from transcendence_jax.cli import freeze_imports
 from transcendence_jax.play.arena import grid, play_games
 from transcendence_jax.play.engines import EnginePool, parse_engine_spec
-from transcendence_jax.play.evaluate import DEFAULT_OPPONENTS, _Timed, model_name, split_opponents
+from transcendence_jax.play.evaluate import DEFAULT_OPPONENTS, TimedBackend, model_name, split_opponents
 from transcendence_jax.play.players import ModelPlayer, PolicyPlayer, random_policy
 from transcendence_jax.sampling.sampler import Sampler
 
@@ -86,13 +86,13 @@ def main():
     temps = [float(t) for t in args.temperatures.split(",")]
     pool = EnginePool(workers=args.engines)
     opponents = [parse_engine_spec(o, pool=pool) for o in split_opponents(args.opponents)]
-    engine_timed = _Timed(pool)
+    engine_timed = TimedBackend(pool)
     for o in opponents:
         o.backend = engine_timed
     in_flight = min(args.max_games, len(temps) * len(opponents) * args.games)  # as `transcendence eval`
     sampler = Sampler(model, max_games=in_flight, max_len=args.max_plies + 1)
     device = time_steps(sampler)
-    timed = _Timed(sampler)
+    timed = TimedBackend(sampler)
     players = [ModelPlayer(model_name(t), sampler, t) for t in temps]
     for p in players:
         p.backend = timed
@@ -100,7 +100,8 @@ def main():
           f"max {args.max_plies} plies, {pool.workers} engine processes")
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, secs, **kw: compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration" else None)
+        lambda event, secs, **kw: (compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration"
+                                   else None))
 
     def model_pass(tag):
         timed.seconds, timed.calls, timed.intervals, engine_timed.intervals = 0.0, 0, [], []
@@ -143,7 +144,8 @@ def main():
     print(f"warm (median of {len(warm)}): {100 * np.median(share):.1f}% of eval wall time inside the model "
           f"(target < 10%; range {100 * min(share):.1f}-{100 * max(share):.1f}%; decode steps "
           f"{100 * np.median(steps):.0f}% of it), {100 * np.median(exposed):.1f}% not overlapped by engine searches; "
-          f"wall per ply x{np.median(per_ply):.2f} the no-model baseline's (range x{min(per_ply):.2f}-x{max(per_ply):.2f})")
+          f"wall per ply x{np.median(per_ply):.2f} the no-model baseline's "
+          f"(range x{min(per_ply):.2f}-x{max(per_ply):.2f})")
 
 
 if __name__ == "__main__":

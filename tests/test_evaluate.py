@@ -88,3 +88,21 @@ def test_short_eval_plays_rates_and_resumes(tmp_path):
     assert again["model_calls"] == 0 and again["temperatures"] == s["temperatures"]
     with pytest.raises(UserError, match="other settings"):
         evaluate(model, **dict(kw, max_plies=20))
+
+
+@pytest.mark.skipif(not HAVE_STOCKFISH, reason="Stockfish not installed (apt-get install stockfish)")
+def test_resume_after_a_crash_mid_write_of_model_stats(tmp_path):
+    """A run killed while appending to model_stats.jsonl leaves a torn row; the resumed run's
+    rows must still start on lines of their own (else rating reads a corrupt middle line)."""
+    model, out = _model(), tmp_path / "eval"
+    kw = dict(out_dir=str(out), temperatures=[1.0], opponents=["nodes=1"], games=2, max_plies=6, bootstrap=0,
+              progress=False)
+    evaluate(model, **kw)
+    games = (out / "games.jsonl").read_text().splitlines(keepends=True)
+    (out / "games.jsonl").write_text("".join(games[:-1]))  # the last game was not recorded ...
+    stats = (out / "model_stats.jsonl").read_text().splitlines(keepends=True)
+    (out / "model_stats.jsonl").write_text("".join(stats[:-1]) + stats[-1][:12])  # ... nor its stats, torn
+    s = evaluate(model, **kw)
+    assert s["model_calls"] > 0 and s["temperatures"][0]["games"] == 2
+    rows = [json.loads(line) for line in (out / "model_stats.jsonl").read_text().splitlines()]
+    assert sorted(r["game_id"] for r in rows) == sorted(json.loads(g)["game_id"] for g in games)

@@ -40,8 +40,9 @@ def paper_anchors(opponents) -> dict[str, float]:
     return anchors
 
 
-class _Timed:
-    """Wraps a backend to measure the wall time spent inside it (the model's share of eval)."""
+class TimedBackend:
+    """Wraps a backend to measure the wall time spent inside it (the model's share of eval);
+    `on_release(game_id)` runs when the arena releases a finished game."""
 
     def __init__(self, backend, on_release=None):
         self.inner, self.seconds, self.calls, self.on_release = backend, 0.0, 0, on_release
@@ -101,8 +102,14 @@ def model_name(temperature: float) -> str:
 
 def _check_temperatures(temperatures) -> None:
     """Before any game starts: the sampler would refuse a bad one mid-eval."""
-    if not all(t >= 0 for t in temperatures):  # NaN too
-        raise UserError(f"temperatures {', '.join(f'{t:g}' for t in temperatures)}: each must be a number >= 0")
+    from transcendence_jax.sampling.policy import check_temperature
+
+    try:
+        for t in temperatures:
+            check_temperature(t)
+    except ValueError:
+        raise UserError(f"temperatures {', '.join(f'{t:g}' for t in temperatures)}: "
+                        "each must be a number >= 0") from None
 
 
 def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAULT_TEMPERATURES,
@@ -120,13 +127,14 @@ def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAU
     if max_games < 1 or (engines is not None and engines < 1):
         raise UserError(f"--max-games {max_games} and --engines {engines}: each must be at least 1")
     _check_settings(out_dir, dict(step=step, max_plies=max_plies, legal=legal, openings=openings, seed=seed))
+    _load_model_stats(out_dir)  # reading repairs a torn last row before this run appends to the file
     pool = EnginePool(stockfish, workers=engines)
     sampler = None
     try:
         opp_players = [parse_engine_spec(o, pool=pool) for o in opponents]
         n_model = len(temperatures) * len(opponents) * games
         sampler = Sampler(model, max_games=min(max_games, n_model), max_len=max_plies + 1, legal=legal, seed=seed)
-        timed = _Timed(sampler, on_release=lambda gid: _record_model_stats(out_dir, sampler, gid))
+        timed = TimedBackend(sampler, on_release=lambda gid: _record_model_stats(out_dir, sampler, gid))
         models = [ModelPlayer(model_name(t), sampler, t) for t in temperatures]
         for m in models:
             m.backend = timed  # still one backend: all temperatures in one sampler call a ply
