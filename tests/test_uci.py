@@ -35,7 +35,8 @@ def make_workdir(path: pathlib.Path) -> str:
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(config.to_json_best_effort(indent=2))
     manager = checkpoint.make_manager(str(path), async_save=False)
-    manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave({"step": 3, "params": nnx.state(model, nnx.Param)})))
+    state = {"step": 3, "params": nnx.state(model, nnx.Param)}
+    manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
     manager.wait_until_finished()
     manager.close()
     return str(path)
@@ -53,14 +54,14 @@ def test_protocol_in_process():
     assert not engine.handle("quit")
     lines = out.getvalue().splitlines()
     assert lines[lines.index("uciok") - 4].startswith("id name") and "readyok" in lines
-    bests = [l.split()[1] for l in lines if l.startswith("bestmove")]
+    bests = [line.split()[1] for line in lines if line.startswith("bestmove")]
     board = chess.Board()
     board.push_uci("e2e4"), board.push_uci("e7e5")
     assert chess.Move.from_uci(bests[0]) in board.legal_moves
     assert bests[1] == "0000"  # stalemate: no move (the bad positions before were ignored)
-    assert sum("bad position" in l for l in lines) == 3 and any("unknown command" in l for l in lines)
-    assert any("bad position (too many white pieces" in l for l in lines)
-    assert engine.temperature == 1.5 and sum("bad value" in l for l in lines) == 2  # -1 and nan refused
+    assert sum("bad position" in line for line in lines) == 3 and any("unknown command" in line for line in lines)
+    assert any("bad position (too many white pieces" in line for line in lines)
+    assert engine.temperature == 1.5 and sum("bad value" in line for line in lines) == 2  # -1 and nan refused
 
 
 def test_each_position_is_played_from_its_own_game():
@@ -75,10 +76,10 @@ def test_each_position_is_played_from_its_own_game():
         assert engine.handle(f"position {position}") and engine.handle("go")
     assert engine.handle("position startpos moves e2e4 0000")  # a null move: not a game move
     assert engine.handle("go infinite")
-    held = [l for l in out.getvalue().splitlines() if l.startswith("bestmove")]
+    held = [line for line in out.getvalue().splitlines() if line.startswith("bestmove")]
     assert engine.handle("stop")
     lines = out.getvalue().splitlines()
-    bests = [l.split()[1] for l in lines if l.startswith("bestmove")]
+    bests = [line.split()[1] for line in lines if line.startswith("bestmove")]
     assert len(held) == len(positions) and len(bests) == len(positions) + 1  # infinite: only on stop
     for position, best in zip(positions + [positions[-1]], bests):
         words = position.split()
@@ -86,7 +87,7 @@ def test_each_position_is_played_from_its_own_game():
         for uci in words[words.index("moves") + 1:] if "moves" in words else []:
             board.push_uci(uci)
         assert chess.Move.from_uci(best) in board.legal_moves, (position, best)
-    assert any("bad position (null move '0000')" in l for l in lines)
+    assert any("bad position (null move '0000')" in line for line in lines)
 
 
 def test_nan_or_negative_temperature_is_one_line_error(tmp_path, capsys):

@@ -8,10 +8,10 @@ Sampler slot: a `position` that extends the previous one (same start, its moves 
 feeds only the new moves; any other position starts the slot afresh. `go infinite` and
 `go ponder` hold their bestmove until `stop` or `ponderhit`, as the protocol asks.
 
-The model loads in a background thread so that `uci` is answered at once (clients time the
-handshake); `isready` and `go` wait for it. Supported: uci, isready, ucinewgame, setoption
-(Temperature, Seed), position startpos|fen ... [moves ...], go ... (its limits and searchmoves are
-ignored), stop, ponderhit, quit.
+The model loads and compiles in a background thread so that `uci` is answered without waiting
+for it (clients time the handshake); `isready` and `go` wait for it. Supported: uci, isready,
+ucinewgame, setoption (Temperature, Seed), position startpos|fen ... [moves ...], go ... (its
+limits and searchmoves are ignored), stop, ponderhit, quit.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ class UciEngine:
     def _ready(self):
         self._thread.join()
         if self.error is not None:
-            raise self.error if isinstance(self.error, UserError) else UserError(f"model failed to load: {self.error!r}")
+            if isinstance(self.error, UserError):
+                raise self.error
+            raise UserError(f"model failed to load: {self.error!r}")
         return self.sampler
 
     def send(self, line: str) -> None:
@@ -110,10 +112,9 @@ class UciEngine:
         name, _, value = text.removeprefix("name ").partition(" value ")
         try:
             if name.strip().lower() == "temperature":
-                temperature = float(value)
-                if not temperature >= 0:  # NaN too: the sampler refuses it
-                    raise ValueError(value)
-                self.temperature = temperature
+                from transcendence_jax.sampling.policy import check_temperature
+
+                self.temperature = check_temperature(float(value))  # ValueError: not a number, NaN, < 0
             elif name.strip().lower() == "seed":
                 self._ready().reseed(int(value))
             else:
@@ -165,8 +166,12 @@ def run(args: argparse.Namespace) -> int:
 
         return load_model(args.workdir, step=args.step)[0]
 
-    if not args.temperature >= 0:  # NaN too
-        raise UserError(f"--temperature {args.temperature} is not a number >= 0; give 0 (arg-max) or more")
+    from transcendence_jax.sampling.policy import check_temperature
+
+    try:
+        check_temperature(args.temperature, "--temperature")
+    except ValueError as e:
+        raise UserError(str(e)) from None
     engine = UciEngine(load, temperature=args.temperature, seed=args.seed)
     engine.loop(sys.stdin)
     engine._thread.join()  # never exit while jax is still loading or compiling in the thread
