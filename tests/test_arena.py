@@ -169,7 +169,7 @@ def test_short_real_eval_against_stockfish(tmp_path):
 def test_outcome_agrees_with_python_chess():
     """The arena's cheap end-of-game test gives board.outcome(claim_draw=False) on every position
     of random games (mates, stalemates, bare kings, 75-move and fivefold endings among them)."""
-    from transcendence_jax.play.arena import _outcome
+    from transcendence_jax.play.arena import outcome
 
     rng = np.random.default_rng(0)
     ends = set()
@@ -177,7 +177,7 @@ def test_outcome_agrees_with_python_chess():
         board = chess.Board()
         while True:
             o = board.outcome(claim_draw=False)
-            assert _outcome(board) == (None if o is None else (o.result(), o.termination.name.lower()))
+            assert outcome(board) == (None if o is None else (o.result(), o.termination.name.lower()))
             if o is not None or board.ply() > 500:
                 ends.add(None if o is None else o.termination)
                 break

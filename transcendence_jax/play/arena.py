@@ -22,7 +22,7 @@ import numpy as np
 from transcendence_jax import jsonl
 from transcendence_jax.data.records import SCORE_OF_RESULT
 from transcendence_jax.errors import UserError
-from transcendence_jax.play.players import GameState, Pairing, random_policy, seed_of
+from transcendence_jax.play.players import GameState, Opening, Pairing, random_policy, seed_of
 
 
 def round_robin(players: Sequence, games_per_pair: int, *, headers: dict | None = None) -> list[Pairing]:
@@ -57,7 +57,7 @@ def position_problems(board: chess.Board) -> str:
     return ", ".join(f.name.lower().replace("_", " ") for f in chess.Status if f and f in board.status())
 
 
-def opening_board(openings, key, seed: int) -> chess.Board:
+def opening_board(openings: int | Sequence[Opening] | None, key, seed: int) -> chess.Board:
     """The start of a game: the standard position, N random plies, or one of a list of openings."""
     if openings is None or openings == 0:
         return chess.Board()
@@ -106,9 +106,10 @@ class _Game:
         self.result, self.termination = result, termination
 
 
-def _outcome(board: chess.Board) -> tuple[str, str] | None:
-    """board.outcome(claim_draw=False), in the same order, with the cheap tests first: one legal
-    move settles mate and stalemate, and a fivefold repetition needs 16 reversible plies."""
+def outcome(board: chess.Board) -> tuple[str, str] | None:
+    """(result, termination) as board.outcome(claim_draw=False) gives them, None while the game
+    goes on; the cheap tests first: one legal move settles mate and stalemate, and a fivefold
+    repetition needs 16 reversible plies."""
     if not any(board.generate_legal_moves()):
         if board.is_check():
             return ("0-1" if board.turn == chess.WHITE else "1-0"), "checkmate"
@@ -123,9 +124,9 @@ def _outcome(board: chess.Board) -> tuple[str, str] | None:
 
 
 def _check_end(game: _Game, max_plies: int, adjudicate) -> None:
-    outcome = _outcome(game.board)  # mate, stalemate, material, 75-move, fivefold
-    if outcome is not None:
-        game.finish(*outcome)
+    ended = outcome(game.board)  # mate, stalemate, material, 75-move, fivefold
+    if ended is not None:
+        game.finish(*ended)
     elif len(game.board.move_stack) >= max_plies:
         result = adjudicate(game.board) if adjudicate else None  # None: the adjudicator leaves it a draw
         game.finish(result or "1/2-1/2", "adjudicated" if result else "max_plies")
@@ -188,13 +189,14 @@ def _drop_unrecorded_pgn(out_dir: str, done: set[str]) -> None:
 
 
 def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 178,
-               adjudicate: Callable[[chess.Board], str | None] | None = None, openings=None,
+               adjudicate: Callable[[chess.Board], str | None] | None = None,
+               openings: int | Sequence[Opening] | None = None,
                seed: int = 0, progress: bool = True, max_active: int | None = None,
                pgn: bool = True) -> list[dict]:
     """Play every pairing not yet in out_dir/games.jsonl, all at once; returns all results.
 
     Each result row holds the game's UCI moves from its start FEN; `pgn` also appends every
-    game to games.pgn as it ends (SAN export costs ~10 ms a game: `write_pgn` can do it later).
+    game to games.pgn as it ends (its SAN export is the costly part of recording a game).
     max_plies: the paper's 89-move cap (counting opening plies), scored a draw unless
     `adjudicate(board) -> "1-0" | "0-1" | "1/2-1/2"` says otherwise. openings: None, N random
     plies, or a list of FENs / move lists (chosen by the pairing's OpeningKey header, else its id).
@@ -238,7 +240,7 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
             futures = {key: executor.submit(backend.choose, [(g.to_move(), GameState(g.game_id, g.board))
                                                               for g in gs])
                        for key, (backend, gs) in waiting.items()}
-            for key, (backend, gs) in waiting.items():
+            for key, (_, gs) in waiting.items():
                 for game, choice in zip(gs, futures[key].result()):
                     color = game.board.turn
                     game.illegal[color] += choice.illegal

@@ -1,32 +1,17 @@
 """UCI engines (Stockfish) as arena players, served by a pool of engine processes.
 
-Strength must not depend on the machine or on how many engines share its cores, so the
-default limits are nodes or depth, never time. Stockfish's "Skill Level" L picks its
-handicapped move at search depth 1 + L (Skill::time_to_pick), so `sfL` = skill L searched to
-depth L + 1 applies exactly the paper's move-choice rule (skill L at 0.1 s a move) on any
-machine; `sfL@0.1s` is the paper's time limit itself.
+Strength must not depend on the machine or on how many engines share its cores, so the default
+limits are nodes or depth, never time. Stockfish's "Skill Level" L picks its handicapped move at
+search depth 1 + L (Skill::time_to_pick), so `sfL` = skill L searched to depth L + 1 applies the
+paper's move-choice rule (skill L at 0.1 s a move) on any machine; `sfL@0.1s` is its clock itself.
 
-A pool runs one engine process per worker thread. A process that dies or hangs (no answer
-within `timeout` seconds) is killed, replaced, and asked the same position again: the game
-continues from its moves. Every search starts with `ucinewgame` (a cleared hash): a node- or
-depth-limited move then depends only on the position and its game's moves, not on which
-searches the same process happened to run before (which the threads' scheduling decides).
-Stockfish's Skill Level below 20 draws its handicapped move from a clock-seeded generator:
-those opponents are not reproducible move for move in any case.
-
-Clearing costs: `ucinewgame` wipes the hash table, ~1.25 ms at Stockfish's default 16 MB
-against ~0.5 ms at 1 MB, while a default opponent's search (depth 2-6) takes ~1-3 ms. Small
-searches (depth <= 7 or <= 2,000 nodes, no clock) therefore get a 1 MB table, which they are far
-from filling: the same moves as at 16 MB, and the same node counts and principal variations in
-all 79 random positions tried at depths 3-7 and 2,000 nodes and 294 at depth 7 and 2,000 nodes;
-2 of 408 depth-7 searches along Stockfish's own games searched a few more or fewer nodes (a
-K+Q endgame filled more of the table), with the same moves (at 20,000 nodes 8 of 79 differed).
-Larger or timed searches keep 16 MB; `hash_mb` fixes one size for all.
-
-The pool speaks UCI over the pipes itself (`UCIProcess`) rather than through python-chess's
-engine module, which costs ~1.3 ms of this process's CPU a move (an event loop thread per
-engine, every info line parsed) against ~0.25 ms: with many fast searches that Python work,
-not the engines, bounded eval, and it held the GIL the sampler needs.
+A pool runs one engine process per worker thread; one that dies or hangs (no answer within
+`timeout` seconds) is killed, replaced, and asked the same position again. Every search starts
+with `ucinewgame` (a cleared hash), so a node- or depth-limited move depends only on its game,
+not on what the process searched before. (Skill below 20 draws its handicapped move from a
+clock-seeded generator: those opponents are never reproducible move for move.) The pool speaks
+UCI over the pipes itself (`UCIProcess`): python-chess's engine module spends much more of this
+process's CPU a move, holding the GIL the sampler needs.
 """
 
 from __future__ import annotations
@@ -68,7 +53,9 @@ def find_stockfish(path: str | None = None) -> str:
 
 
 def search_hash_mb(limit: chess.engine.Limit) -> int:
-    """The hash size for a search (see the module's docstring): 1 MB for small, clock-free ones."""
+    """The hash size for a search: 1 MB for small, clock-free ones (depth <= 7 or <= 2,000 nodes),
+    16 MB (Stockfish's default) otherwise. Clearing a 16 MB table before every move costs about as
+    much as a small search; small searches are far from filling 1 MB and play the same moves."""
     small = limit.time is None and ((limit.depth is not None and limit.depth <= 7)
                                     or (limit.nodes is not None and limit.nodes <= 2000))
     return 1 if small else 16
@@ -92,7 +79,8 @@ class UCIProcess:
         except EngineFailed:
             self.kill()  # not a UCI engine, or too slow to start: leave no process behind
             raise
-        self.options = {line.split(" type ")[0][len("option name "):] for line in answer if line.startswith("option name ")}
+        self.options = {line.split(" type ")[0][len("option name "):]
+                        for line in answer if line.startswith("option name ")}
 
     def send(self, *lines: str) -> None:
         data = "".join(f"{line}\n" for line in lines).encode()
@@ -258,7 +246,8 @@ class EnginePlayer:
                 depth = skill + 1
             else:
                 raise UserError(f"engine player {name!r} has no limit; give nodes, depth or movetime")
-        if (nodes is not None and nodes < 1) or (depth is not None and depth < 1) or (movetime is not None and movetime < 1e-3):
+        if ((nodes is not None and nodes < 1) or (depth is not None and depth < 1)
+                or (movetime is not None and movetime < 1e-3)):
             raise UserError(f"engine player {name!r}: nodes and depth must be >= 1 and movetime >= 0.001 s "
                             "(a zero limit would mean an unbounded search)")
         self.name, self.skill, self.nodes, self.depth, self.movetime = name, skill, nodes, depth, movetime

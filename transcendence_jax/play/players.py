@@ -36,6 +36,8 @@ class MoveChoice:
 
 
 class Player(Protocol):
+    """Anything with a `name` (its rating label) and the `backend` that moves for it."""
+
     name: str
     backend: Backend
 
@@ -73,7 +75,8 @@ class PolicyBackend:
         choices = []
         for player, state in requests:
             rng = np.random.default_rng(seed_of(player.seed, state.game_id, state.board.ply()))
-            # A shallow copy (no move stack): ~2 us against ~200 us for a full copy mid-game.
+            # A shallow copy (no move stack): far cheaper than a full copy mid-game, and a policy
+            # sees the position only.
             choices.append(MoveChoice(player.policy(state.board.copy(stack=False), rng)))
         return choices
 
@@ -94,6 +97,7 @@ class PolicyPlayer:
 
 
 def random_policy(board: chess.Board, rng: np.random.Generator) -> chess.Move:
+    """A legal move uniformly at random."""
     moves = list(board.legal_moves)
     return moves[rng.integers(len(moves))]
 
@@ -106,6 +110,7 @@ class ModelPlayer:
         self.backend = sampler
 
     def describe(self) -> dict:
+        """This player's settings as a dict (for logs and reports)."""
         return {"temperature": self.temperature, "legal": self.sampler.legal}
 
 
