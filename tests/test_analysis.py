@@ -68,7 +68,7 @@ def test_rollout_values_gains_and_summary():
         A.expected_reward({chess.Move.from_uci("a2a3"): 1.0}, {})
 
 
-@pytest.mark.slow  # imports and compiles a (tiny) model: ~10 s of CPU
+@pytest.mark.slow  # imports and compiles a (tiny) model
 def test_model_policies_match_the_sampler():
     model_mod = pytest.importorskip("transcendence_jax.model", reason="model.py has not landed")
     sampling = pytest.importorskip("transcendence_jax.sampling.policy", reason="sampling.py has not landed")

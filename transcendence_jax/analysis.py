@@ -1,22 +1,18 @@
 """State-level transcendence: position by position, how much a low temperature gains.
 
 The paper scores every legal move of a test position with Stockfish (multipv, expected score
-from the "lichess" win-draw-loss model) and reports the model's gain in expected reward per
-state over its tau = 1 policy, finding it concentrated on a few states. Here that is four
-small steps, each usable alone:
+from the "lichess" win-draw-loss model) and reports the model's gain in expected reward per state
+over its tau = 1 policy, concentrated on a few states. Here that is four steps, each usable alone:
 
-  policies   the model's distribution over legal moves at each temperature (one forward pass
-             per position serves every temperature), or a stochastic Python policy's
-             distribution estimated by sampling it (`empirical_policy`);
-  values     an expected score in [0, 1] for the side to move after each legal move: Stockfish
-             multipv as in the paper (`stockfish_move_values`), or, for the synthetic experts,
-             `rollout_move_values`: play the move, continue with a reference policy for both
-             sides for a few plies, score the final board with an adjudicator (e.g.
-             `experts.adjudicate`), average over rollouts;
-  reward     the expected value of a policy at a state, sum_m pi(m) v(m);
-  summary    per-state gains of one policy over another: mean with a bootstrap CI over states,
-             the share of the total gain carried by the best few states, optionally by group
-             (e.g. positions where some expert is blind vs none).
+  policies  the model's distribution over legal moves at each temperature (`model_policies`: one
+            forward pass a position serves every temperature), or a Python policy's by sampling it
+            (`empirical_policy`);
+  values    the mover's expected score after each legal move: Stockfish multipv as in the paper
+            (`stockfish_move_values`), or for the synthetic experts short rollouts scored by an
+            adjudicator (`rollout_move_values`);
+  reward    a policy's expected value at a state, sum_m pi(m) v(m);
+  summary   per-state gains of one policy over another: mean with a bootstrap CI over states and
+            the share carried by the best few states, optionally by group of states.
 Gains are in expected-score points x 100 (the paper's "+2.15 points").
 """
 

@@ -169,7 +169,8 @@ class Ratings:
         return {
             "method": "bradley-terry-mle", "anchor": self.anchor, "prior_sd": self.prior_sd,
             "bootstrap": int(self.samples_BP.shape[0]),
-            "players": {p: {"elo": self.elo[p], "ci95": list(self.ci[p]), "games": self.games[p]} for p in self.players},
+            "players": {p: {"elo": self.elo[p], "ci95": list(self.ci[p]), "games": self.games[p]}
+                        for p in self.players},
         }
 
     def to_json(self, **kwargs) -> str:
@@ -273,7 +274,8 @@ def elo_mle(games, *, anchor=None, bootstrap: int = 500, seed: int = 0, prior_sd
 
 
 def read_games(path: str) -> list[dict]:
-    """The rows of an arena `games.jsonl` (one finished game a line)."""
+    """The rows of an arena `games.jsonl`, one finished game a line (jsonl.read: a torn last line
+    is dropped, any other line that is not JSON is a UserError)."""
     if not os.path.exists(path):
         raise UserError(f"results file {path} not found: run `transcendence eval` first or pass its games.jsonl")
     return jsonl.read(path)
@@ -303,8 +305,6 @@ def player_records(games) -> dict[str, dict[str, float]]:
                 r["moves"] += _moves_played(g, colour)
                 r["has_illegal"] = 1
     return rec
-
-
 
 
 def format_table(ratings, games, players: Sequence[str] | None = None) -> str:
