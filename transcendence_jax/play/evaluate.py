@@ -102,7 +102,7 @@ def model_name(temperature: float) -> str:
 
 def _check_temperatures(temperatures) -> None:
     """Before any game starts: the sampler would refuse a bad one mid-eval."""
-    from transcendence_jax.sampling.policy import check_temperature
+    from transcendence_jax.sampling.temperature import check_temperature
 
     try:
         for t in temperatures:

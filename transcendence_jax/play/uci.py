@@ -112,7 +112,7 @@ class UciEngine:
         name, _, value = text.removeprefix("name ").partition(" value ")
         try:
             if name.strip().lower() == "temperature":
-                from transcendence_jax.sampling.policy import check_temperature
+                from transcendence_jax.sampling.temperature import check_temperature
 
                 self.temperature = check_temperature(float(value))  # ValueError: not a number, NaN, < 0
             elif name.strip().lower() == "seed":
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
 
         return load_model(args.workdir, step=args.step)[0]
 
-    from transcendence_jax.sampling.policy import check_temperature
+    from transcendence_jax.sampling.temperature import check_temperature
 
     try:
         check_temperature(args.temperature, "--temperature")

@@ -3,9 +3,8 @@
 `position_logits`, `sample_moves`, `move_probabilities` and `tempered` take whole games (each
 board's move stack is the prompt) and recompute them: simple and stateless, for analysis and
 tests (the Sampler's cached logits are checked against `position_logits`). Also here, shared with
-the Sampler: the one temperature check (`check_temperature`), a model's input sizes
-(`model_info`) and the windows of games longer than the model's context (`window_start`,
-`game_context`).
+the Sampler: a model's input sizes (`model_info`) and the windows of games longer than the
+model's context (`window_start`, `game_context`).
 """
 
 from __future__ import annotations
@@ -22,14 +21,7 @@ from flax import nnx
 
 from transcendence_jax.data.boards import board_planes, planes_after, planes_array
 from transcendence_jax.data.tokenizer import BOS, NUM_SPECIAL, PAD, move_token, token_to_move
-
-
-def check_temperature(value, what: str = "temperature") -> float:
-    """`value` as a float if it is a temperature: a number >= 0 (0: the arg-max, inf: uniform
-    over the legal moves); a NaN or a negative number raises ValueError in one line."""
-    if not value >= 0:  # NaN too
-        raise ValueError(f"{what} {value!r} is not a number >= 0 (0: the arg-max, inf: uniform over the legal moves)")
-    return float(value)
+from transcendence_jax.sampling.temperature import check_temperature
 
 
 def model_info(model) -> tuple[int, int, bool]:

@@ -33,7 +33,8 @@ from transcendence_jax.legality import MAX_PIECES, num_candidates
 from transcendence_jax.model import cache_chunks
 from transcendence_jax.play.players import MoveChoice
 from transcendence_jax.sampling.decode import decode_programs, unpack_choice
-from transcendence_jax.sampling.policy import check_temperature, game_context, model_info, window_start
+from transcendence_jax.sampling.policy import game_context, model_info, window_start
+from transcendence_jax.sampling.temperature import check_temperature
 
 LEGAL_MODES = ("mask", "paper")
 _MOVE_OF = np.empty(len(MOVE_OF_TOKEN), object)  # token -> chess.Move (None: no move), for numpy indexing
