@@ -14,7 +14,7 @@ MATE_IN_ONE = "r1bqkbnr/pppp1ppp/2n5/4p3/2B1P3/5Q2/PPPP1PPP/RNB1K1NR w KQkq - 4 
 def greedy(board, rng):
     """Capture the most valuable piece, else a random move: a tiny stochastic reference policy."""
     moves = list(board.legal_moves)
-    value = lambda m: (board.piece_type_at(m.to_square) or 0) if board.is_capture(m) else -1  # noqa: E731
+    value = lambda m: (board.piece_type_at(m.to_square) or 0) if board.is_capture(m) else -1
     best = max(value(m) for m in moves)
     top = [m for m in moves if value(m) == best]
     return top[int(rng.integers(len(top)))]

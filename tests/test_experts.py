@@ -39,7 +39,7 @@ def _reference_scores(board, moves, blind):
         attackers = chess.scan_forward(board.attackers_mask(them, sq))
         if not ours >> sq & 1 or min(V[piece_at(a)] for a in attackers) < value:
             hanging[sq] = value
-    quiet = lambda attacked, rescue: 0.0 if attacked else (9.5 + rescue if rescue else 1.0)  # noqa: E731
+    quiet = lambda attacked, rescue: 0.0 if attacked else (9.5 + rescue if rescue else 1.0)
     true, seen = [], []
     for m in moves:
         fr, to = m.from_square, m.to_square

@@ -58,7 +58,7 @@ def choices(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool
     if not lines:
         return [], []
     top = lines[0][1]
-    unseen = lambda m: blind >> m.to_square & 1 and board.is_capture(m)  # noqa: E731
+    unseen = lambda m: blind >> m.to_square & 1 and board.is_capture(m)
     seen = [(m, score) for m, score in lines if not unseen(m)]
     if seen:
         moves = [m for m, score in seen if score >= seen[0][1] - STOCKFISH_MARGIN]

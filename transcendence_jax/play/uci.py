@@ -54,7 +54,7 @@ class UciEngine:
             self.sampler = Sampler(load(), max_games=1, seed=self.seed)
             self.sampler.sample([("warmup", chess.Board(), self.temperature)])  # compile now, not at `go`
             self.sampler.release("warmup")
-        except Exception as e:  # noqa: BLE001 - reported on the next command that needs the model
+        except Exception as e:  # reported on the next command that needs the model
             self.error = e
 
     def _ready(self):

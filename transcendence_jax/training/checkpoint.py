@@ -72,7 +72,7 @@ def restore_latest(manager: ocp.CheckpointManager, target_state, data_iter, work
                 args["data"] = grain.checkpoint.CheckpointRestore(data_iter)
             restored = manager.restore(step, args=ocp.args.Composite(**args))
             return step, restored["state"]
-        except Exception as e:  # noqa: BLE001 - any failure to read means: use an older step
+        except Exception as e:  # any failure to read means: use an older step
             if "DataSource in checkpoint does not match" in str(e):
                 # A readable checkpoint of other data files: not corruption. Keep it; say what to do.
                 raise UserError(f"the checkpoints in {_dir(workdir)} were saved while reading other data files "
@@ -141,7 +141,7 @@ def load_model(workdir, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
             model = nnx.merge(graphdef, params, rest)
             manager.close()
             return model, config, s
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             error = e
             print(f"warning: checkpoint step {s} in {_dir(workdir)} is unreadable ({type(e).__name__}); "
                   "trying the previous one", file=sys.stderr)
