@@ -121,3 +121,53 @@ def close_players(players) -> None:
         seen.setdefault(id(p.backend), p.backend)
     for backend in seen.values():
         backend.close()
+
+
+class ModelVoteBackend:
+    """Inference-time majority vote over one model: k moves sampled at the player's temperature,
+    the most frequent played (exact ties at random). The first draw is the Sampler's own move
+    (so k = 1 is the model's sampler); the other k - 1 are drawn on the host from the same
+    distribution (the legal moves' softmax of the logits that call computed). Its Sampler must
+    be its own: the arena calls each backend from its own thread."""
+
+    def __init__(self, sampler, seed: int = 0):
+        self.sampler, self.seed = sampler, seed
+
+    def choose(self, requests):
+        from transcendence_jax.data.tokenizer import move_token
+        from transcendence_jax.sampling.policy import tempered
+
+        first = self.sampler.choose(requests)
+        logits_nV = self.sampler.last_logits
+        choices = []
+        for i, ((player, state), choice) in enumerate(zip(requests, first)):
+            if player.votes == 1 or choice.move is None:
+                choices.append(choice)
+                continue
+            legal = list(state.board.legal_moves)
+            p = tempered({m: float(logits_nV[i, move_token(m)]) for m in legal}, player.temperature)
+            rng = np.random.default_rng(seed_of(self.seed, player.name, state.game_id, state.board.ply()))
+            draws = rng.choice(len(legal), size=player.votes - 1, p=np.array([p[m] for m in legal]))
+            counts = np.bincount(draws, minlength=len(legal))
+            counts[legal.index(choice.move)] += 1
+            top = np.flatnonzero(counts == counts.max())
+            choices.append(MoveChoice(legal[int(top[rng.integers(len(top))])], choice.illegal))
+        return choices
+
+    def release(self, game_id: str) -> None:
+        self.sampler.release(game_id)
+
+    def close(self) -> None:
+        self.sampler.close()
+
+
+class ModelVotePlayer:
+    """The model voting with itself: `votes` samples at `temperature` a move, the mode played."""
+
+    def __init__(self, name: str, backend: ModelVoteBackend, votes: int, temperature: float = 1.0):
+        if votes < 1:
+            raise ValueError(f"{name}: votes must be >= 1, got {votes}")
+        self.name, self.backend, self.votes, self.temperature = name, backend, int(votes), float(temperature)
+
+    def describe(self) -> dict:
+        return {"temperature": self.temperature, "votes": self.votes}

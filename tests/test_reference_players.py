@@ -1,0 +1,122 @@
+"""The reference players on real positions: `vote` and `mixture` play the experts' exact
+distributions, and `model vote k` at k = 1 is the model's own sampler."""
+
+import collections
+
+import chess
+import chess.pgn
+import numpy as np
+import pytest
+
+from transcendence_jax.experts import population as E
+from transcendence_jax.experts.reference import (
+    MixturePolicy,
+    VotePolicy,
+    expert_distribution,
+    mixture_distribution,
+    vote_distribution,
+)
+
+
+@pytest.fixture(scope="module")
+def positions(lichess_dir):
+    """Positions of real Lichess games where the experts disagree (some expert is blind)."""
+    experts = E.population("diverse", 5, 0)
+    out = []
+    with open(lichess_dir / "lichess_2021-10_head999.pgn") as f:
+        while len(out) < 12 and (game := chess.pgn.read_game(f)) is not None:
+            board = game.board()
+            for move in game.mainline_moves():
+                board.push(move)
+                if board.is_game_over():
+                    break
+                if len({tuple(e.choices(board)[0]) for e in experts}) > 1:
+                    out.append(board.copy(stack=False))
+                    break
+    assert len(out) == 12
+    return experts, out
+
+
+def _frequencies(policy, board, n, seed):
+    rng = np.random.default_rng(seed)
+    counts = collections.Counter(policy(board.copy(stack=False), rng) for _ in range(n))
+    return {m: c / n for m, c in counts.items()}
+
+
+def _close(sampled, exact, n):
+    """Every move's frequency within 5 standard errors of its exact probability, and no other move."""
+    assert set(sampled) <= set(exact)
+    for move, p in exact.items():
+        assert abs(sampled.get(move, 0.0) - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-9, (move, sampled.get(move), p)
+
+
+def test_mixture_plays_the_experts_average(positions):
+    """Sampled through the experts' own `decide` (the policy their games were played with)."""
+    experts, boards = positions
+    for i, board in enumerate(boards):
+        exact = mixture_distribution(experts, board)
+        assert sum(exact.values()) == pytest.approx(1.0)
+        _close(_frequencies(MixturePolicy(experts), board, 2000, i), exact, 2000)
+
+
+def test_vote_plays_the_majority_of_the_experts(positions):
+    experts, boards = positions
+    for i, board in enumerate(boards):
+        exact = vote_distribution(experts, board)
+        _close(_frequencies(VotePolicy(experts), board, 600, i), exact, 600)
+        # Diverse experts: each square is blind for at most two of five, so the majority plays the
+        # unflawed base policy's moves wherever the experts disagree.
+        base = set(E.base_expert().choices(board)[0])
+        assert set(exact) <= base, (board.fen(), set(exact) - base)
+        # ... and the vote is the arg-max of the summed expert distributions.
+        summed = collections.Counter()
+        for expert in experts:
+            summed.update(expert_distribution(expert, board))
+        assert set(exact) == {m for m, p in summed.items() if p >= max(summed.values()) - 1e-12}
+
+
+def test_clones_vote_keeps_their_shared_flaw(positions):
+    """Clones err together: where they are blind, their vote is their shared error, not the base."""
+    clones = E.population("clones", 5, 0)
+    _, boards = positions
+    flawed = [b for b in boards if clones[0].error_probability(b) > 0]
+    for board in flawed:
+        assert vote_distribution(clones, board) == expert_distribution(clones[0], board)
+
+
+def test_model_vote_of_one_is_the_models_sampler():
+    """k = 1 plays exactly the Sampler's move (same seed, same games); k = 25 at tau 1 plays the
+    model's arg-max far more often than one draw does."""
+    from flax import nnx
+
+    from transcendence_jax.config import load_config
+    from transcendence_jax.model import Transformer
+    from transcendence_jax.play.players import GameState, ModelPlayer, ModelVoteBackend, ModelVotePlayer
+    from transcendence_jax.sampling.policy import move_probabilities
+    from transcendence_jax.sampling.sampler import Sampler
+
+    cfg = load_config("tiny", ["model.num_layers=1", "model.embed_dim=32", "model.mlp_dim=64", "model.num_heads=2"])
+    model = Transformer(cfg.model, rngs=nnx.Rngs(3))
+    rng = np.random.default_rng(0)
+    boards = []
+    for n in range(6):
+        board = chess.Board()
+        for _ in range(n * 3):
+            board.push(list(board.legal_moves)[rng.integers(board.legal_moves.count())])
+        boards.append(board)
+    states = [GameState(f"g{i}", b) for i, b in enumerate(boards)]
+    alone = Sampler(model, max_games=8, seed=7)
+    one = ModelVoteBackend(Sampler(model, max_games=8, seed=7), seed=1)
+    player, voter = ModelPlayer("m", alone, 1.0), ModelVotePlayer("v1", one, 1, 1.0)
+    for _ in range(3):
+        assert [c.move for c in one.choose([(voter, s) for s in states])] == \
+            [c.move for c in alone.choose([(player, s) for s in states])]
+    many = ModelVoteBackend(Sampler(model, max_games=8, seed=7), seed=1)
+    voter25 = ModelVotePlayer("v25", many, 25, 1.0)
+    hits = {1: 0, 25: 0}
+    for _round in range(8):
+        for k, backend, p in ((1, one, voter), (25, many, voter25)):
+            for s, c in zip(states, backend.choose([(p, s) for s in states])):
+                probs = move_probabilities(model, s.board, 1.0)
+                hits[k] += c.move == max(probs, key=probs.get)
+    assert hits[25] > hits[1], hits

@@ -1,0 +1,63 @@
+"""The theory's two reference players, computed from the experts themselves (no model).
+
+`vote`: at each move the move most experts would play (the arg-max of the summed expert
+distributions, exact ties broken at random): what a perfect model plays as tau -> 0. The
+paper's Proposition 2 says transcendence is possible exactly when it beats the best expert.
+`mixture`: at each move one expert drawn at random plays: what a perfect model samples at tau 1.
+Each expert plays uniformly among its `choices`, so both distributions are exact here.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import chess
+import numpy as np
+
+from transcendence_jax.experts.population import Expert
+
+
+def expert_distribution(expert: Expert, board: chess.Board) -> dict[chess.Move, float]:
+    """The expert's exact move distribution: uniform over the moves it chooses among."""
+    moves = expert.choices(board)[0]
+    return {m: 1.0 / len(moves) for m in moves}
+
+
+def mixture_distribution(experts: Sequence[Expert], board: chess.Board) -> dict[chess.Move, float]:
+    """The experts' average distribution (each expert equally likely to move)."""
+    total: dict[chess.Move, float] = {}
+    for expert in experts:
+        for move, p in expert_distribution(expert, board).items():
+            total[move] = total.get(move, 0.0) + p / len(experts)
+    return total
+
+
+def vote_distribution(experts: Sequence[Expert], board: chess.Board) -> dict[chess.Move, float]:
+    """Uniform over the arg-max moves of the summed expert distributions (up to float ties)."""
+    mixture = mixture_distribution(experts, board)
+    if not mixture:
+        return {}
+    best = max(mixture.values())
+    top = [m for m, p in mixture.items() if p >= best - 1e-12]
+    return {m: 1.0 / len(top) for m in top}
+
+
+class VotePolicy:
+    """The experts' majority vote as an arena policy: `policy(board, rng) -> chess.Move`."""
+
+    def __init__(self, experts: Sequence[Expert]):
+        self.experts = list(experts)
+
+    def __call__(self, board: chess.Board, rng: np.random.Generator) -> chess.Move | None:
+        top = list(vote_distribution(self.experts, board))
+        return top[int(rng.integers(len(top)))] if top else None
+
+
+class MixturePolicy:
+    """A random expert at each move, as an arena policy."""
+
+    def __init__(self, experts: Sequence[Expert]):
+        self.experts = list(experts)
+
+    def __call__(self, board: chess.Board, rng: np.random.Generator) -> chess.Move | None:
+        return self.experts[int(rng.integers(len(self.experts)))](board, rng)
