@@ -5,7 +5,7 @@ import json
 import chess
 import pytest
 
-from transcendence_jax.demo import demo, model_name
+from transcendence_jax.demo import demo, model_name, vote_name
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +40,8 @@ def test_table_structure(demo_run, capsys):
     out, summary = demo_run
     cfg = summary["config"]
     players = {f"expert{i}" for i in range(cfg["experts"])} | {"base"} | {model_name(t) for t in cfg["temperatures"]}
+    players |= set(cfg["reference_players"]) | {vote_name(k, cfg["vote_temperature"]) for k in cfg["model_votes"]}
+    assert {"vote", "mixture", "model-vote5@1"} <= players  # every reference player plays in the reduced preset
     for kind, pop in summary["populations"].items():
         ratings = pop["ratings"]["players"]
         assert players <= set(ratings), kind
@@ -50,6 +52,12 @@ def test_table_structure(demo_run, capsys):
         assert d["lo"] <= d["diff"] <= d["hi"]
         assert pop["verdict"].startswith((f"{kind}: transcends: ", f"{kind}: does not transcend: "))
         assert pop["transcends"] == (d["lo"] > 0)
+        fidelity = pop["fidelity"]
+        assert {"model@1 minus mixture", "model@0.001 minus vote", "vote minus best expert"} <= set(fidelity)
+        for label, (a, b) in {"model@1 minus mixture": ("model@1", "mixture"),
+                              "model@0.001 minus vote": ("model@0.001", "vote")}.items():
+            want = ratings[a]["elo"] - ratings[b]["elo"]
+            assert abs(fidelity[label]["diff"] - want) < 1e-6 and fidelity[label]["lo"] <= want <= fidelity[label]["hi"]
         states = pop["state_level"]["temperatures"]
         assert set(states) == {str(t) for t in cfg["temperatures"]}
         for v in states.values():

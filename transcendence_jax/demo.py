@@ -87,21 +87,42 @@ def train_model(cfg: ConfigDict, data_dir: str, workdir: str):
     return model, step
 
 
+REFERENCE_POLICIES = {"vote": "VotePolicy", "mixture": "MixturePolicy"}  # name -> experts.reference class
+
+
 def tournament(cfg: ConfigDict, kind: str, model, out: str) -> list[dict]:
-    """Round robin of experts, base and the model at every temperature, plus head-to-heads."""
+    """Round robin of experts, base, the reference players (the experts' vote and mixture, the
+    model voting with itself) and the model at every temperature, plus head-to-heads."""
     from transcendence_jax.experts import population as experts
+    from transcendence_jax.experts import reference
     from transcendence_jax.play import arena
-    from transcendence_jax.play.players import ModelPlayer, PolicyPlayer, close_players
+    from transcendence_jax.play.players import (
+        ModelPlayer,
+        ModelVoteBackend,
+        ModelVotePlayer,
+        PolicyPlayer,
+        close_players,
+    )
     from transcendence_jax.sampling.sampler import Sampler
 
     population = _population(cfg, kind)
     players = [PolicyPlayer(e.name, e, seed=cfg.seed) for e in population]
     players.append(PolicyPlayer("base", experts.base_expert(cfg.base), seed=cfg.seed))
-    # Every model game in flight at once, up to a cache of a few thousand games.
-    m, p = len(cfg.temperatures), len(players)
-    model_games = cfg.games_per_pair * (m * p + m * (m - 1) // 2) + cfg.head_to_head * cfg.experts
+    for name in cfg.get("reference_players", []):
+        if name not in REFERENCE_POLICIES:
+            raise UserError(f"reference player {name!r}: choose from {', '.join(REFERENCE_POLICIES)}")
+        players.append(PolicyPlayer(name, getattr(reference, REFERENCE_POLICIES[name])(population), seed=cfg.seed))
+    # Every model game in flight at once, up to a cache of a few thousand games a sampler.
+    m, p, v = len(cfg.temperatures), len(players), len(cfg.get("model_votes", []))
+    model_games = cfg.games_per_pair * (m * (p + v) + m * (m - 1) // 2) + cfg.head_to_head * cfg.experts
     sampler = Sampler(model, max_games=min(model_games, 4096), legal="mask", seed=cfg.seed)
     models = [ModelPlayer(model_name(t), sampler, t) for t in cfg.temperatures]
+    if v:  # their own Sampler: the arena calls each backend from its own thread
+        vote_games = cfg.games_per_pair * (v * (p + m) + v * (v - 1) // 2)
+        backend = ModelVoteBackend(Sampler(model, max_games=min(vote_games, 4096), legal="mask", seed=cfg.seed + 1),
+                                   seed=cfg.seed)
+        models += [ModelVotePlayer(vote_name(k, cfg.vote_temperature), backend, k, cfg.vote_temperature)
+                   for k in cfg.model_votes]
     pairings = arena.round_robin(players + models, cfg.games_per_pair)
     pairings += [(f"h2h-{gid}", w, b, h) for gid, w, b, h in
                  arena.grid(models[:1], players[: cfg.experts], cfg.head_to_head)]
@@ -116,6 +137,10 @@ def model_name(tau: float) -> str:
     return f"model@{tau:g}"
 
 
+def vote_name(votes: int, tau: float) -> str:
+    return f"model-vote{votes}@{tau:g}"
+
+
 def rate(cfg: ConfigDict, results: list[dict]) -> dict:
     """One Elo scale (experts' mean = 0), CIs, and the verdict: lowest-temperature model minus best expert."""
     from transcendence_jax.rating import elo_mle
@@ -127,7 +152,16 @@ def rate(cfg: ConfigDict, results: list[dict]) -> dict:
     low, high = model_name(min(cfg.temperatures)), model_name(max(cfg.temperatures))
     diff = ratings.diff(low, best)
     diff_high = ratings.diff(high, best)
-    return dict(ratings=ratings, best_expert=best, diff=diff, diff_high=diff_high,
+    # How far the model is from what a perfect imitator would play: at tau 1 the mixture, at the
+    # lowest tau the vote; and the vote against the best expert (transcendence is possible
+    # exactly when it is above: the paper's Proposition 2).
+    tau_one = model_name(1.0) if 1.0 in cfg.temperatures else high
+    references = {f"{tau_one} minus mixture": (tau_one, "mixture"), f"{low} minus vote": (low, "vote"),
+                  "vote minus best expert": ("vote", best), "mixture minus best expert": ("mixture", best)}
+    references.update({f"{n} minus best expert": (n, best) for n in ratings.elo if n.startswith("model-vote")})
+    fidelity = {label: ratings.diff(a, b) for label, (a, b) in references.items()
+                if a in ratings.elo and b in ratings.elo}
+    return dict(ratings=ratings, best_expert=best, diff=diff, diff_high=diff_high, fidelity=fidelity,
                 transcends=bool(diff[1] > 0))
 
 
@@ -221,14 +255,20 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
 
     tau = min(cfg.temperatures)
     summary = {"config": cfg.to_dict(), "populations": {}}
-    series, band = {}, None
+    series, bands, lines = {}, {}, {}
     for r in runs:
         ratings = r["ratings"]
         print(f"\n{r['kind']} (training step {r['step']}, {len(r['results'])} games, {r['seconds']:.0f}s)")
         print(format_table(ratings, r["results"]))
-        series[r["kind"]] = [(t, ratings.elo[model_name(t)], *ratings.ci[model_name(t)]) for t in cfg.temperatures]
-        if r["kind"] == "diverse" or band is None:
-            band = ratings.ci[r["best_expert"]]
+        # One y-axis for both populations: Elo minus that population's best expert.
+        zero = ratings.elo[r["best_expert"]]
+        series[r["kind"]] = [(t, ratings.elo[model_name(t)] - zero, *(x - zero for x in ratings.ci[model_name(t)]))
+                             for t in cfg.temperatures]
+        bands[f"{r['kind']}: best expert, 95% CI"] = tuple(x - zero for x in ratings.ci[r["best_expert"]])
+        lines.update({f"{r['kind']}: {name}": ratings.elo[name] - zero for name in ("vote", "mixture")
+                      if name in ratings.elo})
+        for label, (d, lo, hi) in r["fidelity"].items():
+            print(f"{label}: {d:+.0f} [{lo:+.0f}, {hi:+.0f}]")
         st = r["states"]["temperatures"]
         print("state-level (held-out positions): " + ", ".join(
             f"tau={t}: agree {v['agreement_with_base']:.2f}, gain {v['gain_over_experts']['mean']:+.2f}"
@@ -237,14 +277,16 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
             "ratings": json.loads(ratings.to_json()), "best_expert": r["best_expert"],
             "model_minus_best_expert": dict(zip(("diff", "lo", "hi"), r["diff"])),
             "highest_tau_minus_best_expert": dict(zip(("diff", "lo", "hi"), r["diff_high"])),
+            "fidelity": {label: dict(zip(("diff", "lo", "hi"), d)) for label, d in r["fidelity"].items()},
             "transcends": r["transcends"], "verdict": verdict(r, tau), "training_step": r["step"],
             "games": len(r["results"]), "seconds": round(r["seconds"], 1), "data": r["data"],
             "state_level": r["states"]}
     print()
     for r in runs:
         print(verdict(r, tau))
-    plot_rating_vs_temperature(series, os.path.join(out, "transcendence.png"), band=band,
-                               band_label="best expert (diverse), 95% CI")
+    plot_rating_vs_temperature(series, os.path.join(out, "transcendence.png"), bands=bands, lines=lines,
+                               ylabel="Elo minus the population's best expert",
+                               title="The model against its experts, by sampling temperature")
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(summary, f, indent=1, default=float)
     print(f"\nwrote {out}/results.json and {out}/transcendence.png")

@@ -347,27 +347,36 @@ def format_table(ratings, games, players: Sequence[str] | None = None) -> str:
 
 def plot_rating_vs_temperature(series: Mapping[str, Sequence[tuple[float, float, float, float]]], path: str, *,
                                band: tuple[float, float] | None = None, band_label: str = "best expert (95% CI)",
+                               bands: Mapping[str, tuple[float, float]] | None = None,
+                               lines: Mapping[str, float] | None = None,
                                title: str = "Rating against sampling temperature", ylabel: str = "Elo") -> str:
     """The paper's figure: one line per label over temperature (log axis), error bars lo..hi.
 
-    series: label -> [(tau, elo, lo, hi), ...]; band: a horizontal shaded range, e.g. the best
-    expert's CI, so transcendence reads as the line rising above it. Writes a PNG; returns path.
+    series: label -> [(tau, elo, lo, hi), ...]; band (or several, `bands`: label -> (lo, hi)): a
+    horizontal shaded range, e.g. the best expert's CI, so transcendence reads as the line rising
+    above it; lines: label -> y, dashed reference levels (e.g. the experts' vote and mixture),
+    coloured as the series whose label starts their own. Writes a PNG; returns path.
     """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
-    taus = set()
+    taus, colours = set(), {}
     for label, points in series.items():
         pts = sorted(points)
         if not pts:
             continue
         tau, elo, lo, hi = (np.array(c, dtype=float) for c in zip(*pts))
         taus.update(tau.tolist())
-        ax.errorbar(tau, elo, yerr=[elo - lo, hi - elo], marker="o", capsize=3, label=label)
+        drawn = ax.errorbar(tau, elo, yerr=[elo - lo, hi - elo], marker="o", capsize=3, label=label)
+        colours[label] = drawn[0].get_color()
     if band is not None:
         ax.axhspan(band[0], band[1], color="grey", alpha=0.25, label=band_label)
+    for label, (lo, hi) in (bands or {}).items():
+        ax.axhspan(lo, hi, color=_colour_of(label, colours, "grey"), alpha=0.15, label=label)
+    for i, (label, y) in enumerate((lines or {}).items()):
+        ax.axhline(y, color=_colour_of(label, colours, "black"), ls=("--", ":")[i % 2], lw=1.2, label=label)
     if taus and min(taus) > 0:
         ax.set_xscale("log")
         ax.set_xticks(sorted(taus), [f"{t:g}" for t in sorted(taus)])
@@ -381,3 +390,8 @@ def plot_rating_vs_temperature(series: Mapping[str, Sequence[tuple[float, float,
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _colour_of(label: str, colours: Mapping[str, str], default: str) -> str:
+    """The colour of the series whose label starts `label` ("diverse: vote" -> "diverse")."""
+    return next((c for name, c in colours.items() if label.startswith(name)), default)
