@@ -62,6 +62,8 @@ def test_table_structure(demo_run, capsys):
         assert set(states) == {str(t) for t in cfg["temperatures"]}
         for v in states.values():
             assert 0.0 <= v["agreement_with_base"] <= 1.0
+        assert pop["state_level"]["values"] == "stockfish"  # the paper's values, not rollouts
+        assert set(pop["state_level"]["vote_gain_over_experts"]) >= {"mean", "ci95", "share_top"}
 
 
 def test_rerun_resumes_without_replaying(demo_run, capsys):
@@ -73,3 +75,34 @@ def test_rerun_resumes_without_replaying(demo_run, capsys):
         assert again["populations"][k]["ratings"] == summary["populations"][k]["ratings"]
     logs = "".join((out / k / "log.txt").read_text() for k in ("diverse", "clones"))
     assert "already built" in logs and "nothing to do" in logs  # data and training were not redone
+
+
+TINY = ["games=120", "games_per_pair=2", "head_to_head=2", "max_plies=30", "analysis_positions=4", "workers=1",
+        "training.train.steps=10", "training.train.eval_every=10", "training.train.checkpoint_every=10",
+        "training.train.batch_size=8", "training.train.eval_batches=1", "training.train.log_every=5"]
+
+
+def test_seeds_are_independent_replicates_and_reproduce(tmp_path):
+    """seeds=2: a second replicate with its own seed (its own experts' games, training and games),
+    the verdict over both with a CI from seeds and games; a replicate rerun alone from scratch
+    plays the same games."""
+    from transcendence_jax.demo import run_population
+
+    out = tmp_path / "two"
+    summary = demo(str(out), scale="reduced", populations=["diverse"], parallel=False,
+                   overrides=[*TINY, "seeds=2"])
+    pop = summary["populations"]["diverse"]
+    per_seed = pop["seeds"]["per_seed"]
+    assert [s["seed"] for s in per_seed] == [0, 1]
+    first, second = ((out / name / "tournament" / "games.jsonl").read_text() for name in ("diverse", "diverse-seed1"))
+    assert first != second  # the seeds really differ
+    assert pop["model_minus_best_expert"]["diff"] == pytest.approx(sum(s["diff"] for s in per_seed) / 2)
+    lo, hi = pop["model_minus_best_expert"]["lo"], pop["model_minus_best_expert"]["hi"]
+    assert lo < pop["model_minus_best_expert"]["diff"] < hi
+    assert "over 2 seeds" in pop["verdict"]
+    cfg = summary["config"]
+    from ml_collections import ConfigDict
+
+    again = run_population(ConfigDict(cfg), "diverse", str(tmp_path / "again"), replicate=1)
+    assert again["seed"] == 1
+    assert (tmp_path / "again" / "diverse-seed1" / "tournament" / "games.jsonl").read_text() == second

@@ -120,3 +120,20 @@ def test_model_vote_of_one_is_the_models_sampler():
                 probs = move_probabilities(model, s.board, 1.0)
                 hits[k] += c.move == max(probs, key=probs.get)
     assert hits[25] > hits[1], hits
+
+
+def test_stockfish_values_see_what_the_diverse_vote_fixes(positions):
+    """The state-level measure's values (Stockfish, fixed depth, WDL expectation) must be able to
+    see the flaw: where some diverse expert is blind, the vote (the base's moves) gains expected
+    score over the experts' average, and the clones' vote (their shared flaw) does not gain more."""
+    from transcendence_jax.analysis import state_gains, stockfish_move_values
+
+    experts, boards = positions
+    clones = E.population("clones", 5, 0)
+    values = stockfish_move_values(boards, depth=6)
+    diverse = state_gains([vote_distribution(experts, b) for b in boards],
+                          [mixture_distribution(experts, b) for b in boards], values)
+    assert diverse.mean() > 0, diverse
+    shared = state_gains([vote_distribution(clones, b) for b in boards],
+                         [mixture_distribution(clones, b) for b in boards], values)
+    assert shared.mean() < diverse.mean(), (shared, diverse)

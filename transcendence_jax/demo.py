@@ -168,16 +168,19 @@ def rate(cfg: ConfigDict, results: list[dict]) -> dict:
 def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
     """The paper's state-level measure on held-out positions (validation games).
 
-    For each position: the model's distribution at each temperature; the base policy's and
-    each expert's exact distributions (uniform over the moves each one chooses among); every
-    legal move's value from short base-policy rollouts scored as the games are (material
-    adjudication). Reports the model's probability of playing one of the base policy's best
-    moves, and its gain in expected outcome over the experts' average, split by whether some
-    expert is blind in the position (its flaw changes its choice) or none is."""
+    For each position: the model's distribution at each temperature; the experts' exact
+    distributions (uniform over the moves each one chooses among) and their vote's; every legal
+    move's value: Stockfish at a fixed depth, the mover's expected score by the "lichess" WDL
+    model, as the paper (`state_values: stockfish`), or short base-policy rollouts scored by
+    material (`rollouts`). Reports the model's probability of playing one of the base policy's
+    best moves, and its gain in expected score over the experts' average (the mixture), split
+    by whether some expert is blind in the position or none is; the same gain for the vote, the
+    reference that tells a measure that cannot see the flaw from a model that did not learn it."""
     from transcendence_jax import analysis
     from transcendence_jax.data.build import dataset_files
     from transcendence_jax.data.records import read_records
     from transcendence_jax.experts import population as experts
+    from transcendence_jax.experts import reference
 
     population = _population(cfg, kind)
     rng = np.random.default_rng(cfg.seed)
@@ -196,27 +199,32 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
     base = experts.base_expert(cfg.base)
     model_pi = analysis.model_policies(model, boards, cfg.temperatures)
     base_sets = [set(base.choices(b)[0]) for b in boards]
-    expert_pi = [[_uniform(e.choices(b)[0]) for e in population] for b in boards]
     blind_S = np.array([any(e.error_probability(b) > 0 for e in population) for b in boards], bool)
-    values = analysis.rollout_move_values(boards, base, experts.adjudicate, rollouts=2, plies=4,
-                                          seed=cfg.seed)
-    experts_reward = np.array([np.mean([analysis.expected_reward(p, v) for p in pis])
-                               for pis, v in zip(expert_pi, values)])
-    out = {"positions": len(boards), "some_expert_blind": float(blind_S.mean()), "temperatures": {}}
+    how = cfg.get("state_values", "stockfish")
+    if how == "stockfish":
+        values = analysis.stockfish_move_values(boards, depth=cfg.get("stockfish_depth", 8))
+    elif how == "rollouts":
+        values = analysis.rollout_move_values(boards, base, experts.adjudicate, rollouts=2, plies=4, seed=cfg.seed)
+    else:
+        raise UserError(f"state_values={how!r}: use stockfish or rollouts")
+    mixture = [reference.mixture_distribution(population, b) for b in boards]  # the experts' average
+    groups = {"blind": blind_S, "none_blind": ~blind_S}
+
+    def gain_over_experts(pi) -> dict:
+        return analysis.summarize_gains(analysis.state_gains(pi, mixture, values), groups=groups, bootstrap=200,
+                                        seed=cfg.seed)
+
+    out = {"positions": len(boards), "some_expert_blind": float(blind_S.mean()), "values": how,
+           "vote_gain_over_experts": gain_over_experts([reference.vote_distribution(population, b) for b in boards]),
+           "temperatures": {}}
     for tau in cfg.temperatures:
         pi = [m[tau] for m in model_pi]
         agree_S = np.array([sum(p.get(m, 0.0) for m in best) for p, best in zip(pi, base_sets)])
-        gains = 100 * (np.array([analysis.expected_reward(p, v) for p, v in zip(pi, values)]) - experts_reward)
         out["temperatures"][str(tau)] = {
             "agreement_with_base": float(agree_S.mean()),
             "agreement_where_some_expert_blind": float(agree_S[blind_S].mean()) if blind_S.any() else None,
-            "gain_over_experts": analysis.summarize_gains(gains, groups={"blind": blind_S, "none_blind": ~blind_S},
-                                                          bootstrap=200, seed=cfg.seed)}
+            "gain_over_experts": gain_over_experts(pi)}
     return out
-
-
-def _uniform(moves) -> dict:
-    return {m: 1.0 / len(moves) for m in moves}
 
 
 def _ucis(tokens) -> list[str]:
@@ -225,10 +233,18 @@ def _ucis(tokens) -> list[str]:
     return [m.uci() for m in decode_game(tokens)[0]]
 
 
-def run_population(cfg: ConfigDict, kind: str, out: str) -> dict:
-    """One population's whole path: data, training, tournament, ratings, state-level measure."""
+def replicate_name(kind: str, replicate: int) -> str:
+    """The output folder of one replicate: the population's name for the first, `-seedN` after."""
+    return kind if replicate == 0 else f"{kind}-seed{replicate}"
+
+
+def run_population(cfg: ConfigDict, kind: str, out: str, replicate: int = 0) -> dict:
+    """One population's whole path: data, training, tournament, ratings, state-level measure.
+    Replicate r runs it all with seed cfg.seed + r, in out/<replicate_name>."""
     start = time.time()
-    root = os.path.join(out, kind)
+    cfg = ConfigDict(cfg.to_dict())
+    cfg.seed += replicate
+    root = os.path.join(out, replicate_name(kind, replicate))
     _stage(f"{kind}: generating {cfg.games} games of {cfg.experts} experts")
     data_stats = generate(cfg, kind, os.path.join(root, "data"))
     _stage(f"{kind}: training ({cfg.training.train.steps} steps of {cfg.training.train.batch_size} games)")
@@ -238,25 +254,68 @@ def run_population(cfg: ConfigDict, kind: str, out: str) -> dict:
     rated = rate(cfg, results)
     _stage(f"{kind}: state-level measure")
     states = state_level(cfg, kind, model, os.path.join(root, "data"))
-    return dict(kind=kind, step=step, results=results, seconds=time.time() - start, data=data_stats,
-                states=states, **rated)
+    return dict(kind=kind, replicate=replicate, seed=cfg.seed, step=step, results=results,
+                seconds=time.time() - start, data=data_stats, states=states, **rated)
 
 
 def verdict(r: dict, tau: float) -> str:
     d, lo, hi = r["diff"]
     figure = f"model tau={tau:g} {d:+.0f} [{lo:+.0f}, {hi:+.0f}]"
+    seeds = r.get("seeds")
+    if seeds and len(seeds["per_seed"]) > 1:
+        each = ", ".join(f"{s['diff']:+.0f}" for s in seeds["per_seed"])
+        figure += f" over {len(seeds['per_seed'])} seeds (each: {each}; CI from seeds and games)"
     if r["transcends"]:
         return f"{r['kind']}: transcends: {figure} above the best expert ({r['best_expert']})"
     return f"{r['kind']}: does not transcend: {figure} vs the best expert ({r['best_expert']})"
 
 
+def combine_seeds(cfg: ConfigDict, replicates: list[dict]) -> dict:
+    """Each replicate's model@lowest-tau minus its own best expert, and their mean with a CI that
+    resamples both the replicates and each one's games (rating.across_seeds)."""
+    from transcendence_jax.rating import across_seeds
+
+    low = model_name(min(cfg.temperatures))
+    per_seed = [dict(seed=r["seed"], best_expert=r["best_expert"], **dict(zip(("diff", "lo", "hi"), r["diff"])))
+                for r in replicates]
+    across = across_seeds([r["diff"][0] for r in replicates],
+                          [r["ratings"].diff_samples(low, r["best_expert"]) for r in replicates], seed=cfg.seed)
+    return dict(per_seed=per_seed, across=dict(zip(("diff", "lo", "hi"), across)))
+
+
+def state_level_line(states: dict) -> str:
+    """The state-level measure in one line: per player, its gain over the experts' average where
+    some expert is blind (points x 100, 95% CI over positions), and its agreement with the base."""
+    def gain(summary: dict) -> str:
+        blind = summary.get("groups", {}).get("blind")
+        if blind is None:
+            return f"{summary['mean']:+.2f}"
+        return f"{blind['mean']:+.2f} [{blind['ci95'][0]:+.2f}, {blind['ci95'][1]:+.2f}]"
+
+    parts = [f"vote {gain(states['vote_gain_over_experts'])}"] + [
+        f"tau={t}: {gain(v['gain_over_experts'])} (agree {v['agreement_with_base']:.2f})"
+        for t, v in states["temperatures"].items()]
+    return (f"state-level, {states['positions']} held-out positions ({states['values']} values), gain over the "
+            "experts where some expert is blind: " + ", ".join(parts))
+
+
 def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
+    """The tables (the first replicate's), fidelity, state-level lines, the verdicts (over every
+    replicate when there are several), the figure and results.json."""
     from transcendence_jax.rating import format_table, plot_rating_vs_temperature
 
     tau = min(cfg.temperatures)
     summary = {"config": cfg.to_dict(), "populations": {}}
     series, bands, lines = {}, {}, {}
-    for r in runs:
+    mains = []
+    for kind in dict.fromkeys(r["kind"] for r in runs):
+        replicates = sorted((r for r in runs if r["kind"] == kind), key=lambda r: r["replicate"])
+        r = dict(replicates[0], seeds=combine_seeds(cfg, replicates))
+        if len(replicates) > 1:
+            r["diff"] = tuple(r["seeds"]["across"][k] for k in ("diff", "lo", "hi"))
+            r["transcends"] = bool(r["diff"][1] > 0)
+        mains.append(r)
+    for r in mains:
         ratings = r["ratings"]
         print(f"\n{r['kind']} (training step {r['step']}, {len(r['results'])} games, {r['seconds']:.0f}s)")
         print(format_table(ratings, r["results"]))
@@ -269,10 +328,7 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
                       if name in ratings.elo})
         for label, (d, lo, hi) in r["fidelity"].items():
             print(f"{label}: {d:+.0f} [{lo:+.0f}, {hi:+.0f}]")
-        st = r["states"]["temperatures"]
-        print("state-level (held-out positions): " + ", ".join(
-            f"tau={t}: agree {v['agreement_with_base']:.2f}, gain {v['gain_over_experts']['mean']:+.2f}"
-            for t, v in st.items()))
+        print(state_level_line(r["states"]))
         summary["populations"][r["kind"]] = {
             "ratings": json.loads(ratings.to_json()), "best_expert": r["best_expert"],
             "model_minus_best_expert": dict(zip(("diff", "lo", "hi"), r["diff"])),
@@ -280,9 +336,9 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
             "fidelity": {label: dict(zip(("diff", "lo", "hi"), d)) for label, d in r["fidelity"].items()},
             "transcends": r["transcends"], "verdict": verdict(r, tau), "training_step": r["step"],
             "games": len(r["results"]), "seconds": round(r["seconds"], 1), "data": r["data"],
-            "state_level": r["states"]}
+            "state_level": r["states"], "seeds": r["seeds"]}
     print()
-    for r in runs:
+    for r in mains:
         print(verdict(r, tau))
     plot_rating_vs_temperature(series, os.path.join(out, "transcendence.png"), bands=bands, lines=lines,
                                ylabel="Elo minus the population's best expert",
@@ -293,24 +349,24 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
     return summary
 
 
-def _population_process(cfg_dict: dict, kind: str, out: str, cores: list[int] | None = None) -> None:
-    """A spawned child: one population's whole path, its output in out/<kind>/log.txt. Pinned
-    to its own share of the cores: on 2 cores, two XLA thread pools spread over both run each
-    step slower than one core each."""
+def _population_process(cfg_dict: dict, kind: str, replicate: int, out: str, cores: list[int] | None = None) -> None:
+    """A spawned child: one replicate of one population, its output in out/<name>/log.txt.
+    Pinned to its own share of the cores: on 2 cores, two XLA thread pools spread over both run
+    each step slower than one core each."""
     import pickle
     import sys
 
     if cores:
         os.sched_setaffinity(0, cores)
 
-    root = os.path.join(out, kind)
+    root = os.path.join(out, replicate_name(kind, replicate))
     os.makedirs(root, exist_ok=True)
     import traceback
 
     with open(os.path.join(root, "log.txt"), "a", buffering=1) as log:
         sys.stdout = sys.stderr = log
         try:
-            result = run_population(ConfigDict(cfg_dict), kind, out)
+            result = run_population(ConfigDict(cfg_dict), kind, out, replicate)
         except UserError as e:
             print(f"error: {e}")
             sys.exit(2)
@@ -324,21 +380,22 @@ def _population_process(cfg_dict: dict, kind: str, out: str, cores: list[int] | 
             pickle.dump(result, f)
 
 
-def _run_parallel(cfg: ConfigDict, populations, out: str) -> list[dict]:
-    """Both populations at once, one process each: most of the path is single-threaded
-    Python (expert policies, python-chess, the arena), so two processes use both cores."""
+def _run_parallel(cfg: ConfigDict, populations, out: str, replicate: int = 0) -> list[dict]:
+    """Both populations (one replicate) at once, one process each: most of the path is
+    single-threaded Python (expert policies, python-chess, the arena), so two processes use both cores."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     procs = {}
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     for i, kind in enumerate(populations):
+        name = replicate_name(kind, replicate)
         for stale in ("result.pkl", "log.txt"):
-            if os.path.exists(os.path.join(out, kind, stale)):
-                os.remove(os.path.join(out, kind, stale))
+            if os.path.exists(os.path.join(out, name, stale)):
+                os.remove(os.path.join(out, name, stale))
         share = cores[i :: len(populations)] if len(cores) >= len(populations) else None
-        procs[kind] = ctx.Process(target=_population_process, args=(cfg.to_dict(), kind, out, share))
-        procs[kind].start()
+        procs[name] = ctx.Process(target=_population_process, args=(cfg.to_dict(), kind, replicate, out, share))
+        procs[name].start()
     try:
         _follow(procs, out)
     finally:  # interrupted or failed: no orphans left training in the background
@@ -393,15 +450,20 @@ def demo(out: str, *, scale: str = "default", config: str | None = None, populat
     """The whole experiment; `parallel` (default: with 2+ cores and 2 populations) runs the
     populations in two processes at once."""
     cfg = demo_config(scale, config, overrides)
+    if cfg.get("seeds", 1) < 1:
+        raise UserError(f"seeds={cfg.seeds}: at least one replicate")
     os.makedirs(out, exist_ok=True)
     start = time.time()
     if parallel is None:
         parallel = len(populations) > 1 and (os.cpu_count() or 1) >= 2
     if parallel:
         cfg.workers = max(1, cfg.workers // len(populations))
-        runs = _run_parallel(cfg, populations, out)
-    else:
-        runs = [run_population(cfg, kind, out) for kind in populations]
+    runs = []
+    for replicate in range(cfg.get("seeds", 1)):
+        if parallel:
+            runs += _run_parallel(cfg, populations, out, replicate)
+        else:
+            runs += [run_population(cfg, kind, out, replicate) for kind in populations]
     summary = report(cfg, runs, out)
     print(f"demo finished in {time.time() - start:.0f}s")
     return summary

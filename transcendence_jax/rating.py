@@ -156,12 +156,16 @@ class Ratings:
     anchor: str
     prior_sd: float
 
-    def diff(self, a: str, b: str) -> tuple[float, float, float]:
-        """Elo of a minus Elo of b, with the 95% CI of that difference (not of the two ratings)."""
+    def diff_samples(self, a: str, b: str) -> np.ndarray:
+        """The bootstrap samples of Elo(a) - Elo(b): [B]."""
         for name in (a, b):
             if name not in self.elo:
                 raise UserError(f"no rating for player {name!r}; rated players: {', '.join(self.players)}")
-        d_B = self.samples_BP[:, self.players.index(a)] - self.samples_BP[:, self.players.index(b)]
+        return self.samples_BP[:, self.players.index(a)] - self.samples_BP[:, self.players.index(b)]
+
+    def diff(self, a: str, b: str) -> tuple[float, float, float]:
+        """Elo of a minus Elo of b, with the 95% CI of that difference (not of the two ratings)."""
+        d_B = self.diff_samples(a, b)
         lo, hi = np.percentile(d_B, [2.5, 97.5]) if len(d_B) else (math.nan, math.nan)
         return self.elo[a] - self.elo[b], float(lo), float(hi)
 
@@ -395,3 +399,17 @@ def plot_rating_vs_temperature(series: Mapping[str, Sequence[tuple[float, float,
 def _colour_of(label: str, colours: Mapping[str, str], default: str) -> str:
     """The colour of the series whose label starts `label` ("diverse: vote" -> "diverse")."""
     return next((c for name, c in colours.items() if label.startswith(name)), default)
+
+
+def across_seeds(points: Sequence[float], samples: Sequence[np.ndarray], *, bootstrap: int = 2000,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """A difference measured on several independent replicates (training seeds), with a 95% CI
+    from both sources of variation: each bootstrap draw resamples the replicates (with
+    replacement), then one of each drawn replicate's own game bootstrap samples, and averages.
+    points: each replicate's estimate; samples: each replicate's bootstrap samples."""
+    rng = np.random.default_rng(seed)
+    n = len(points)
+    picks = rng.integers(n, size=(bootstrap, n))
+    draws = np.array([[samples[r][rng.integers(len(samples[r]))] for r in row] for row in picks]).mean(1)
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return float(np.mean(points)), float(lo), float(hi)

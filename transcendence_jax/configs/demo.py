@@ -16,6 +16,7 @@ from transcendence_jax.configs import tiny
 def get_config() -> ConfigDict:
     c = ConfigDict()
     c.seed = 0
+    c.seeds = 1                          # independent replicates (population, games, training, tournament)
     c.experts = 5
     c.base = "mvv-lva"                   # the experts' shared skill (docs/EXPERTS.md)
     c.blind_fraction = 0.375             # 24 of 64 squares: each square blind for one or two of the five
@@ -31,5 +32,7 @@ def get_config() -> ConfigDict:
     c.games_per_pair = 40                # round robin, colours alternating
     c.head_to_head = 100                 # model at the lowest temperature vs each expert, extra games
     c.max_plies = 100                    # the experts' own cap; adjudicated by material, as their games
-    c.analysis_positions = 200
+    c.analysis_positions = 200           # held-out positions of the state-level measure
+    c.state_values = "stockfish"         # each move's value: Stockfish's expected score ("rollouts": base-policy play)
+    c.stockfish_depth = 8
     return c
