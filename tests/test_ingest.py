@@ -15,7 +15,7 @@ from transcendence_jax import cli
 from transcendence_jax.data import build, ingest, tokenizer
 from transcendence_jax.data.boards import game_boards
 from transcendence_jax.data.pgn import play_san
-from transcendence_jax.data.records import decode
+from transcendence_jax.data.records import NO_RATING, decode
 from transcendence_jax.errors import UserError
 
 # Per file, as python-chess reads it: games; games with max(WhiteElo, BlackElo) <= cap; (min, median, max) length.
@@ -41,10 +41,10 @@ def test_real_counts_match_readme(lichess_dir, name):
     assert counts["input_games"] == games
     lengths = [r.num_moves for r in recs]
     assert (min(lengths), statistics.median(lengths), max(lengths)) == (lo, med, hi)
+    rated = [r for r in recs if min(r.white_elo, r.black_elo) != NO_RATING]
     for cap, expected in caps.items():
-        assert sum(max(r.white_elo, r.black_elo) <= cap for r in recs) == expected
-    if name.startswith("lichess_2013"):
-        assert counts["dropped"]["missing_rating"] == 1  # "one game has no rating"
+        assert sum(max(r.white_elo, r.black_elo) <= cap for r in rated) == expected
+    assert counts["dropped"]["missing_rating"] == 0 and len(rated) == len(recs) - name.startswith("lichess_2013")
 
 
 def test_real_cap_filter_in_workers(lichess_dir):
@@ -165,6 +165,24 @@ def test_csv_transcripts(tmp_path):
     bad.write_text("url,white,black\n")
     with pytest.raises(UserError, match="bad.csv"):
         list(ingest.ingest([str(bad)], workers=0))
+
+
+def test_games_without_ratings_are_kept_without_a_cap(tmp_path, capsys):
+    engine = _game({"Event": "Engine match", "White": "Stockfish", "Black": "Stockfish", "Result": "1/2-1/2"},
+                   "1. e4 e5 2. Nf3 Nc6 1/2-1/2")
+    half = _game({**BASE, "BlackElo": "?"}, "1. d4 d5 0-1")
+    path = _write(tmp_path / "engine.pgn", engine + half + GOOD)
+    recs, counts = _ingest([path], workers=0)  # no cap: every rating, none included, is kept
+    assert [(r.white_elo, r.black_elo) for r in recs] == [(NO_RATING, NO_RATING),
+                                                          (1200, NO_RATING), (1200, 1100)]
+    assert NO_RATING == -1 and counts["dropped"]["missing_rating"] == 0
+    recs, counts = _ingest([path], filters=ingest.Filters(max_rating=1500), workers=0)
+    assert len(recs) == 1 and counts["dropped"]["missing_rating"] == 2  # a cap needs both ratings
+    out = tmp_path / "ds"
+    assert cli.main(["data", "build", str(path), "--out", str(out), "--val-fraction", "0"]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["kept"] == 3 and stats["without_rating"] == 2 and stats["rating_histogram"] == {"1200": 1}
+    assert "2 without a rating" in capsys.readouterr().out
 
 
 def test_unopenable_input_is_one_user_error(tmp_path, capsys):

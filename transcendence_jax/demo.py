@@ -51,7 +51,7 @@ def _population(cfg: ConfigDict, kind: str):
 
 def generate(cfg: ConfigDict, kind: str, out: str) -> dict:
     """The experts' games as a dataset in out/data (skipped when already written)."""
-    from transcendence_jax.data.build import write_dataset
+    from transcendence_jax.data.build import whole_record, write_dataset
     from transcendence_jax.experts import population as experts
 
     stats_path = os.path.join(out, "stats.json")
@@ -62,7 +62,7 @@ def generate(cfg: ConfigDict, kind: str, out: str) -> dict:
     population = _population(cfg, kind)
     gen: dict = {}
     recs = experts.records(population, cfg.games, seed=cfg.seed, workers=cfg.workers, boards=False, stats=gen)
-    stats = write_dataset(_progress(recs, cfg.games, "games"), out, seed=cfg.seed,
+    stats = write_dataset(_progress(recs, cfg.games, "games"), out, seed=cfg.seed, split_by=whole_record,
                           extra_stats={"experts": experts.describe(population), "generation": gen})
     stats.update(generation=gen)
     with open(stats_path, "w") as f:

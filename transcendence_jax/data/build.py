@@ -3,24 +3,30 @@
 `write_dataset` is the one writer every game source uses (Lichess ingestion here, the
 synthetic experts elsewhere). Records are `records.encode` bytes; files are written with
 `group_size:1` so grain / `tfds.data_source` can read any record without decoding its
-neighbours. The train/validation split hashes each record's bytes with the seed: it is the
-same whatever the order or number of workers, and a duplicated game never straddles it.
+neighbours. The train/validation split hashes each game's `records.game_key` (its moves, result
+and ratings, not the file it came from) with the seed: it is the same whatever the file's name or
+compression, the order or the number of workers, and a duplicated game never straddles it.
+A build that fails (no game kept, a full disk) replaces nothing: an earlier dataset stays whole.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import errno
 import glob
 import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from array_record.python.array_record_module import ArrayRecordWriter
 
-from transcendence_jax.data.records import GameRecord, encode
+from transcendence_jax.data.records import NO_RATING, GameRecord, encode, game_key
 from transcendence_jax.errors import UserError
 
 SPLITS = ("train", "validation")
@@ -33,13 +39,60 @@ def shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.array_record"
 
 
-def _is_validation(data: bytes, seed: int, val_fraction: float) -> bool:
-    digest = hashlib.blake2b(data, digest_size=8, key=seed.to_bytes(8, "little", signed=True)).digest()
+class NoGames(UserError):
+    """write_dataset got no record: it wrote nothing (an earlier dataset in its directory is kept)."""
+
+
+def whole_record(rec: GameRecord) -> bytes:
+    """The split key the synthetic experts' datasets keep: the encoded record, as they were first
+    split (so the demo's published ratings stand). A generated game holds no file name (its source
+    is the population), so a copy never straddles this split either; only storing the board planes
+    or not would move a game."""
+    return encode(rec)
+
+
+def _is_validation(key: bytes, seed: int, val_fraction: float) -> bool:
+    digest = hashlib.blake2b(key, digest_size=8, key=seed.to_bytes(8, "little", signed=True)).digest()
     return int.from_bytes(digest, "little") / 2.0**64 < val_fraction
 
 
-def _hist_add(hist: collections.Counter, value: int, width: int) -> None:
-    hist[value // width * width] += 1
+class _Tally:
+    """What stats.json says about the games written: counts, tokens and histograms."""
+
+    def __init__(self):
+        self.splits, self.results, self.sources = collections.Counter(), collections.Counter(), collections.Counter()
+        self.rating_hist, self.length_hist = collections.Counter(), collections.Counter()
+        self.tokens = self.bytes = self.without_rating = 0
+        self.boards = False
+
+    def add(self, rec: GameRecord, split: str, num_bytes: int) -> None:
+        self.splits[split] += 1
+        self.tokens += len(rec.tokens)
+        self.bytes += num_bytes
+        self.boards |= rec.boards is not None
+        if rec.white_elo != NO_RATING and rec.black_elo != NO_RATING:
+            self.rating_hist[max(rec.white_elo, rec.black_elo) // RATING_BIN * RATING_BIN] += 1
+        else:
+            self.without_rating += 1
+        self.length_hist[rec.num_moves // LENGTH_BIN * LENGTH_BIN] += 1
+        self.results[rec.result] += 1
+        self.sources[rec.source] += 1
+
+    def stats(self) -> dict:
+        return {
+            "kept": self.splits["train"] + self.splits["validation"],
+            "train": self.splits["train"],
+            "validation": self.splits["validation"],
+            "tokens": self.tokens,
+            "boards": self.boards,
+            "results": dict(self.results),
+            "sources": dict(self.sources),
+            "rating_histogram": _sorted_hist(self.rating_hist),
+            "rating_bin": RATING_BIN,
+            "without_rating": self.without_rating,  # kept games with a NO_RATING: not in the histogram
+            "length_histogram": _sorted_hist(self.length_hist),
+            "length_bin": LENGTH_BIN,
+        }
 
 
 def _sorted_hist(hist: collections.Counter) -> dict[str, int]:
@@ -54,71 +107,113 @@ def write_dataset(
     val_fraction: float = 0.05,
     seed: int = 0,
     extra_stats: dict | None = None,
+    split_by: Callable[[GameRecord], bytes] = game_key,
 ) -> dict:
     """Write `records` to `out_dir/{train-*-of-N, validation-00000-of-00001}.array_record`
     and `out_dir/stats.json`; return the stats.
 
     Streams: one record in memory at a time. Train records go round-robin over the shards.
-    Files are written under a `.tmp` name and renamed at the end, so an interrupted build
-    never leaves shards that look complete. `extra_stats` (e.g. ingestion's drop counts) is
-    merged into the stats; it is read after `records` is exhausted, so a generator may fill it.
+    The split hashes `split_by(record)`: by default the game itself (`records.game_key`).
+    Files are written under a `.tmp` name and renamed (stale shards removed) only once all are
+    written, so an interrupted or failed build never leaves shards that look complete and
+    never loses an earlier dataset. `extra_stats` (e.g. ingestion's drop counts) is merged into
+    the stats; it is read after `records` is exhausted, so a generator may fill it.
     """
     if num_shards < 1:
         raise UserError(f"--shards must be >= 1, got {num_shards}")
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"--val-fraction must be in [0, 1), got {val_fraction}")
-    os.makedirs(out_dir, exist_ok=True)
-    for split in SPLITS:  # stale shards of an earlier build would be read as part of this one
-        for old in glob.glob(os.path.join(out_dir, f"{split}-*-of-*.array_record")):
-            os.remove(old)
+    created = _prepare_out_dir(out_dir)
     paths = {("train", i): os.path.join(out_dir, shard_name("train", i, num_shards)) for i in range(num_shards)}
     paths[("validation", 0)] = os.path.join(out_dir, shard_name("validation", 0, 1))
-    writers = {key: ArrayRecordWriter(path + ".tmp", WRITER_OPTIONS) for key, path in paths.items()}
-    counts = collections.Counter()
-    rating_hist, length_hist = collections.Counter(), collections.Counter()
-    results, sources = collections.Counter(), collections.Counter()
-    num_tokens, has_boards = 0, False
+    stats_path = os.path.join(out_dir, "stats.json")
+    temps = [path + ".tmp" for path in paths.values()] + [stats_path + ".tmp"]
+    tally = _Tally()
+    writers: dict = {}
+    writing = ""  # the file being written, for the error message
     try:
+        for key, path in paths.items():
+            writing = path + ".tmp"
+            writers[key] = ArrayRecordWriter(writing, WRITER_OPTIONS)
         for rec in records:
             data = encode(rec)
-            if _is_validation(data, seed, val_fraction):
-                writers[("validation", 0)].write(data)
-                counts["validation"] += 1
-            else:
-                writers[("train", counts["train"] % num_shards)].write(data)
-                counts["train"] += 1
-            num_tokens += len(rec.tokens)
-            has_boards |= rec.boards is not None
-            if rec.white_elo >= 0 and rec.black_elo >= 0:
-                _hist_add(rating_hist, max(rec.white_elo, rec.black_elo), RATING_BIN)
-            _hist_add(length_hist, rec.num_moves, LENGTH_BIN)
-            results[rec.result] += 1
-            sources[rec.source] += 1
-    finally:
-        for w in writers.values():
+            key = ("validation", 0) if _is_validation(split_by(rec), seed, val_fraction) else \
+                ("train", tally.splits["train"] % num_shards)
+            writing = paths[key] + ".tmp"
+            writers[key].write(data)
+            tally.add(rec, key[0], len(data))
+        for key, w in writers.items():  # a full disk often shows only here, when buffers are flushed
+            writing = paths[key] + ".tmp"
             w.close()
-    for path in paths.values():
+        stats = tally.stats()
+        if not stats["kept"]:
+            raise NoGames(f"no games to write to {out_dir!r}: nothing written")
+        stats.update(num_shards=num_shards, val_fraction=val_fraction, seed=seed, split_by=split_by.__name__,
+                     **(extra_stats or {}))
+        writing = stats_path + ".tmp"
+        with open(writing, "w") as f:
+            json.dump(stats, f, indent=1)
+    except BaseException as e:
+        for w in writers.values():
+            with contextlib.suppress(Exception):  # closed already, or failing again: the first error is raised
+                w.close()
+        for temp in temps:
+            if os.path.lexists(temp):
+                os.remove(temp)
+        if created and not os.listdir(out_dir):
+            os.rmdir(out_dir)
+        if _disk_full(e):
+            raise UserError(_disk_full_message(writing, out_dir, tally.bytes)) from None
+        raise
+    for split in SPLITS:  # stale shards of an earlier build would be read as part of this one
+        for old in glob.glob(os.path.join(out_dir, f"{split}-*-of-*.array_record")):
+            if old not in paths.values():
+                os.remove(old)
+    for path in [*paths.values(), stats_path]:
         os.replace(path + ".tmp", path)
-    stats = {
-        "kept": counts["train"] + counts["validation"],
-        "train": counts["train"],
-        "validation": counts["validation"],
-        "num_shards": num_shards,
-        "val_fraction": val_fraction,
-        "seed": seed,
-        "tokens": num_tokens,
-        "boards": has_boards,
-        "results": dict(results),
-        "sources": dict(sources),
-        "rating_histogram": _sorted_hist(rating_hist),
-        "rating_bin": RATING_BIN,
-        "length_histogram": _sorted_hist(length_hist),
-        "length_bin": LENGTH_BIN,
-        **(extra_stats or {}),
-    }
-    with open(os.path.join(out_dir, "stats.json"), "w") as f:
-        json.dump(stats, f, indent=1)
     return stats
+
+
+def _prepare_out_dir(out_dir: str) -> bool:
+    """Check, before any work, that `out_dir` is a directory this process can write in (created
+    if absent): one line naming the problem otherwise. True when it was created here."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UserError(f"--out {out_dir!r} is a file, not a directory: name a directory (created if absent)")
+    created = not os.path.isdir(out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the --out directory {out_dir!r}: {e.strerror or e}; "
+                        "choose a path where you can create a directory") from None
+    try:
+        with tempfile.TemporaryFile(dir=out_dir, prefix=".write-check-"):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write in the --out directory {out_dir!r}: {e.strerror or e}; "
+                        "choose a directory you can write in") from None
+    return created
+
+
+def _disk_full(e: BaseException) -> bool:
+    """A full disk or quota, as Python (OSError) or ArrayRecord's C++ writer (RuntimeError) reports it."""
+    codes = (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(e, OSError):
+        return e.errno in codes
+    return isinstance(e, RuntimeError) and any(os.strerror(code) in str(e) for code in codes)
+
+
+def _disk_full_message(path: str, out_dir: str, num_bytes: int) -> str:
+    try:
+        free = f"{_size(shutil.disk_usage(out_dir).free)} free"
+    except OSError:
+        free = "free space unknown"
+    return (f"{os.strerror(errno.ENOSPC)} while writing {path!r} ({_size(num_bytes)} of records written, "
+            f"{free}): free space on that disk or pass another --out, and rerun; "
+            f"nothing was replaced (partial files removed, an earlier dataset in {out_dir!r} kept)")
+
+
+def _size(num_bytes: float) -> str:
+    return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 1e5 else f"{num_bytes / 1e3:.1f} kB"
 
 
 def dataset_files(data_dir: str, split: str) -> list[str]:
@@ -174,5 +269,31 @@ def build(inputs, out_dir, *, filters=None, workers=None, boards=False, num_shar
     counts: dict = {}
     records = ingest.ingest(inputs, filters=filters, workers=workers, boards=boards, counts=counts,
                             progress=sys.stderr if progress else None)
-    return write_dataset(records, out_dir, num_shards=num_shards, val_fraction=val_fraction, seed=seed,
-                         extra_stats=counts)
+    try:
+        return write_dataset(records, out_dir, num_shards=num_shards, val_fraction=val_fraction, seed=seed,
+                             extra_stats=counts)
+    except NoGames:
+        raise UserError(_nothing_kept(counts, inputs, out_dir)) from None
+
+
+# What to change when every game is dropped for one reason (the others are about the input itself).
+REMEDIES = {
+    "over_max_rating": "raise --max-rating",
+    "missing_rating": "leave out --max-rating to keep games without ratings",
+    "too_short": "lower --min-moves",
+    "no_moves": "pass --min-moves 0 to keep games without moves",
+    "unrated": "pass --include-casual to keep casual games",
+}
+
+
+def _nothing_kept(counts: dict, inputs, out_dir: str) -> str:
+    """The one line for a build that kept no game: what was read, what was dropped and why, the remedy."""
+    from transcendence_jax.data import ingest
+
+    dropped = counts.get("dropped", {})
+    remedies = [REMEDIES[r] for r, n in sorted(dropped.items(), key=lambda kv: -kv[1]) if n and r in REMEDIES]
+    why = f"dropped: {ingest.drops(dropped)}" if any(dropped.values()) else "the input holds no games"
+    games = counts.get("input_games", 0)
+    return (f"no game kept: {games} game{'s' * (games != 1)} read from {', '.join(map(str, inputs))} "
+            f"({why}); nothing written to {out_dir!r}: "
+            + ("; ".join(remedies) if remedies else "check that the inputs are the PGN / CSV games you meant"))

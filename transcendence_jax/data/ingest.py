@@ -30,7 +30,7 @@ import numpy as np
 
 from transcendence_jax.data import pgn, tokenizer
 from transcendence_jax.data.boards import game_boards
-from transcendence_jax.data.records import RESULTS, GameRecord
+from transcendence_jax.data.records import NO_RATING, RESULTS, GameRecord
 from transcendence_jax.errors import UserError
 
 DROP_REASONS = (
@@ -38,8 +38,8 @@ DROP_REASONS = (
     "variant",  # a Variant header other than standard chess
     "from_position",  # SetUp / FEN header or Variant "From Position"
     "unrated",  # Event says casual / unrated
-    "missing_rating",  # WhiteElo or BlackElo absent or "?"
-    "bad_rating",  # a rating that is not an integer
+    "missing_rating",  # WhiteElo or BlackElo absent or "?" while a max_rating cap is set
+    "bad_rating",  # a rating that is not a non-negative integer
     "over_max_rating",  # max(WhiteElo, BlackElo) > the cap
     "no_result",  # Result is not 1-0 / 0-1 / 1/2-1/2
     "bad_move",  # an illegal or unparsable move
@@ -54,7 +54,8 @@ _HEADER_RE = re.compile(r'^\[([A-Za-z0-9_]+)\s+"(.*)"\s*\]\s*$', re.M)
 
 @dataclasses.dataclass(frozen=True)
 class Filters:
-    """Which games to keep. `max_rating=None` keeps every rating."""
+    """Which games to keep. `max_rating=None` keeps every rating, and games without one (engine
+    and OTB PGNs), stored as `records.NO_RATING`; a cap keeps only games with both ratings <= it."""
 
     max_rating: int | None = None
     min_moves: int = 1
@@ -229,10 +230,15 @@ def parse_game(item: tuple, filters: Filters, boards: bool = False,
     for key in ("WhiteElo", "BlackElo"):
         raw = headers.get(key, "").strip()
         if raw in ("", "?", "-"):
-            return "missing_rating", None
+            if filters.max_rating is not None:
+                return "missing_rating", None
+            elos.append(NO_RATING)
+            continue
         try:
             elos.append(int(raw))
         except ValueError:
+            return "bad_rating", None
+        if elos[-1] < 0:
             return "bad_rating", None
     if filters.max_rating is not None and max(elos) > filters.max_rating:
         return "over_max_rating", None
@@ -360,14 +366,19 @@ def ingest(
             print(file=progress)
 
 
+def drops(dropped: dict) -> str:
+    """`reason count, ...`, the largest first, the reasons with none left out."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(dropped.items(), key=lambda kv: -kv[1]) if v)
+
+
 def summary(stats: dict, seconds: float | None = None) -> str:
     """A few human lines: games in, kept, drops by reason, speed."""
     games = stats.get("input_games", stats["kept"])
-    lines = [f"{games} games read, {stats['kept']} kept"
+    unrated = stats.get("without_rating")
+    lines = [f"{games} games read, {stats['kept']} kept" + (f" ({unrated} without a rating)" if unrated else "")
              + (f" in {seconds:.1f}s ({games / max(seconds, 1e-9):.0f} games/s)" if seconds else "")]
-    drops = {k: v for k, v in stats.get("dropped", {}).items() if v}
-    if drops:
-        lines.append("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items(), key=lambda kv: -kv[1])))
+    if any(stats.get("dropped", {}).values()):
+        lines.append("dropped: " + drops(stats["dropped"]))
     for err in stats.get("file_errors", []):
         lines.append(f"warning: {err['file']}: {err['error']} (read up to the error)")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ import numpy as np
 
 RESULTS = ("1-0", "0-1", "1/2-1/2")
 SCORE_OF_RESULT = {"1-0": 1.0, "0-1": 0.0, "1/2-1/2": 0.5}  # White's points
+NO_RATING = -1  # the rating of a player the game names none for (engine / OTB PGNs, generated games)
 _ARRAYS = {"tokens": np.uint16, "blind": np.uint8, "boards": np.uint8, "legal": np.uint16,
            "legal_counts": np.uint8}
 
@@ -23,6 +24,7 @@ _ARRAYS = {"tokens": np.uint16, "blind": np.uint8, "boards": np.uint8, "legal": 
 class GameRecord:
     """One game. `tokens` is `[BOS, moves...]` (see `tokenizer.encode_game`).
 
+    white_elo / black_elo: the players' ratings, NO_RATING where the game has none.
     white_id / black_id: expert ids for synthetic games, -1 for humans.
     blind: per move, 1 where the expert who played it was blind (synthetic games only).
     boards: optional [len(tokens), 64] board planes stored at build time.
@@ -33,8 +35,8 @@ class GameRecord:
 
     tokens: np.ndarray
     result: str
-    white_elo: int = -1
-    black_elo: int = -1
+    white_elo: int = NO_RATING
+    black_elo: int = NO_RATING
     source: str = ""
     white_id: int = -1
     black_id: int = -1
@@ -46,6 +48,17 @@ class GameRecord:
     @property
     def num_moves(self) -> int:
         return len(self.tokens) - 1
+
+
+def game_key(rec: GameRecord) -> bytes:
+    """What identifies a game wherever it was read from: its moves, result and ratings, and for
+    generated games the players and their blind flags. Not `source` (the file name) nor the board
+    planes or legal moves (derived from the moves, stored or not at build time). Copies of a game
+    share a key, so a split hashed on it never puts a game on one side and its copy on the other."""
+    blind = b"" if rec.blind is None else np.ascontiguousarray(rec.blind, np.uint8).tobytes()
+    numbers = [int(n) for n in (rec.white_elo, rec.black_elo, rec.white_id, rec.black_id, len(rec.tokens), len(blind))]
+    head = json.dumps([rec.result, *numbers], separators=(",", ":")).encode()  # lengths: where tokens and blind end
+    return head + np.ascontiguousarray(rec.tokens, "<u2").tobytes() + blind
 
 
 def encode(rec: GameRecord) -> bytes:

@@ -314,7 +314,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transcendence_jax.data.build import write_dataset
+    from transcendence_jax.data.build import whole_record, write_dataset
 
     if args.games < 1:
         raise UserError(f"--games must be >= 1, got {args.games}")
@@ -333,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
 
     extra = {"experts": describe(experts), "generation": stats}
     out = write_dataset(progress(), args.out, num_shards=args.shards, val_fraction=args.val_fraction,
-                        seed=args.seed, extra_stats=extra)
+                        seed=args.seed, extra_stats=extra, split_by=whole_record)
     seconds = time.time() - start
     stats["seconds"] = round(seconds, 1)
     with open(os.path.join(args.out, "stats.json"), "w") as f:
