@@ -106,3 +106,29 @@ def test_seeds_are_independent_replicates_and_reproduce(tmp_path):
     again = run_population(ConfigDict(cfg), "diverse", str(tmp_path / "again"), replicate=1)
     assert again["seed"] == 1
     assert (tmp_path / "again" / "diverse-seed1" / "tournament" / "games.jsonl").read_text() == second
+
+
+def test_an_experiment_is_a_config_file(tmp_path):
+    """A user's own experiment (here: a population halfway between diverse and clones) is a config
+    file run by the same command, with the same overrides."""
+    from transcendence_jax import cli
+    from transcendence_jax.demo import _population, demo_config
+
+    path = tmp_path / "half.py"
+    path.write_text("from ml_collections import ConfigDict\n"
+                    "from transcendence_jax.configs import demo_reduced\n\n\n"
+                    "def get_config():\n"
+                    "    c = demo_reduced.get_config()\n"
+                    "    c.populations = ConfigDict({'half': 0.5})\n"
+                    "    return c\n")
+    cfg = demo_config(config=str(path), overrides=TINY)
+    experts = _population(cfg, "half")
+    shared = experts[0].blind
+    for e in experts[1:]:
+        shared &= e.blind
+    assert bin(shared).count("1") == round(0.5 * bin(experts[0].blind).count("1"))
+    out = tmp_path / "out"
+    assert cli.main(["demo", "--config", str(path), "--out", str(out), "--sequential",
+                     *(f"--config.{o}" for o in TINY)]) == 0
+    summary = json.loads((out / "results.json").read_text())
+    assert list(summary["populations"]) == ["half"] and summary["config"]["populations"] == {"half": 0.5}

@@ -23,9 +23,6 @@ from ml_collections import ConfigDict
 
 from transcendence_jax.errors import UserError
 
-POPULATIONS = ("diverse", "clones")
-
-
 SCALES = {"default": "demo", "reduced": "demo_reduced", "gpu": "demo_gpu"}  # --scale -> packaged config
 
 
@@ -46,7 +43,9 @@ def _stage(msg: str) -> None:
 def _population(cfg: ConfigDict, kind: str):
     from transcendence_jax.experts import population as experts
 
-    return experts.population(kind, cfg.experts, cfg.seed, blind_fraction=cfg.blind_fraction, base=cfg.base)
+    overlap = cfg.populations[kind]  # the shared share of each expert's blind squares: 0 diverse ... 1 clones
+    return experts.population("clones" if overlap >= 1 else "diverse", cfg.experts, cfg.seed,
+                              blind_fraction=cfg.blind_fraction, base=cfg.base, overlap=overlap)
 
 
 def generate(cfg: ConfigDict, kind: str, out: str) -> dict:
@@ -445,11 +444,16 @@ def _collect(procs: dict, out: str) -> list[dict]:
     return runs
 
 
-def demo(out: str, *, scale: str = "default", config: str | None = None, populations=POPULATIONS, overrides=(),
+def demo(out: str, *, scale: str = "default", config: str | None = None, populations=None, overrides=(),
          parallel: bool | None = None) -> dict:
-    """The whole experiment; `parallel` (default: with 2+ cores and 2 populations) runs the
-    populations in two processes at once."""
+    """The whole experiment; `populations`: a subset of the config's (default: all of them);
+    `parallel` (default: with 2+ cores and 2+ populations) runs them in processes at once."""
     cfg = demo_config(scale, config, overrides)
+    populations = list(cfg.populations) if populations is None else list(populations)
+    unknown = [p for p in populations if p not in cfg.populations]
+    if unknown or not populations:
+        raise UserError(f"populations {','.join(populations)!r}: choose from {','.join(cfg.populations)} "
+                        "(the config's `populations`)")
     if cfg.get("seeds", 1) < 1:
         raise UserError(f"seeds={cfg.seeds}: at least one replicate")
     os.makedirs(out, exist_ok=True)
@@ -478,17 +482,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "gpu: 10 experts, 100k games, a 26M-parameter model (one GPU, ~16 cores)")
     add_config_arguments(parser, default="", help="an experiment config file or packaged name "
                          "(default: the one --scale names: demo, demo_reduced or demo_gpu)")
-    parser.add_argument("--populations", default=",".join(POPULATIONS),
-                        help="comma-separated subset of diverse,clones")
+    parser.add_argument("--populations", default="",
+                        help="comma-separated subset of the config's populations (default: all; demo: diverse,clones)")
     parser.add_argument("--sequential", action="store_true",
                         help="run the populations one after the other instead of in two processes at once")
 
 
 def run(args: argparse.Namespace) -> int:
-    pops = [p for p in args.populations.split(",") if p]
-    bad = [p for p in pops if p not in POPULATIONS]
-    if bad or not pops:
-        raise UserError(f"--populations {args.populations!r}: choose from {','.join(POPULATIONS)}")
+    pops = [p for p in args.populations.split(",") if p] or None
     demo(args.out, scale=args.scale, config=args.config or None, populations=pops, overrides=args.overrides,
          parallel=False if args.sequential else None)
     return 0

@@ -18,6 +18,9 @@ def get_config() -> ConfigDict:
     c.seed = 0
     c.seeds = 1                          # independent replicates (population, games, training, tournament)
     c.experts = 5
+    # Populations by the shared fraction of each expert's blind squares, at one per-expert error
+    # rate: 0 diverse (each square blind for one or two experts) ... 1 clones (one shared set).
+    c.populations = ConfigDict({"diverse": 0.0, "clones": 1.0})
     c.base = "mvv-lva"                   # the experts' shared skill (docs/EXPERTS.md)
     c.blind_fraction = 0.375             # 24 of 64 squares: each square blind for one or two of the five
     c.games = 10000                      # expert games per population
