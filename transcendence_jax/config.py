@@ -82,6 +82,9 @@ def _load(path_or_name: str) -> ml_collections.ConfigDict:
     from transcendence_jax import configs
 
     if os.path.isfile(path_or_name):
+        if not path_or_name.endswith(".py"):
+            raise UserError(f"config {path_or_name} is not a Python file: pass a .py file whose get_config() "
+                            f"returns a ConfigDict, or one of {', '.join(configs.NAMES)}")
         return _load_file(path_or_name)
     name = path_or_name.removesuffix(".py")
     for prefix in ("transcendence_jax/configs/", "configs/"):
@@ -121,11 +124,24 @@ def _coerce(value: str, current, key: str):
             parsed = literal()
             if not isinstance(parsed, (tuple, list)):
                 parsed = (parsed,)
-            return tuple(parsed)
+            kind = _element_kind(current)
+            if kind is not None and not all(_element_kind([x]) in (kind, int) for x in parsed):
+                raise ValueError
+            return tuple(float(x) for x in parsed) if kind is float else tuple(parsed)
     except ValueError:
-        raise UserError(f"config override {key}={value!r}: expected a {type(current).__name__} "
+        kind = _element_kind(current) if isinstance(current, (tuple, list)) else None
+        expected = f"a tuple of {kind.__name__}s" if kind else f"a {type(current).__name__}"
+        raise UserError(f"config override {key}={value!r}: expected {expected} "
                         f"(current value {current!r})") from None
     return literal()
+
+
+def _element_kind(values) -> type | None:
+    """int when every element is an int, float when every one is a number with a float among
+    them, else None (no check): a tuple of ints takes only ints (mesh.shape=(1.5,1,1) is refused)."""
+    if not values or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
+        return None
+    return int if all(isinstance(x, int) for x in values) else float
 
 
 def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
@@ -176,7 +192,9 @@ def add_config_arguments(parser, *, default: str | None = None, help: str = "") 
         while i < len(args):
             a = args[i]
             if a.startswith("--config."):
-                if "=" not in a and i + 1 < len(args):
+                if "=" not in a:  # `--config.a.b VALUE`; a following flag is not its value
+                    if i + 1 == len(args) or args[i + 1].startswith("--"):
+                        raise UserError(f"config override {a} has no value: write {a}=VALUE")
                     a, i = f"{a}={args[i + 1]}", i + 1
                 overrides.append(a)
             else:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from transcendence_jax.data.boards import NUM_PIECE_CODES as NUM_PIECES
+from transcendence_jax.errors import UserError
 
 NEG_INF = -1e30
 
@@ -230,8 +231,9 @@ class Transformer(nnx.Module):
     """Decoder-only transformer over move tokens; position t predicts token t+1."""
 
     def __init__(self, cfg, *, rngs: nnx.Rngs):
-        if cfg.embed_dim % cfg.num_heads:
-            raise ValueError(f"embed_dim {cfg.embed_dim} is not a multiple of num_heads {cfg.num_heads}")
+        if cfg.num_heads < 1 or cfg.embed_dim % cfg.num_heads:
+            raise UserError(f"model.num_heads {cfg.num_heads} does not divide model.embed_dim {cfg.embed_dim}: "
+                            "pick a head count that divides the width (e.g. --config.model.num_heads=4)")
         self.cfg = cfg
         pdt = _dtype(cfg.param_dtype)
         self.dtype = _dtype(cfg.dtype)
