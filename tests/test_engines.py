@@ -185,3 +185,43 @@ def test_dead_or_hung_engine_is_replaced_and_the_game_goes_on(tmp_path, sig):
         assert all(r["plies"] > 8 for r in results)  # both games went on past the kill
     finally:
         pool.close()
+
+
+def _engine_script(tmp_path, body: str):
+    """An executable that logs each start to `starts` and then runs `body` (shell)."""
+    script = tmp_path / "engine.sh"
+    script.write_text(f"#!/bin/sh\necho start >> {tmp_path / 'starts'}\n{body}\n")
+    script.chmod(0o755)
+    return script
+
+
+@needs_stockfish
+def test_an_engine_that_dies_while_starting_is_started_again(tmp_path):
+    """The first start dies (a transient failure); the pool starts it again and plays."""
+    flaky = _engine_script(tmp_path, f"if [ ! -e {tmp_path / 'once'} ]; then touch {tmp_path / 'once'}; "
+                                     f"echo 'flaky start' >&2; exit 3; fi\nexec {STOCKFISH}")
+    pool = EnginePool(str(flaky), workers=1)
+    try:
+        player = EnginePlayer("x", depth=1, pool=pool)
+        (choice,) = pool.choose([(player, GameState("g", chess.Board()))])
+        assert choice.move in chess.Board().legal_moves
+        assert (tmp_path / "starts").read_text().count("start") == 2
+    finally:
+        pool.close()
+
+
+def test_an_engine_that_always_dies_while_starting_says_how(tmp_path):
+    """It exists and runs, so "install it" is the wrong advice: the error gives its exit code and
+    the last of its stderr, after three tries."""
+    dying = _engine_script(tmp_path, "echo 'Illegal instruction: this CPU lacks AVX2' >&2; exit 132")
+    pool = EnginePool(str(dying), workers=1)
+    try:
+        player = EnginePlayer("x", depth=1, pool=pool)
+        with pytest.raises(UserError) as e:
+            pool.choose([(player, GameState("g", chess.Board()))])
+    finally:
+        pool.close()
+    message = str(e.value)
+    assert "exit code 132" in message and "lacks AVX2" in message and "3 times" in message, message
+    assert "install" not in message
+    assert (tmp_path / "starts").read_text().count("start") == 3

@@ -23,6 +23,7 @@ import select
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -70,15 +71,17 @@ class UCIProcess:
     threads: an engine left running quits by itself when this process exits (EOF)."""
 
     def __init__(self, path: str, timeout: float):
+        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: it never blocks the engine; read when it dies
         self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, bufsize=0)
+                                     stderr=self._stderr, bufsize=0)
         self.pid, self._sent = self.proc.pid, {}
         self._partial, self._lines = b"", collections.deque()  # output read but not yet taken
         try:
             answer = self.ask("uci", until="uciok", timeout=timeout)
-        except EngineFailed:
+        except EngineFailed as e:
+            how = self.how_it_ended()
             self.kill()  # not a UCI engine, or too slow to start: leave no process behind
-            raise
+            raise EngineFailed(f"{e}{how}") from None
         self.options = {line.split(" type ")[0][len("option name "):]
                         for line in answer if line.startswith("option name ")}
 
@@ -129,6 +132,17 @@ class UCIProcess:
             raise EngineFailed(f"engine answered {' '.join(word)!r}")
         return move
 
+    def how_it_ended(self) -> str:
+        """", exit code N, stderr: ..." once the process has exited by itself ("" while it runs)."""
+        try:
+            code = self.proc.wait(timeout=1)  # its output ends a moment before it exits
+        except subprocess.TimeoutExpired:
+            return ""
+        how = f", killed by signal {-code}" if code < 0 else f", exit code {code}"
+        self._stderr.seek(0)
+        tail = self._stderr.read()[-300:].decode(errors="replace").strip().replace("\n", " | ")
+        return how + (f", stderr: {tail}" if tail else ", nothing on stderr")
+
     def quit(self) -> None:
         try:
             self.send("quit")
@@ -144,11 +158,13 @@ class UCIProcess:
         except ProcessLookupError:
             pass
         self.proc.wait()
+        self._stderr.close()
 
 
 class EnginePool:
     """One engine process per worker thread; `choose` asks all its requests in parallel."""
 
+    START_TRIES = 3  # starts of an engine process before giving up
     _shared: dict[tuple, "EnginePool"] = {}
     _shared_lock = threading.Lock()
 
@@ -182,11 +198,19 @@ class EnginePool:
             return [e.pid for e in self._engines]
 
     def _start(self) -> UCIProcess:
-        try:
-            # Starting is slow on a loaded machine: a generous limit, apart from the move timeout.
-            engine = UCIProcess(self.path, timeout=max(30.0, self.timeout))
-        except (OSError, EngineFailed) as e:
-            raise UserError(f"cannot start engine {self.path!r} ({type(e).__name__}: {e}); {INSTALL_HINT}") from e
+        """A new engine process. One that dies while starting (a transient failure on a loaded
+        machine) is started again, START_TRIES times in all; the error then says how it died."""
+        for _ in range(self.START_TRIES):
+            try:
+                # Starting is slow on a loaded machine: a generous limit, apart from the move timeout.
+                engine = UCIProcess(self.path, timeout=max(30.0, self.timeout))
+                break
+            except (OSError, EngineFailed) as e:
+                failure = f"{type(e).__name__}: {e}" if isinstance(e, OSError) else str(e)
+        else:
+            raise UserError(f"cannot start engine {self.path!r}: it died while starting, {self.START_TRIES} times "
+                            f"(last: {failure}); check that it is a UCI engine that runs on this machine "
+                            f"(run it and type `uci`), or pass another with --stockfish or STOCKFISH_PATH")
         for name, value in self.options.items():
             engine.setoption(name, value)
         with self._lock:
