@@ -132,3 +132,18 @@ def test_an_experiment_is_a_config_file(tmp_path):
                      *(f"--config.{o}" for o in TINY)]) == 0
     summary = json.loads((out / "results.json").read_text())
     assert list(summary["populations"]) == ["half"] and summary["config"]["populations"] == {"half": 0.5}
+
+
+def test_ensemble_vote_trains_a_model_per_expert_on_its_own_games(tmp_path):
+    """ensemble_vote: one model per expert, each trained on that expert's self-play games only,
+    voting move by move in the tournament as one player."""
+    out = tmp_path / "ens"
+    summary = demo(str(out), scale="reduced", populations=["diverse"], parallel=False,
+                   overrides=[*TINY, "experts=3", "ensemble_vote=true", "model_votes=[]", "reference_players=[]"])
+    pop = summary["populations"]["diverse"]
+    assert "ensemble-vote@1" in pop["ratings"]["players"]
+    assert "ensemble-vote@1 minus best expert" in pop["fidelity"]
+    for i in range(summary["config"]["experts"]):
+        stats = json.loads((out / "diverse" / "ensemble" / f"expert{i}" / "data" / "stats.json").read_text())
+        assert {e["id"] for e in stats["experts"]["experts"]} == {i}  # its own games only
+        assert (out / "diverse" / "ensemble" / f"expert{i}" / "train" / "metrics.jsonl").exists()

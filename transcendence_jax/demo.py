@@ -48,8 +48,9 @@ def _population(cfg: ConfigDict, kind: str):
                               blind_fraction=cfg.blind_fraction, base=cfg.base, overlap=overlap)
 
 
-def generate(cfg: ConfigDict, kind: str, out: str) -> dict:
-    """The experts' games as a dataset in out/data (skipped when already written)."""
+def generate(cfg: ConfigDict, kind: str, out: str, players=None, games: int | None = None) -> dict:
+    """The experts' games (or `players`' round robin: [e, e] is e's self-play) as a dataset in
+    `out` (skipped when already written)."""
     from transcendence_jax.data.build import whole_record, write_dataset
     from transcendence_jax.experts import population as experts
 
@@ -58,10 +59,11 @@ def generate(cfg: ConfigDict, kind: str, out: str) -> dict:
         print(f"{out}: already built")
         with open(stats_path) as f:
             return json.load(f)
-    population = _population(cfg, kind)
+    population = _population(cfg, kind) if players is None else players
+    games = cfg.games if games is None else games
     gen: dict = {}
-    recs = experts.records(population, cfg.games, seed=cfg.seed, workers=cfg.workers, boards=False, stats=gen)
-    stats = write_dataset(_progress(recs, cfg.games, "games"), out, seed=cfg.seed, split_by=whole_record,
+    recs = experts.records(population, games, seed=cfg.seed, workers=cfg.workers, boards=False, stats=gen)
+    stats = write_dataset(_progress(recs, games, "games"), out, seed=cfg.seed, split_by=whole_record,
                           extra_stats={"experts": experts.describe(population), "generation": gen})
     stats.update(generation=gen)
     with open(stats_path, "w") as f:
@@ -89,13 +91,29 @@ def train_model(cfg: ConfigDict, data_dir: str, workdir: str):
 REFERENCE_POLICIES = {"vote": "VotePolicy", "mixture": "MixturePolicy"}  # name -> experts.reference class
 
 
-def tournament(cfg: ConfigDict, kind: str, model, out: str) -> list[dict]:
+def train_ensemble(cfg: ConfigDict, kind: str, root: str) -> list:
+    """The ensemble-of-agents alternative to one model: a model per expert, each trained (as the
+    main model) on that expert's own self-play games only, cfg.games / experts of them."""
+    models = []
+    for expert in _population(cfg, kind):
+        where = os.path.join(root, expert.name)
+        _stage(f"{kind}: ensemble, {expert.name}'s own games and model")
+        generate(cfg, kind, os.path.join(where, "data"), players=[expert, expert],
+                 games=max(2, cfg.games // cfg.experts))
+        models.append(train_model(cfg, os.path.join(where, "data"), os.path.join(where, "train"))[0])
+    return models
+
+
+def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list[dict]:
     """Round robin of experts, base, the reference players (the experts' vote and mixture, the
-    model voting with itself) and the model at every temperature, plus head-to-heads."""
+    model voting with itself, the ensemble of per-expert models voting) and the model at every
+    temperature, plus head-to-heads."""
     from transcendence_jax.experts import population as experts
     from transcendence_jax.experts import reference
     from transcendence_jax.play import arena
     from transcendence_jax.play.players import (
+        EnsembleVoteBackend,
+        EnsembleVotePlayer,
         ModelPlayer,
         ModelVoteBackend,
         ModelVotePlayer,
@@ -122,6 +140,12 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str) -> list[dict]:
                                    seed=cfg.seed)
         models += [ModelVotePlayer(vote_name(k, cfg.vote_temperature), backend, k, cfg.vote_temperature)
                    for k in cfg.model_votes]
+    if ensemble:  # one Sampler a member, each member sampling its own move at the vote temperature
+        ensemble_games = cfg.games_per_pair * (p + len(models))
+        members = [Sampler(member, max_games=min(ensemble_games, 4096), legal="mask", seed=cfg.seed + 2 + i)
+                   for i, member in enumerate(ensemble)]
+        models.append(EnsembleVotePlayer(f"ensemble-vote@{cfg.vote_temperature:g}",
+                                         EnsembleVoteBackend(members, seed=cfg.seed), cfg.vote_temperature))
     pairings = arena.round_robin(players + models, cfg.games_per_pair)
     pairings += [(f"h2h-{gid}", w, b, h) for gid, w, b, h in
                  arena.grid(models[:1], players[: cfg.experts], cfg.head_to_head)]
@@ -157,7 +181,7 @@ def rate(cfg: ConfigDict, results: list[dict]) -> dict:
     tau_one = model_name(1.0) if 1.0 in cfg.temperatures else high
     references = {f"{tau_one} minus mixture": (tau_one, "mixture"), f"{low} minus vote": (low, "vote"),
                   "vote minus best expert": ("vote", best), "mixture minus best expert": ("mixture", best)}
-    references.update({f"{n} minus best expert": (n, best) for n in ratings.elo if n.startswith("model-vote")})
+    references.update({f"{n} minus best expert": (n, best) for n in ratings.elo if n.startswith(("model-vote", "ensemble-vote"))})
     fidelity = {label: ratings.diff(a, b) for label, (a, b) in references.items()
                 if a in ratings.elo and b in ratings.elo}
     return dict(ratings=ratings, best_expert=best, diff=diff, diff_high=diff_high, fidelity=fidelity,
@@ -248,8 +272,9 @@ def run_population(cfg: ConfigDict, kind: str, out: str, replicate: int = 0) -> 
     data_stats = generate(cfg, kind, os.path.join(root, "data"))
     _stage(f"{kind}: training ({cfg.training.train.steps} steps of {cfg.training.train.batch_size} games)")
     model, step = train_model(cfg, os.path.join(root, "data"), os.path.join(root, "train"))
+    ensemble = train_ensemble(cfg, kind, os.path.join(root, "ensemble")) if cfg.get("ensemble_vote") else []
     _stage(f"{kind}: tournament")
-    results = tournament(cfg, kind, model, os.path.join(root, "tournament"))
+    results = tournament(cfg, kind, model, os.path.join(root, "tournament"), ensemble)
     rated = rate(cfg, results)
     _stage(f"{kind}: state-level measure")
     states = state_level(cfg, kind, model, os.path.join(root, "data"))

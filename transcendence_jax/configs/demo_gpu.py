@@ -22,4 +22,5 @@ def get_config() -> ConfigDict:
     c.training.data.worker_count = 6
     c.games_per_pair = 30
     c.analysis_positions = 400
+    c.ensemble_vote = True               # the ensemble-of-agents alternative: 10 more trainings
     return c

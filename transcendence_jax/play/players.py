@@ -171,3 +171,45 @@ class ModelVotePlayer:
 
     def describe(self) -> dict:
         return {"temperature": self.temperature, "votes": self.votes}
+
+
+class EnsembleVoteBackend:
+    """An ensemble of agents voting move by move: each member model (one Sampler each) samples
+    its own move at the player's temperature, the most frequent is played (ties at random)."""
+
+    def __init__(self, samplers, seed: int = 0):
+        self.samplers, self.seed = list(samplers), seed
+
+    def choose(self, requests):
+        ballots = [sampler.choose(requests) for sampler in self.samplers]
+        choices = []
+        for i, (player, state) in enumerate(requests):
+            moves = [b[i].move for b in ballots if b[i].move is not None]
+            if not moves:
+                choices.append(MoveChoice(None))
+                continue
+            counts: dict = {}
+            for move in moves:
+                counts[move] = counts.get(move, 0) + 1
+            top = [m for m, c in counts.items() if c == max(counts.values())]
+            rng = np.random.default_rng(seed_of(self.seed, player.name, state.game_id, state.board.ply()))
+            choices.append(MoveChoice(top[int(rng.integers(len(top)))]))
+        return choices
+
+    def release(self, game_id: str) -> None:
+        for sampler in self.samplers:
+            sampler.release(game_id)
+
+    def close(self) -> None:
+        for sampler in self.samplers:
+            sampler.close()
+
+
+class EnsembleVotePlayer:
+    """The ensemble of per-expert models as one player."""
+
+    def __init__(self, name: str, backend: EnsembleVoteBackend, temperature: float = 1.0):
+        self.name, self.backend, self.temperature = name, backend, float(temperature)
+
+    def describe(self) -> dict:
+        return {"temperature": self.temperature, "members": len(self.backend.samplers)}
