@@ -5,15 +5,27 @@ A checkpoint step holds two items: "state" (step, params, optimizer state: shard
 into a temporary directory and renames it when complete, so a kill -9 mid-save leaves no
 half-written step that counts; a step that is unreadable anyway (disk corruption, truncated
 files) is moved to `workdir/corrupt_checkpoints/` with a warning and the previous one is used.
+
+A third item, "checksums" (JSON), holds one exact checksum per array of the state, computed on
+the device when the step is saved: a step whose files decode but hold other values (bytes
+zeroed on disk) fails the comparison on restore and is treated as unreadable. The checksum is
+a wrapping uint32 sum of each value's bits times a weight of its index: integer sums do not
+depend on the order of reduction, so a restore onto another mesh computes the same numbers.
+Steps saved before checksums existed are only checked for non-finite values. Saving refuses a
+state holding NaN or inf, so a diverged run never replaces (or rotates away) a good step.
 Workdirs may be local paths or URLs (gs://...): every access goes through `etils.epath.Path`.
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
+import os
 import sys
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -28,7 +40,7 @@ def _dir(workdir):
 
 def make_manager(workdir, *, keep: int = 3, async_save: bool = True) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
-    return ocp.CheckpointManager(_dir(workdir), item_names=("state", "data"), options=options)
+    return ocp.CheckpointManager(_dir(workdir), item_names=("state", "data", "checksums"), options=options)
 
 
 class _FrozenIterator:
@@ -41,13 +53,128 @@ class _FrozenIterator:
         return self._state
 
 
-def save(manager: ocp.CheckpointManager, step: int, state, data_iter) -> None:
-    """Start an async save of `state` and the data iterator position after `step` steps."""
+def _as_uint32(x):
+    """The bits of each value as uint32 (a trailing axis of 2 for 64-bit types)."""
+    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    if x.dtype == jnp.bool_:
+        return x.astype(jnp.uint32)
+    unsigned = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint32}[x.dtype.itemsize]
+    return jax.lax.bitcast_convert_type(x, unsigned).astype(jnp.uint32)
+
+
+def _checksum(x):
+    bits = _as_uint32(x)
+    index = jnp.zeros(bits.shape, jnp.uint32)  # each value's row-major position
+    for axis in range(bits.ndim):
+        index = index * jnp.uint32(bits.shape[axis]) + jax.lax.broadcasted_iota(jnp.uint32, bits.shape, axis)
+    return jnp.sum(bits * (index * jnp.uint32(2654435761) + jnp.uint32(1)), dtype=jnp.uint32)
+
+
+def _non_finite_count(x):
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        return jnp.zeros((), jnp.int32)
+    return jnp.sum(~jnp.isfinite(x), dtype=jnp.int32)
+
+
+@jax.jit
+def _digest_arrays(tree):
+    """(non-finite counts, checksums): two trees of scalars shaped like `tree`."""
+    return jax.tree.map(_non_finite_count, tree), jax.tree.map(_checksum, tree)
+
+
+def digest(tree) -> dict[str, list[int]]:
+    """{leaf path: [non-finite values, checksum]} of a tree of (sharded) arrays: one device pass,
+    a few bytes to the host."""
+    bad, sums = jax.device_get(_digest_arrays(tree))
+    paths = [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(tree)]
+    return {p: [int(b), int(c)] for p, b, c in zip(paths, jax.tree.leaves(bad), jax.tree.leaves(sums))}
+
+
+def non_finite(sums: dict[str, list[int]]) -> dict[str, int]:
+    """{leaf path: count} of the leaves of a `digest` holding NaN or inf."""
+    return {path: bad for path, (bad, _) in sums.items() if bad}
+
+
+def describe_non_finite(bad: dict[str, int]) -> str:
+    """'12 NaN/inf values in 3 arrays (first: ['params']...)' for a message."""
+    arrays = f"{len(bad)} arrays" if len(bad) > 1 else "1 array"
+    return f"{sum(bad.values())} NaN/inf values in {arrays} (first: {next(iter(bad))})"
+
+
+def save(manager: ocp.CheckpointManager, step: int, state, data_iter, sums: dict[str, list[int]]) -> None:
+    """Start an async save of `state` (whose `digest` is `sums`: it must be finite) and the data
+    iterator position after `step` steps."""
     import grain
 
+    if non_finite(sums):
+        raise UserError(f"refusing to save checkpoint step {step}: {describe_non_finite(non_finite(sums))}")
     manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
-        data=grain.checkpoint.CheckpointSave(_FrozenIterator(data_iter.get_state()))), force=True)
+        data=grain.checkpoint.CheckpointSave(_FrozenIterator(data_iter.get_state())),
+        checksums=ocp.args.JsonSave({leaf: checksum for leaf, (_, checksum) in sums.items()})), force=True)
+
+
+def _saved_checksums(manager: ocp.CheckpointManager, workdir, step: int) -> dict[str, int] | None:
+    """The checksums written with `step` (None for a step saved before they existed)."""
+    if not (_dir(workdir) / str(step) / "checksums").exists():
+        return None
+    return manager.restore(step, args=ocp.args.Composite(checksums=ocp.args.JsonRestore()))["checksums"]
+
+
+def verify(sums: dict[str, list[int]], saved: dict[str, int] | None) -> str | None:
+    """Why a restored tree, of `digest` `sums`, is not what was saved (non-finite values, or
+    checksums that differ from those `saved` with the step), or None."""
+    bad = non_finite(sums)
+    if bad:
+        return f"unusable: it holds {describe_non_finite(bad)}"
+    saved = saved or {}
+    differ = [path for path, (_, checksum) in sums.items() if saved.get(path, checksum) != checksum]
+    if differ:
+        return (f"corrupt: {len(differ)} arrays differ from the checksums written when it was saved "
+                f"(first: {differ[0]}), its files were altered on disk")
+    return None
+
+
+def _is_failed_read_leftover(unraisable) -> bool:
+    """An error Python reports as unraisable after an orbax read failed: the read's other
+    coroutines, collected later, and TensorStore threads finishing into its closed event loop."""
+    e = unraisable.exc_value
+    if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
+        return True
+    code = getattr(unraisable.object, "cr_code", None)  # an orbax coroutine that raised
+    frames = [code.co_filename] if code else []
+    tb = getattr(e, "__traceback__", None)
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    return any(f"{os.sep}orbax{os.sep}" in f for f in frames)
+
+
+def _drop_failed_read_leftovers(hook):
+    def filtered(unraisable):
+        if not _is_failed_read_leftover(unraisable):
+            hook(unraisable)
+
+    filtered.drops_failed_reads = True
+    return filtered
+
+
+def _quiet_failed_read() -> None:
+    """A failed orbax read leaves errors that Python prints as they surface, now or later from
+    other threads (dozens of tracebacks per bad step): from the first failure on, those (and only
+    those) are dropped for the rest of the process, so each bad step is one warning line. What is
+    still pending is collected now and again at exit, while the filter is in place."""
+    if not getattr(sys.unraisablehook, "drops_failed_reads", False):
+        sys.unraisablehook = _drop_failed_read_leftovers(sys.unraisablehook)
+        atexit.register(gc.collect)
+    gc.collect()
+
+
+def _first_line(e: Exception) -> str:
+    """`Type: first line` of an error, cut before orbax's TensorStore spec dump."""
+    text = str(e).split(" See full TensorStore details")[0].splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
 
 def _abstract(tree):
@@ -60,28 +187,36 @@ def restore_latest(manager: ocp.CheckpointManager, target_state, data_iter, work
 
     `target_state` (arrays, or jax.ShapeDtypeStructs with shardings: nothing need be allocated)
     gives shapes and target shardings (any mesh: restoring onto a different mesh reshards);
-    `data_iter` is set to the saved position. Unreadable steps are quarantined.
+    `data_iter` is set to the saved position. Unreadable steps, and steps whose values are not
+    finite or not what was saved, are quarantined with one warning line each.
     """
     import grain
 
     abstract = _abstract(target_state)
-    for step in sorted(manager.all_steps(), reverse=True):
+    steps = sorted(manager.all_steps(), reverse=True)
+    for i, step in enumerate(steps):
+        problem = None
         try:
             args = {"state": ocp.args.StandardRestore(abstract)}
             if data_iter is not None:
                 args["data"] = grain.checkpoint.CheckpointRestore(data_iter)
-            restored = manager.restore(step, args=ocp.args.Composite(**args))
-            return step, restored["state"]
+            state = manager.restore(step, args=ocp.args.Composite(**args))["state"]
+            problem = verify(digest(state), _saved_checksums(manager, workdir, step))
         except Exception as e:  # any failure to read means: use an older step
             if "DataSource in checkpoint does not match" in str(e):
                 # A readable checkpoint of other data files: not corruption. Keep it; say what to do.
                 raise UserError(f"the checkpoints in {_dir(workdir)} were saved while reading other data files "
                                 "(the dataset moved, or config.data changed); rerun with the config the workdir "
                                 "was trained with (its config.json), or use a new --workdir") from None
-            print(f"warning: checkpoint step {step} in {_dir(workdir)} is unreadable "
-                  f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
-                  f"falling back to the previous checkpoint", file=sys.stderr)
-            _quarantine(workdir, step)
+            problem = f"unreadable ({_first_line(e)})"
+        if problem is None:
+            return step, state
+        _quiet_failed_read()  # out of the except block: the failed read's frames can be freed now
+        then = ("falling back to the previous checkpoint" if i + 1 < len(steps) else
+                "falling back to a fresh start: no readable checkpoint is left, training restarts from step 0")
+        print(f"warning: checkpoint step {step} in {_dir(workdir)} is {problem}; moved to corrupt_checkpoints/; "
+              f"{then}", file=sys.stderr)
+        _quarantine(workdir, step)
     return None
 
 
@@ -118,7 +253,7 @@ def load_model(workdir, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
                         "train one with `transcendence train --config ... --workdir DIR`")
     config = ConfigDict(json.loads(config_path.read_text()))
     manager = make_manager(workdir, async_save=False)
-    steps = sorted(manager.all_steps(), reverse=True)
+    steps = saved_steps = sorted(manager.all_steps(), reverse=True)
     if not steps:
         raise UserError(f"{workdir} has no checkpoint yet: train until config.train.checkpoint_every steps have run")
     if step is not None:
@@ -129,21 +264,38 @@ def load_model(workdir, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
     graphdef, abstract, rest, _ = sharding.abstract_params(config.model, mesh, config.mesh.rules)
     error = None
     for s in steps:
+        params = None
         try:
             # Only the params of the "state" item are read; the optimizer state stays on disk.
             item = {"params": abstract}
             restored = manager.restore(s, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
-                item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True)))
+                item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+                partial_restore=True)))
             params = restored["state"]["params"]
-            # Non-parameter variables (dropout RNG streams) come from a fresh model.
-            if jax.tree.leaves(rest):
-                rest = nnx.state(Transformer(config.model, rngs=nnx.Rngs(0)), nnx.Not(nnx.Param))
-            model = nnx.merge(graphdef, params, rest)
-            manager.close()
-            return model, config, s
+            saved = _saved_checksums(manager, workdir, s)
         except Exception as e:
-            error = e
-            print(f"warning: checkpoint step {s} in {_dir(workdir)} is unreadable ({type(e).__name__}); "
+            error = _first_line(e)
+            print(f"warning: checkpoint step {s} in {_dir(workdir)} is unreadable ({error}); "
                   "trying the previous one", file=sys.stderr)
+        if params is None:
+            _quiet_failed_read()  # out of the except block: the failed read's frames can be freed now
+            continue
+        sums = digest({"params": params})  # the paths the checksums were saved under
+        if non_finite(sums):
+            manager.close()
+            raise UserError(f"checkpoint step {s} in {_dir(workdir)} holds {describe_non_finite(non_finite(sums))}: "
+                            "its training diverged; pick an earlier step (this workdir has steps "
+                            f"{sorted(saved_steps)}) or retrain with a lower config.train.lr")
+        error = verify(sums, saved)
+        if error:
+            print(f"warning: checkpoint step {s} in {_dir(workdir)} is {error}; trying the previous one",
+                  file=sys.stderr)
+            continue
+        # Non-parameter variables (dropout RNG streams) come from a fresh model.
+        if jax.tree.leaves(rest):
+            rest = nnx.state(Transformer(config.model, rngs=nnx.Rngs(0)), nnx.Not(nnx.Param))
+        model = nnx.merge(graphdef, params, rest)
+        manager.close()
+        return model, config, s
     manager.close()
-    raise UserError(f"no readable checkpoint in {_dir(workdir)} ({type(error).__name__}: {error})")
+    raise UserError(f"no readable checkpoint in {_dir(workdir)} (the last tried: {error})")

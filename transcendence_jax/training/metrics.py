@@ -159,12 +159,13 @@ def _scalar(value):
 
 
 def _truncate_after(path: str, step: int) -> None:
-    """Drop rows with step > `step` (written by a run that died before checkpointing them)."""
+    """Drop rows with step > `step` (written by a run that died before checkpointing them), and
+    leave one row per step in step order (the last written wins)."""
     if not os.path.exists(path):
         return
     rows = read_metrics(path)
-    keep = [r for r in rows if r["step"] <= step]
-    if len(keep) != len(rows):
+    keep = sorted({r["step"]: r for r in rows if r["step"] <= step}.values(), key=lambda r: r["step"])
+    if keep != rows:
         jsonl.rewrite(path, keep)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import nullcontext
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +29,7 @@ from jax.sharding import PartitionSpec as P
 
 from transcendence_jax.errors import UserError
 from transcendence_jax.training import checkpoint as ckpt
+from transcendence_jax.training import guards
 from transcendence_jax.training.metrics import MetricsWriter, as_path, is_url, peak_flops
 from transcendence_jax.training.sharding import batch_sharding, shard_batch
 
@@ -274,9 +276,18 @@ def evaluate(eval_step, params, rest, val_loader, num_batches: int, mesh, rules)
     return total / max(count, 1e-8)
 
 
-def train(config, workdir) -> dict:
+def train(config, workdir, *, allow_config_change: bool = False) -> dict:
     """Train (or resume) in `workdir` (a local path or a gs:// URL); returns the final metrics
-    (loss, val_loss, step...)."""
+    (loss, val_loss, step...). Process 0 holds the workdir's lock for the run (`workdir_lock`);
+    resuming under other settings needs `allow_config_change` (`guards.check_resume`)."""
+    from transcendence_jax import workdir_lock
+
+    lock = workdir_lock.hold(as_path(workdir), "train", "--workdir") if jax.process_index() == 0 else nullcontext()
+    with lock:
+        return _train(config, workdir, allow_config_change)
+
+
+def _train(config, workdir, allow_config_change: bool) -> dict:
     from transcendence_jax.model import flops_per_token
     from transcendence_jax.training import sharding
 
@@ -292,6 +303,8 @@ def train(config, workdir) -> dict:
     manager = ckpt.make_manager(workdir, keep=tc.keep_checkpoints)
     # Resuming: restore straight into the sharded abstract state, never building a random one first.
     resuming = bool(manager.all_steps())
+    if resuming:
+        guards.check_resume(workdir / "config.json", config, allow_config_change)
     graphdef, state, rest, state_shardings, rest_shardings = init_train_state(config, mesh, tx, params=not resuming)
     if resuming:
         start = ckpt.restore_latest(manager, state, data_iter, workdir)
@@ -303,6 +316,8 @@ def train(config, workdir) -> dict:
         else:
             state = start[1]
     start_step = int(state["step"])
+    guard = guards.FiniteGuard(workdir / "checkpoints")
+    guard.last_saved = start_step if start_step else None
     if is_main:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
@@ -326,13 +341,18 @@ def train(config, workdir) -> dict:
                     batch = next(data_iter)
                 state, m = step_fn(state, rest, sharding.shard_batch(batch, mesh, config.mesh.rules))
                 batch = None
+                guard.add(step, m)
+                saving = step % tc.checkpoint_every == 0 or step == tc.steps
+                logging = step % tc.log_every == 0 or step == tc.steps
+                if logging or saving:  # the moments that wait for the device anyway
+                    guard.check()
                 if t_mark is None:  # the first step compiles: time from its end
                     jax.block_until_ready(m["loss"])
                     t_mark, steps_timed, t_paused = time.perf_counter(), 0, 0.0
                 else:
                     steps_timed += 1
                 row = {}
-                if step % tc.log_every == 0 or step == tc.steps:
+                if logging:
                     row = {k: float(v) for k, v in m.items() if k != "tokens"}
                     if steps_timed:
                         dt = time.perf_counter() - t_mark - t_paused
@@ -343,8 +363,11 @@ def train(config, workdir) -> dict:
                 if val_loader is not None and (step % tc.eval_every == 0 or step == tc.steps):
                     row["val_loss"] = evaluate(eval_fn, state["params"], rest, val_loader, tc.eval_batches, mesh,
                                                config.mesh.rules)
-                if step % tc.checkpoint_every == 0 or step == tc.steps:
-                    ckpt.save(manager, step, state, data_iter)
+                if saving:
+                    sums = ckpt.digest(state)
+                    guard.check_state(step, sums)
+                    ckpt.save(manager, step, state, data_iter, sums)
+                    guard.last_saved = step
                 t_paused += time.perf_counter() - t0
                 if row:
                     writer.write(step, row)
@@ -365,6 +388,9 @@ def add_arguments(parser) -> None:
 
     add_config_arguments(parser, help="a config file or a packaged name (tiny, paper_50m...)")
     parser.add_argument("--workdir", required=True, help="checkpoints, metrics and plots go here; reruns resume")
+    parser.add_argument("--allow-config-change", action="store_true",
+                        help="resume the workdir's checkpoints with settings that differ from its config.json "
+                             "(refused otherwise; the changes are listed and config.json is replaced)")
     parser.add_argument("--distributed", action="store_true",
                         help="call jax.distributed.initialize() with auto-detection (TPU pod, SLURM)")
     parser.add_argument("--coordinator",
@@ -378,7 +404,7 @@ def run(args) -> int:
     from transcendence_jax.config import load_config
 
     config = load_config(args.config, args.overrides)
-    final = train(config, args.workdir)
+    final = train(config, args.workdir, allow_config_change=args.allow_config_change)
     if jax.process_index() == 0:
         parts = [f"step {final['step']}"]
         parts += [f"{k} {final[k]:.4f}" for k in ("loss", "val_loss") if final.get(k) is not None]
