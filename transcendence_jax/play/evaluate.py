@@ -20,7 +20,7 @@ import json
 import os
 import time
 
-from transcendence_jax import jsonl, rating
+from transcendence_jax import jsonl, rating, workdir_lock
 from transcendence_jax.errors import UserError
 from transcendence_jax.play.arena import grid, play_games
 from transcendence_jax.play.engines import EnginePool, parse_engine_spec
@@ -274,10 +274,11 @@ def run(args) -> int:
     opponents = split_opponents(args.opponents)
     model, _, step = load_model(args.workdir, args.step)
     out = args.out or os.path.join(args.workdir, "eval")
-    summary = evaluate(model, out_dir=out, step=step, temperatures=temperatures, opponents=opponents,
-                       games=args.games, max_plies=args.max_plies, legal=args.legal, openings=args.openings,
-                       seed=args.seed, stockfish=args.stockfish, engines=args.engines,
-                       max_games=args.max_games, bootstrap=args.bootstrap)
+    with workdir_lock.hold(out, "eval", "--out"):  # one eval at a time per output directory
+        summary = evaluate(model, out_dir=out, step=step, temperatures=temperatures, opponents=opponents,
+                           games=args.games, max_plies=args.max_plies, legal=args.legal, openings=args.openings,
+                           seed=args.seed, stockfish=args.stockfish, engines=args.engines,
+                           max_games=args.max_games, bootstrap=args.bootstrap)
     print(summary["table"])
     print(f"checkpoint step {step}; anchors: {summary['anchors']}")
     print(f"{sum(r['games'] for r in summary['temperatures'])} model games in {summary['wall_seconds']:.1f}s "
