@@ -7,10 +7,15 @@ when its command runs, so `transcendence --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import gc
 import importlib
+import logging
 import os
+import re
 import sys
+import traceback
 
 from transcendence_jax.errors import UserError
 
@@ -70,23 +75,122 @@ def freeze_imports() -> None:
     gc.freeze()
 
 
+# errno -> (what went wrong, the remedy) for the path and disk problems a user fixes outside the program.
+_FULL = ("disk full writing", "free space there or write elsewhere, then rerun (train and eval resume "
+         "from what they finished)")
+PATH_PROBLEMS = {
+    errno.ENOSPC: _FULL,
+    errno.EDQUOT: _FULL,
+    errno.EROFS: ("cannot write", "that filesystem is read-only: pick a path on a writable one"),
+    errno.EACCES: ("cannot access", "pick a path you may write, or change its permissions"),
+    errno.EPERM: ("cannot access", "pick a path you may write, or change its permissions"),
+    errno.ENOTDIR: ("cannot use", "a part of that path is a file, not a directory: pick another path"),
+    errno.EISDIR: ("cannot write", "that path is a directory: name a file instead"),
+    errno.EEXIST: ("cannot create", "something already exists there: remove it or pick another path"),
+}
+
+
+def path_problem(error: BaseException) -> str | None:
+    """`<what> <path>: <reason>; <remedy>` when `error` (or what caused it) is a path or disk
+    problem from PATH_PROBLEMS, else None. Native writers (tensorstore, under orbax) report these
+    as text with the OS error code, so their messages are read too."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError):
+            number, path = error.errno, error.filename2 or error.filename
+        else:
+            code = re.search(r"os_error_code='(\d+)'|\[Errno (\d+)\]", str(error))
+            number = code and int(code.group(1) or code.group(2))
+            paths = re.findall(r'["\'](/[^"\']+)["\']', str(error))  # the file named last is the one that failed
+            path = paths[-1] if paths else None
+        if number in PATH_PROBLEMS:
+            what, remedy = PATH_PROBLEMS[number]
+            return f"{what}{f' {path}' if path else ''}: {os.strerror(number)}; {remedy}"
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class BackgroundEchoes:
+    """Holds what background threads say about a path or disk failure: orbax's writer threads and
+    asyncio log it with tracebacks, and callbacks into their closed event loops raise "Event loop
+    is closed". The main thread meets the same failure and main() reports it in one line
+    (`forget()`); when it does not, what was held is printed on exit, so nothing is lost."""
+
+    LOGGERS = ("absl", "asyncio")  # orbax logs through absl
+
+    def __init__(self):
+        self.held: list[str] = []
+        self._hook = sys.unraisablehook
+
+    @staticmethod
+    def _echo(error) -> bool:
+        return error is not None and (path_problem(error) is not None or (
+            isinstance(error, RuntimeError) and str(error) == "Event loop is closed"))
+
+    def _unraisable(self, u) -> None:
+        if self._echo(u.exc_value):
+            self.held.append("".join(traceback.format_exception(u.exc_type, u.exc_value, u.exc_traceback)))
+        else:
+            self._hook(u)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._echo(record.exc_info[1] if record.exc_info else None):
+            self.held.append(logging.Formatter().format(record))
+            return False
+        return True
+
+    def __enter__(self):
+        sys.unraisablehook = self._unraisable
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+        return self
+
+    def forget(self) -> None:
+        """The failure was reported: finalize the failed writers' tasks now and drop their echoes.
+        Left alone, they would be finalized at the interpreter's shutdown, after its import system
+        is gone, each printing a traceback that ends in "ImportError: sys.meta_path is None"."""
+        gc.collect()
+        self.held = []
+
+    def __exit__(self, *exc):
+        sys.unraisablehook = self._hook
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+        for text in self.held:
+            print(text, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The console script (`argv` None: this process is the command's own) or a call from Python."""
+    """The console script (`argv` None: this process is the command's own) or a call from Python.
+
+    A UserError, or a path or disk problem (path_problem), is one line `error: ...` and exit 2."""
     own_process = argv is None
     argv = sys.argv[1:] if own_process else argv
     keep_compiled_programs()
-    args = build_parser(argv).parse_args(argv)
-    try:
-        command = importlib.import_module(args._module)
-        if own_process:  # not when called as a library: the caller's objects are its own business
-            freeze_imports()
-        return command.run(args) or 0
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+    echoes = BackgroundEchoes() if own_process else None
+    with echoes or contextlib.nullcontext():
+        try:
+            args = build_parser(argv).parse_args(argv)
+            command = importlib.import_module(args._module)
+            if own_process:  # not when called as a library: the caller's objects are its own business
+                freeze_imports()
+            return command.run(args) or 0
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except Exception as e:
+            problem = path_problem(e)
+            if problem is None:
+                raise
+        # Out of the except block: the error's traceback, and the failed writers it holds, are freed.
+        print(f"error: {problem}", file=sys.stderr)
+        if echoes is not None:
+            echoes.forget()
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -49,8 +49,12 @@ def read(path) -> list[dict]:
 
 def append(path, rows: Iterable[dict]) -> None:
     """Append rows to a local file, one line each, flushed before returning."""
-    with open(path, "a") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
+    try:
+        with open(path, "a") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+    except OSError as e:
+        e.filename = e.filename or os.fspath(path)  # a failed write (a full disk) names no file
+        raise
 
 
 def rewrite(path, rows: Iterable[dict | str]) -> None:

@@ -188,6 +188,16 @@ def _drop_unrecorded_pgn(out_dir: str, done: set[str]) -> None:
         jsonl.rewrite(path, keep)
 
 
+def _append_text(path: str, text: str) -> None:
+    """Append to a file, flushed; a failed write (a full disk) names the file, as a failed open does."""
+    try:
+        with open(path, "a") as f:
+            f.write(text)
+    except OSError as e:
+        e.filename = e.filename or path
+        raise
+
+
 def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 178,
                adjudicate: Callable[[chess.Board], str | None] | None = None,
                openings: int | Sequence[Opening] | None = None,
@@ -220,7 +230,7 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
         from tqdm import tqdm
         bar = tqdm(total=len(pairings), initial=len(pairings) - len(games), desc="games", unit="game")
     new = []
-    pgn_file = open(os.path.join(out_dir, "games.pgn"), "a") if pgn else None
+    pgn_path = os.path.join(out_dir, "games.pgn") if pgn else None
     games_path = os.path.join(out_dir, "games.jsonl")
     queue = games[::-1]
     active: list[_Game] = []
@@ -258,9 +268,8 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
                     still.append(game)
                     continue
                 record = _record(game)
-                if pgn_file is not None:
-                    pgn_file.write(_pgn(game, record))
-                    pgn_file.flush()
+                if pgn_path is not None:
+                    _append_text(pgn_path, _pgn(game, record))
                 jsonl.append(games_path, [record])  # written last: it marks the game done
                 new.append(record)
                 for backend in {id(p.backend): p.backend for p in (game.white, game.black)}.values():
@@ -271,8 +280,6 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
             active = still
     finally:
         executor.shutdown(wait=True)
-        if pgn_file is not None:
-            pgn_file.close()
         if bar is not None:
             bar.close()
     return previous + new
