@@ -106,3 +106,16 @@ def test_resume_after_a_crash_mid_write_of_model_stats(tmp_path):
     assert s["model_calls"] > 0 and s["temperatures"][0]["games"] == 2
     rows = [json.loads(line) for line in (out / "model_stats.jsonl").read_text().splitlines()]
     assert sorted(r["game_id"] for r in rows) == sorted(json.loads(g)["game_id"] for g in games)
+
+
+@pytest.mark.parametrize("plies, openings", [(0, 0), (-5, 0), (10, 10), (10, 9), (10, -1)])
+def test_games_the_model_would_not_play_are_refused(tmp_path, capsys, plies, openings):
+    """--max-plies 0 or --openings at the cap used to rate games the model never played
+    (Elo 1552 [1552, 1552]): refused in the library call and before the checkpoint loads."""
+    with pytest.raises(UserError, match="--max-plies"):
+        evaluate(None, out_dir=str(tmp_path / "eval"), max_plies=plies, openings=openings)
+    assert not (tmp_path / "eval").exists()
+    argv = ["eval", "--workdir", str(tmp_path), "--max-plies", str(plies), "--openings", str(openings)]
+    assert cli.main(argv) == 2  # this workdir has no checkpoint: the check comes first
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --max-plies") and "\n" not in err, err

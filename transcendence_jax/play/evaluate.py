@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 
 from transcendence_jax import jsonl, rating, workdir_lock
@@ -112,6 +113,31 @@ def _check_temperatures(temperatures) -> None:
                         "each must be a number >= 0") from None
 
 
+def _check_game_length(max_plies: int, openings: int) -> None:
+    """Each side must get a move after the random opening plies (max_plies counts them): else
+    the model's games end before it plays and are rated all the same."""
+    if openings < 0 or max_plies < openings + 2:
+        raise UserError(f"--max-plies {max_plies} with --openings {openings}: the model would not play; "
+                        "use --openings >= 0 and --max-plies >= openings + 2 (the cap counts the opening plies)")
+
+
+def _check_out_dir(out_dir: str) -> None:
+    """The output directory, or the nearest folder above it that exists, must be a directory this
+    process can write: checked before the checkpoint loads, so a bad --out fails at once."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UserError(f"--out {out_dir} is a file: pass a directory (eval writes games.pgn, ratings.json... "
+                        "into it)")
+    folder = os.path.abspath(out_dir)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise UserError(f"--out {out_dir}: {folder} is a file, not a directory; pass a path under a directory")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise UserError(f"--out {out_dir}: cannot write in {folder} ({e.strerror}); pass a writable --out") from None
+
+
 def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAULT_TEMPERATURES,
              opponents=DEFAULT_OPPONENTS, games: int = 100, max_plies: int = 178, legal: str = "mask",
              openings: int = 0, seed: int = 0, stockfish: str | None = None, engines: int | None = None,
@@ -122,6 +148,7 @@ def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAU
 
     temperatures, opponents = [float(t) for t in temperatures], list(opponents)
     _check_temperatures(temperatures)
+    _check_game_length(max_plies, openings)
     if not temperatures or not opponents or games < 1:
         raise UserError("eval needs at least one temperature, one opponent and --games >= 1")
     if max_games < 1 or (engines is not None and engines < 1):
@@ -265,15 +292,18 @@ def run(args) -> int:
     from transcendence_jax.training.checkpoint import load_model
 
     if not os.path.isdir(args.workdir):
-        raise UserError(f"workdir {args.workdir} not found; pass the --workdir of a `transcendence train` run")
+        what = "is a file" if os.path.exists(args.workdir) else "not found"
+        raise UserError(f"workdir {args.workdir} {what}; pass the --workdir of a `transcendence train` run")
     try:
         temperatures = [float(t) for t in _split(args.temperatures, ",")]
     except ValueError:
         raise UserError(f"--temperatures {args.temperatures!r}: give numbers separated by commas") from None
     _check_temperatures(temperatures)  # before loading the checkpoint
+    _check_game_length(args.max_plies, args.openings)
+    out = args.out or os.path.join(args.workdir, "eval")
+    _check_out_dir(out)
     opponents = split_opponents(args.opponents)
     model, _, step = load_model(args.workdir, args.step)
-    out = args.out or os.path.join(args.workdir, "eval")
     with workdir_lock.hold(out, "eval", "--out"):  # one eval at a time per output directory
         summary = evaluate(model, out_dir=out, step=step, temperatures=temperatures, opponents=opponents,
                            games=args.games, max_plies=args.max_plies, legal=args.legal, openings=args.openings,
