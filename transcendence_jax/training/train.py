@@ -6,7 +6,10 @@ The train state is a plain pytree {step, params, opt_state}; the step is a pure 
 (`nnx.split` state, donated), jitted once with in/out shardings from the config's mesh rules.
 Checkpoints hold that state plus the grain iterator state, so a resumed run sees exactly the
 batches an uninterrupted run would. Workdir (a local path or gs:// URL): config.json,
-checkpoints/, metrics.jsonl, tensorboard/, loss.png; config.data.path must be local.
+checkpoints/, metrics.jsonl, tensorboard/, loss.png; config.data.path must be local. One run
+at a time per local workdir (`workdir_lock`); a rerun resumes only under the same settings
+unless --allow-config-change, and a NaN/inf loss, gradient or state stops the run before it
+saves (`guards`).
 
 Multi-host: the same command on every host; `jax.distributed.initialize()` runs with
 `--coordinator`/`--num-processes`/`--process-id` (or their JAX_* variables) or `--distributed`
