@@ -181,7 +181,8 @@ def rate(cfg: ConfigDict, results: list[dict]) -> dict:
     tau_one = model_name(1.0) if 1.0 in cfg.temperatures else high
     references = {f"{tau_one} minus mixture": (tau_one, "mixture"), f"{low} minus vote": (low, "vote"),
                   "vote minus best expert": ("vote", best), "mixture minus best expert": ("mixture", best)}
-    references.update({f"{n} minus best expert": (n, best) for n in ratings.elo if n.startswith(("model-vote", "ensemble-vote"))})
+    voters = [n for n in ratings.elo if n.startswith(("model-vote", "ensemble-vote"))]
+    references.update({f"{n} minus best expert": (n, best) for n in voters})
     fidelity = {label: ratings.diff(a, b) for label, (a, b) in references.items()
                 if a in ratings.elo and b in ratings.elo}
     return dict(ratings=ratings, best_expert=best, diff=diff, diff_high=diff_high, fidelity=fidelity,
