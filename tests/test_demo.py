@@ -5,7 +5,8 @@ import json
 import chess
 import pytest
 
-from transcendence_jax.demo import demo, model_name, vote_name
+from transcendence_jax.demo import demo
+from transcendence_jax.experiment import model_name, vote_name
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +87,7 @@ def test_seeds_are_independent_replicates_and_reproduce(tmp_path):
     """seeds=2: a second replicate with its own seed (its own experts' games, training and games),
     the verdict over both with a CI from seeds and games; a replicate rerun alone from scratch
     plays the same games."""
-    from transcendence_jax.demo import run_population
+    from transcendence_jax.experiment import run_population
 
     out = tmp_path / "two"
     summary = demo(str(out), scale="reduced", populations=["diverse"], parallel=False,
@@ -112,7 +113,8 @@ def test_an_experiment_is_a_config_file(tmp_path):
     """A user's own experiment (here: a population halfway between diverse and clones) is a config
     file run by the same command, with the same overrides."""
     from transcendence_jax import cli
-    from transcendence_jax.demo import _population, demo_config
+    from transcendence_jax.demo import demo_config
+    from transcendence_jax.experiment import make_population
 
     path = tmp_path / "half.py"
     path.write_text("from ml_collections import ConfigDict\n"
@@ -122,7 +124,7 @@ def test_an_experiment_is_a_config_file(tmp_path):
                     "    c.populations = ConfigDict({'half': 0.5})\n"
                     "    return c\n")
     cfg = demo_config(config=str(path), overrides=TINY)
-    experts = _population(cfg, "half")
+    experts = make_population(cfg, "half")
     shared = experts[0].blind
     for e in experts[1:]:
         shared &= e.blind

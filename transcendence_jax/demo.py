@@ -1,15 +1,12 @@
-"""`transcendence demo`: the whole experiment on the demo config (configs/demo.py), on a laptop CPU.
+"""`transcendence demo`: an experiment config run end to end (default configs/demo.py, 2 CPU cores).
 
-For each population of synthetic experts (diverse, then clones: see docs/EXPERTS.md):
-  1. generate the experts' games and write them as a dataset       (experts, data.build)
-  2. train the tiny decoder on them                                 (training)
-  3. a round robin of the experts, the unflawed base policy and the model at each temperature,
-     plus head-to-heads of the model at the lowest temperature against every expert (play)
-  4. one order-free Elo scale with bootstrap 95% CIs                (rating)
-  5. the paper's state-level measure on held-out positions          (analysis)
-Then one table, one verdict line per population, the figure and results.json, all in --out.
-Every stage resumes: rerunning the same command skips finished data, training and games.
+Every population of the config (demo: diverse and clones, docs/EXPERTS.md) times every seed
+replicate runs `experiment.run_population` (data, training, tournament, ratings, state-level
+measure), the populations of one replicate in parallel processes. Then one table per
+population, the fidelity and state-level lines, one verdict line each (over every seed when
+there are several), the figure and results.json, all in --out. Reruns resume.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +14,10 @@ import json
 import os
 import time
 
-import chess
-import numpy as np
 from ml_collections import ConfigDict
 
 from transcendence_jax.errors import UserError
+from transcendence_jax.experiment import model_name, replicate_name, run_population
 
 SCALES = {"default": "demo", "reduced": "demo_reduced", "gpu": "demo_gpu"}  # --scale -> packaged config
 
@@ -34,253 +30,6 @@ def demo_config(scale: str = "default", config: str | None = None, overrides=())
     if scale not in SCALES:
         raise UserError(f"unknown demo scale {scale!r}: use default, reduced or gpu")
     return load_config(config or SCALES[scale], overrides)
-
-
-def _stage(msg: str) -> None:
-    print(f"\n== {msg} [{time.strftime('%H:%M:%S')}]", flush=True)
-
-
-def _population(cfg: ConfigDict, kind: str):
-    from transcendence_jax.experts import population as experts
-
-    overlap = cfg.populations[kind]  # the shared share of each expert's blind squares: 0 diverse ... 1 clones
-    return experts.population("clones" if overlap >= 1 else "diverse", cfg.experts, cfg.seed,
-                              blind_fraction=cfg.blind_fraction, base=cfg.base, overlap=overlap)
-
-
-def generate(cfg: ConfigDict, kind: str, out: str, players=None, games: int | None = None) -> dict:
-    """The experts' games (or `players`' round robin: [e, e] is e's self-play) as a dataset in
-    `out` (skipped when already written)."""
-    from transcendence_jax.data.build import whole_record, write_dataset
-    from transcendence_jax.experts import population as experts
-
-    stats_path = os.path.join(out, "stats.json")
-    if os.path.exists(stats_path):
-        print(f"{out}: already built")
-        with open(stats_path) as f:
-            return json.load(f)
-    population = _population(cfg, kind) if players is None else players
-    games = cfg.games if games is None else games
-    gen: dict = {}
-    recs = experts.records(population, games, seed=cfg.seed, workers=cfg.workers, boards=False, stats=gen)
-    stats = write_dataset(_progress(recs, games, "games"), out, seed=cfg.seed, split_by=whole_record,
-                          extra_stats={"experts": experts.describe(population), "generation": gen})
-    stats.update(generation=gen)
-    with open(stats_path, "w") as f:
-        json.dump(stats, f, indent=1)
-    return stats
-
-
-def _progress(items, total: int, unit: str):
-    from tqdm import tqdm
-
-    yield from tqdm(items, total=total, unit=unit, mininterval=2.0)
-
-
-def train_model(cfg: ConfigDict, data_dir: str, workdir: str):
-    from transcendence_jax.training.checkpoint import load_model
-    from transcendence_jax.training.train import train
-
-    config = ConfigDict(cfg.training.to_dict())
-    config.data.path, config.train.seed = data_dir, cfg.seed
-    train(config, workdir)
-    model, _, step = load_model(workdir)
-    return model, step
-
-
-REFERENCE_POLICIES = {"vote": "VotePolicy", "mixture": "MixturePolicy"}  # name -> experts.reference class
-
-
-def train_ensemble(cfg: ConfigDict, kind: str, root: str) -> list:
-    """The ensemble-of-agents alternative to one model: a model per expert, each trained (as the
-    main model) on that expert's own self-play games only, cfg.games / experts of them."""
-    models = []
-    for expert in _population(cfg, kind):
-        where = os.path.join(root, expert.name)
-        _stage(f"{kind}: ensemble, {expert.name}'s own games and model")
-        generate(cfg, kind, os.path.join(where, "data"), players=[expert, expert],
-                 games=max(2, cfg.games // cfg.experts))
-        models.append(train_model(cfg, os.path.join(where, "data"), os.path.join(where, "train"))[0])
-    return models
-
-
-def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list[dict]:
-    """Round robin of experts, base, the reference players (the experts' vote and mixture, the
-    model voting with itself, the ensemble of per-expert models voting) and the model at every
-    temperature, plus head-to-heads."""
-    from transcendence_jax.experts import population as experts
-    from transcendence_jax.experts import reference
-    from transcendence_jax.play import arena
-    from transcendence_jax.play.players import (
-        EnsembleVoteBackend,
-        EnsembleVotePlayer,
-        ModelPlayer,
-        ModelVoteBackend,
-        ModelVotePlayer,
-        PolicyPlayer,
-        close_players,
-    )
-    from transcendence_jax.sampling.sampler import Sampler
-
-    population = _population(cfg, kind)
-    players = [PolicyPlayer(e.name, e, seed=cfg.seed) for e in population]
-    players.append(PolicyPlayer("base", experts.base_expert(cfg.base), seed=cfg.seed))
-    for name in cfg.get("reference_players", []):
-        if name not in REFERENCE_POLICIES:
-            raise UserError(f"reference player {name!r}: choose from {', '.join(REFERENCE_POLICIES)}")
-        players.append(PolicyPlayer(name, getattr(reference, REFERENCE_POLICIES[name])(population), seed=cfg.seed))
-    # Every model game in flight at once, up to a cache of a few thousand games a sampler.
-    m, p, v = len(cfg.temperatures), len(players), len(cfg.get("model_votes", []))
-    model_games = cfg.games_per_pair * (m * (p + v) + m * (m - 1) // 2) + cfg.head_to_head * cfg.experts
-    sampler = Sampler(model, max_games=min(model_games, 4096), legal="mask", seed=cfg.seed)
-    models = [ModelPlayer(model_name(t), sampler, t) for t in cfg.temperatures]
-    if v:  # their own Sampler: the arena calls each backend from its own thread
-        vote_games = cfg.games_per_pair * (v * (p + m) + v * (v - 1) // 2)
-        backend = ModelVoteBackend(Sampler(model, max_games=min(vote_games, 4096), legal="mask", seed=cfg.seed + 1),
-                                   seed=cfg.seed)
-        models += [ModelVotePlayer(vote_name(k, cfg.vote_temperature), backend, k, cfg.vote_temperature)
-                   for k in cfg.model_votes]
-    if ensemble:  # one Sampler a member, each member sampling its own move at the vote temperature
-        ensemble_games = cfg.games_per_pair * (p + len(models))
-        members = [Sampler(member, max_games=min(ensemble_games, 4096), legal="mask", seed=cfg.seed + 2 + i)
-                   for i, member in enumerate(ensemble)]
-        models.append(EnsembleVotePlayer(f"ensemble-vote@{cfg.vote_temperature:g}",
-                                         EnsembleVoteBackend(members, seed=cfg.seed), cfg.vote_temperature))
-    pairings = arena.round_robin(players + models, cfg.games_per_pair)
-    pairings += [(f"h2h-{gid}", w, b, h) for gid, w, b, h in
-                 arena.grid(models[:1], players[: cfg.experts], cfg.head_to_head)]
-    try:
-        return arena.play_games(pairings, out_dir=out, max_plies=cfg.max_plies, adjudicate=experts.adjudicate,
-                                seed=cfg.seed, pgn=False)  # games.jsonl holds every game's moves
-    finally:
-        close_players(players + models)
-
-
-def model_name(tau: float) -> str:
-    return f"model@{tau:g}"
-
-
-def vote_name(votes: int, tau: float) -> str:
-    return f"model-vote{votes}@{tau:g}"
-
-
-def rate(cfg: ConfigDict, results: list[dict]) -> dict:
-    """One Elo scale (experts' mean = 0), CIs, and the verdict: lowest-temperature model minus best expert."""
-    from transcendence_jax.rating import elo_mle
-
-    names = [f"expert{i}" for i in range(cfg.experts)]
-    ratings = elo_mle([(r["white"], r["black"], r["score_white"]) for r in results], anchor=names,
-                      bootstrap=500, seed=cfg.seed)
-    best = max(names, key=lambda n: ratings.elo[n])
-    low, high = model_name(min(cfg.temperatures)), model_name(max(cfg.temperatures))
-    diff = ratings.diff(low, best)
-    diff_high = ratings.diff(high, best)
-    # How far the model is from what a perfect imitator would play: at tau 1 the mixture, at the
-    # lowest tau the vote; and the vote against the best expert (transcendence is possible
-    # exactly when it is above: the paper's Proposition 2).
-    tau_one = model_name(1.0) if 1.0 in cfg.temperatures else high
-    references = {f"{tau_one} minus mixture": (tau_one, "mixture"), f"{low} minus vote": (low, "vote"),
-                  "vote minus best expert": ("vote", best), "mixture minus best expert": ("mixture", best)}
-    voters = [n for n in ratings.elo if n.startswith(("model-vote", "ensemble-vote"))]
-    references.update({f"{n} minus best expert": (n, best) for n in voters})
-    fidelity = {label: ratings.diff(a, b) for label, (a, b) in references.items()
-                if a in ratings.elo and b in ratings.elo}
-    return dict(ratings=ratings, best_expert=best, diff=diff, diff_high=diff_high, fidelity=fidelity,
-                transcends=bool(diff[1] > 0))
-
-
-def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
-    """The paper's state-level measure on held-out positions (validation games).
-
-    For each position: the model's distribution at each temperature; the experts' exact
-    distributions (uniform over the moves each one chooses among) and their vote's; every legal
-    move's value: Stockfish at a fixed depth, the mover's expected score by the "lichess" WDL
-    model, as the paper (`state_values: stockfish`), or short base-policy rollouts scored by
-    material (`rollouts`). Reports the model's probability of playing one of the base policy's
-    best moves, and its gain in expected score over the experts' average (the mixture), split
-    by whether some expert is blind in the position or none is; the same gain for the vote, the
-    reference that tells a measure that cannot see the flaw from a model that did not learn it."""
-    from transcendence_jax import analysis
-    from transcendence_jax.data.build import dataset_files
-    from transcendence_jax.data.records import read_records
-    from transcendence_jax.experts import population as experts
-    from transcendence_jax.experts import reference
-
-    population = _population(cfg, kind)
-    rng = np.random.default_rng(cfg.seed)
-    boards = []
-    for rec in read_records(dataset_files(data_dir, "validation")):
-        moves = [chess.Move.from_uci(u) for u in _ucis(rec.tokens)]
-        if len(moves) < 4:
-            continue
-        board = chess.Board()
-        for m in moves[: int(rng.integers(2, len(moves) - 1))]:
-            board.push(m)
-        if not board.is_game_over():
-            boards.append(board)
-        if len(boards) >= cfg.analysis_positions:
-            break
-    base = experts.base_expert(cfg.base)
-    model_pi = analysis.model_policies(model, boards, cfg.temperatures)
-    base_sets = [set(base.choices(b)[0]) for b in boards]
-    blind_S = np.array([any(e.error_probability(b) > 0 for e in population) for b in boards], bool)
-    how = cfg.get("state_values", "stockfish")
-    if how == "stockfish":
-        values = analysis.stockfish_move_values(boards, depth=cfg.get("stockfish_depth", 8))
-    elif how == "rollouts":
-        values = analysis.rollout_move_values(boards, base, experts.adjudicate, rollouts=2, plies=4, seed=cfg.seed)
-    else:
-        raise UserError(f"state_values={how!r}: use stockfish or rollouts")
-    mixture = [reference.mixture_distribution(population, b) for b in boards]  # the experts' average
-    groups = {"blind": blind_S, "none_blind": ~blind_S}
-
-    def gain_over_experts(pi) -> dict:
-        return analysis.summarize_gains(analysis.state_gains(pi, mixture, values), groups=groups, bootstrap=200,
-                                        seed=cfg.seed)
-
-    out = {"positions": len(boards), "some_expert_blind": float(blind_S.mean()), "values": how,
-           "vote_gain_over_experts": gain_over_experts([reference.vote_distribution(population, b) for b in boards]),
-           "temperatures": {}}
-    for tau in cfg.temperatures:
-        pi = [m[tau] for m in model_pi]
-        agree_S = np.array([sum(p.get(m, 0.0) for m in best) for p, best in zip(pi, base_sets)])
-        out["temperatures"][str(tau)] = {
-            "agreement_with_base": float(agree_S.mean()),
-            "agreement_where_some_expert_blind": float(agree_S[blind_S].mean()) if blind_S.any() else None,
-            "gain_over_experts": gain_over_experts(pi)}
-    return out
-
-
-def _ucis(tokens) -> list[str]:
-    from transcendence_jax.data.tokenizer import decode_game
-
-    return [m.uci() for m in decode_game(tokens)[0]]
-
-
-def replicate_name(kind: str, replicate: int) -> str:
-    """The output folder of one replicate: the population's name for the first, `-seedN` after."""
-    return kind if replicate == 0 else f"{kind}-seed{replicate}"
-
-
-def run_population(cfg: ConfigDict, kind: str, out: str, replicate: int = 0) -> dict:
-    """One population's whole path: data, training, tournament, ratings, state-level measure.
-    Replicate r runs it all with seed cfg.seed + r, in out/<replicate_name>."""
-    start = time.time()
-    cfg = ConfigDict(cfg.to_dict())
-    cfg.seed += replicate
-    root = os.path.join(out, replicate_name(kind, replicate))
-    _stage(f"{kind}: generating {cfg.games} games of {cfg.experts} experts")
-    data_stats = generate(cfg, kind, os.path.join(root, "data"))
-    _stage(f"{kind}: training ({cfg.training.train.steps} steps of {cfg.training.train.batch_size} games)")
-    model, step = train_model(cfg, os.path.join(root, "data"), os.path.join(root, "train"))
-    ensemble = train_ensemble(cfg, kind, os.path.join(root, "ensemble")) if cfg.get("ensemble_vote") else []
-    _stage(f"{kind}: tournament")
-    results = tournament(cfg, kind, model, os.path.join(root, "tournament"), ensemble)
-    rated = rate(cfg, results)
-    _stage(f"{kind}: state-level measure")
-    states = state_level(cfg, kind, model, os.path.join(root, "data"))
-    return dict(kind=kind, replicate=replicate, seed=cfg.seed, step=step, results=results,
-                seconds=time.time() - start, data=data_stats, states=states, **rated)
 
 
 def verdict(r: dict, tau: float) -> str:
@@ -475,7 +224,9 @@ def demo(out: str, *, scale: str = "default", config: str | None = None, populat
     """The whole experiment; `populations`: a subset of the config's (default: all of them);
     `parallel` (default: with 2+ cores and 2+ populations) runs them in processes at once."""
     cfg = demo_config(scale, config, overrides)
-    populations = list(cfg.populations) if populations is None else list(populations)
+    if populations is None:  # all of the config's, the most diverse first
+        populations = sorted(cfg.populations, key=lambda kind: cfg.populations[kind])
+    populations = list(populations)
     unknown = [p for p in populations if p not in cfg.populations]
     if unknown or not populations:
         raise UserError(f"populations {','.join(populations)!r}: choose from {','.join(cfg.populations)} "
