@@ -48,6 +48,9 @@ _EXPORTS = {
     # the synthetic experts and the demo
     "expert_population": ("transcendence_jax.experts.population", "population"),
     "base_policy": ("transcendence_jax.experts.policies", "base_policy"),
+    "VotePolicy": ("transcendence_jax.experts.reference", "VotePolicy"),
+    "MixturePolicy": ("transcendence_jax.experts.reference", "MixturePolicy"),
+    "ModelVotePlayer": ("transcendence_jax.play.players", "ModelVotePlayer"),
     "run_demo": ("transcendence_jax.demo", "demo"),
     "UserError": ("transcendence_jax.errors", "UserError"),
 }
