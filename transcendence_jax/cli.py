@@ -27,7 +27,7 @@ COMMANDS = [
     (("train",), "transcendence_jax.training.train", "train a decoder from a config"),
     (("eval",), "transcendence_jax.play.evaluate", "play a temperature grid against opponents and rate it"),
     (("uci",), "transcendence_jax.play.uci", "run a trained model as a UCI engine"),
-    (("demo",), "transcendence_jax.demo", "the whole experiment on the embedded default, on a laptop CPU"),
+    (("demo",), "transcendence_jax.demo", "an experiment config end to end (default: the demo's, on 2 CPU cores)"),
 ]
 
 

@@ -178,13 +178,14 @@ def load_config(path_or_name: str, overrides: Iterable[str] = ()) -> ml_collecti
     return config
 
 
-def add_config_arguments(parser, *, default: str | None = None, help: str = "") -> None:
+def add_config_arguments(parser, *, default: str | None = None, help: str = "",
+                         example: str = "train.steps=100") -> None:
     """`--config NAME_OR_FILE` and any number of `--config.a.b=VALUE` overrides (in args.overrides).
 
     argparse cannot declare `--config.a.b` options, so they are taken out before it parses."""
     parser.add_argument("--config", required=default is None, default=default,
                         help=help or f"a config file or a packaged name ({', '.join(_names())})")
-    parser.epilog = "Override any config field with --config.SECTION.KEY=VALUE (e.g. --config.train.steps=100)."
+    parser.epilog = f"Override any config field with --config.SECTION.KEY=VALUE (e.g. --config.{example})."
     inner = parser.parse_known_args
 
     def parse_known_args(args=None, namespace=None):

@@ -258,7 +258,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: the demo config (2 CPU cores); reduced: a smoke test; "
                              "gpu: 10 experts, 100k games, a 26M-parameter model (one GPU, ~16 cores)")
     add_config_arguments(parser, default="", help="an experiment config file or packaged name "
-                         "(default: the one --scale names: demo, demo_reduced or demo_gpu)")
+                         "(default: the one --scale names: demo, demo_reduced or demo_gpu)",
+                         example="seeds=3 or --config.training.train.steps=1000")
     parser.add_argument("--populations", default="",
                         help="comma-separated subset of the config's populations (default: all; demo: diverse,clones)")
     parser.add_argument("--sequential", action="store_true",
