@@ -149,3 +149,19 @@ def test_ensemble_vote_trains_a_model_per_expert_on_its_own_games(tmp_path):
         stats = json.loads((out / "diverse" / "ensemble" / f"expert{i}" / "data" / "stats.json").read_text())
         assert {e["id"] for e in stats["experts"]["experts"]} == {i}  # its own games only
         assert (out / "diverse" / "ensemble" / f"expert{i}" / "train" / "metrics.jsonl").exists()
+
+
+def test_a_replicate_folder_refuses_other_settings(tmp_path):
+    """Resuming with more training steps (or other players) would rate the old games as the new
+    model's: refused in one line naming what changed; workers and seeds may change."""
+    from transcendence_jax.demo import demo_config
+    from transcendence_jax.errors import UserError
+    from transcendence_jax.experiment import check_settings
+
+    cfg = demo_config("reduced", overrides=TINY)
+    check_settings(str(tmp_path / "diverse"), cfg, "diverse")
+    check_settings(str(tmp_path / "diverse"), demo_config("reduced", overrides=[*TINY, "workers=2", "seeds=3"]),
+                   "diverse")
+    with pytest.raises(UserError, match=r"other settings \(training\.train\.steps: 10 -> 20"):
+        check_settings(str(tmp_path / "diverse"), demo_config("reduced", overrides=[*TINY, "training.train.steps=20"]),
+                       "diverse")

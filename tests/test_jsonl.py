@@ -19,7 +19,10 @@ def test_torn_last_line_is_dropped_and_the_file_repaired(tmp_path):
     jsonl.append(str(path), [{"game_id": "a"}, {"game_id": "b"}])
     with open(path, "a") as f:
         f.write('{"game_id": "c", "res')  # killed mid-write
+    torn = path.read_text()
     assert jsonl.read(path) == [{"game_id": "a"}, {"game_id": "b"}]
+    assert path.read_text() == torn  # a plain reader never writes (a read-only copy, a live run's file)
+    assert jsonl.read(path, repair=True) == [{"game_id": "a"}, {"game_id": "b"}]
     assert path.read_text() == '{"game_id": "a"}\n{"game_id": "b"}\n'  # repaired on disk
     jsonl.append(str(path), [{"game_id": "d"}])
     assert [r["game_id"] for r in jsonl.read(path)] == ["a", "b", "d"]  # the next row has its own line
@@ -28,7 +31,7 @@ def test_torn_last_line_is_dropped_and_the_file_repaired(tmp_path):
 def test_whole_last_row_without_its_newline_is_kept_and_terminated(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1}\n{"step": 2}')  # killed between the row and its newline
-    assert jsonl.read(str(path)) == [{"step": 1}, {"step": 2}]
+    assert jsonl.read(str(path), repair=True) == [{"step": 1}, {"step": 2}]
     jsonl.append(str(path), [{"step": 3}])
     assert path.read_text().splitlines() == ['{"step": 1}', '{"step": 2}', '{"step": 3}']
 

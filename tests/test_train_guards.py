@@ -245,3 +245,14 @@ def test_second_eval_on_one_out_dir_refused(tmp_path, base_run, cache):
     line = error_line(r.stderr)
     assert line.startswith(f"error: {out} is in use by another `transcendence eval` (process "), line
     assert not (out / "games.jsonl").exists()
+
+
+def test_load_model_skips_a_step_whose_checksums_are_unreadable(tmp_path, base_run):
+    """Step 8's checksums file garbled (its parameters intact): one warning, step 4 is loaded; the
+    parameters were read first, so the step must not be verified against another step's sums."""
+    from transcendence_jax.training.checkpoint import load_model
+
+    work = copy(base_run, tmp_path)
+    (metadata,) = (work / "checkpoints" / "8" / "checksums").glob("metadata")
+    metadata.write_bytes(b"\x00garbled")
+    assert load_model(str(work))[2] == 4

@@ -107,7 +107,9 @@ def path_problem(error: BaseException) -> str | None:
         if number in PATH_PROBLEMS:
             what, remedy = PATH_PROBLEMS[number]
             return f"{what}{f' {path}' if path else ''}: {os.strerror(number)}; {remedy}"
-        error = error.__cause__ or error.__context__
+        # What caused it; what it happened while handling only when it is itself an OS error (a
+        # TypeError raised during an OSError's cleanup is a bug to show, not a path problem).
+        error = error.__cause__ or (error.__context__ if isinstance(error, OSError) or number else None)
     return None
 
 

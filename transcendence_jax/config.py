@@ -128,7 +128,7 @@ def _coerce(value: str, current, key: str):
             if kind is not None and not all(_element_kind([x]) in (kind, int) for x in parsed):
                 raise ValueError
             return tuple(float(x) for x in parsed) if kind is float else tuple(parsed)
-    except ValueError:
+    except (ValueError, OverflowError):  # inf or 1e400 for an int
         kind = _element_kind(current) if isinstance(current, (tuple, list)) else None
         expected = f"a tuple of {kind.__name__}s" if kind else f"a {type(current).__name__}"
         raise UserError(f"config override {key}={value!r}: expected {expected} "

@@ -110,7 +110,10 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
             "fidelity": {label: dict(zip(("diff", "lo", "hi"), d)) for label, d in r["fidelity"].items()},
             "transcends": r["transcends"], "verdict": verdict(r, tau), "training_step": r["step"],
             "games": len(r["results"]), "seconds": round(r["seconds"], 1), "data": r["data"],
-            "state_level": r["states"], "seeds": r["seeds"]}
+            "state_level": r["states"], "seeds": r["seeds"],
+            # With several seeds, the verdict and model_minus_best_expert are over all of them; the
+            # ratings, fidelity and state-level measure above are this seed's (the first replicate).
+            "ratings_from_seed": r["seed"]}
     print()
     for r in mains:
         print(verdict(r, tau))

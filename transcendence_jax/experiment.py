@@ -83,13 +83,17 @@ REFERENCE_POLICIES = {"vote": "VotePolicy", "mixture": "MixturePolicy"}  # name 
 def train_ensemble(cfg: ConfigDict, kind: str, root: str) -> list:
     """The ensemble-of-agents alternative to one model: a model per expert, each trained (as the
     main model) on that expert's own self-play games only, cfg.games / experts of them."""
+    from transcendence_jax.play.players import seed_of
+
     models = []
     for expert in make_population(cfg, kind):
         where = os.path.join(root, expert.name)
         _stage(f"{kind}: ensemble, {expert.name}'s own games and model")
-        generate(cfg, kind, os.path.join(where, "data"), players=[expert, expert],
+        member = ConfigDict(cfg.to_dict())  # its own seed: the members' games and weights independent
+        member.seed = seed_of(cfg.seed, "ensemble", expert.id) % 2**31
+        generate(member, kind, os.path.join(where, "data"), players=[expert, expert],
                  games=max(2, cfg.games // cfg.experts))
-        models.append(train_model(cfg, os.path.join(where, "data"), os.path.join(where, "train"))[0])
+        models.append(train_model(member, os.path.join(where, "data"), os.path.join(where, "train"))[0])
     return models
 
 
@@ -137,7 +141,8 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list
                                          EnsembleVoteBackend(members, seed=cfg.seed), cfg.vote_temperature))
     pairings = arena.round_robin(players + models, cfg.games_per_pair)
     pairings += [(f"h2h-{gid}", w, b, h) for gid, w, b, h in
-                 arena.grid(models[:1], players[: cfg.experts], cfg.head_to_head)]
+                 arena.grid([min(models[:m], key=lambda p: p.temperature)], players[: cfg.experts],
+                            cfg.head_to_head)]
     try:
         return arena.play_games(pairings, out_dir=out, max_plies=cfg.max_plies, adjudicate=experts.adjudicate,
                                 seed=cfg.seed, pgn=False)  # games.jsonl holds every game's moves
@@ -251,6 +256,35 @@ def replicate_name(kind: str, replicate: int) -> str:
     return kind if replicate == 0 else f"{kind}-seed{replicate}"
 
 
+def check_settings(root: str, cfg: ConfigDict, kind: str) -> None:
+    """A replicate's folder holds one setting: resuming it with another (more training steps, other
+    players, games, population) would rate old games and data as if they were new. Written at the
+    first run, compared at every rerun (workers and the number of seeds may change)."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("workers", "seeds", "populations")}
+    settings["overlap"] = cfg.populations[kind]
+    settings = json.loads(json.dumps(settings, default=list))
+    path = os.path.join(root, "settings.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        changed = sorted(_differences(old, settings))
+        if changed:
+            raise UserError(f"{root} holds a run with other settings ({', '.join(changed[:6])}); pass a new "
+                            "--out, or delete that folder to rerun it")
+    else:
+        os.makedirs(root, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(settings, f, indent=1)
+
+
+def _differences(old, new, prefix: str = "") -> list[str]:
+    """`key: old -> new` for every leaf that differs between two JSON trees."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new))
+                for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
 def run_population(cfg: ConfigDict, kind: str, out: str, replicate: int = 0) -> dict:
     """One population's whole path: data, training, tournament, ratings, state-level measure.
     Replicate r runs it all with seed cfg.seed + r, in out/<replicate_name>."""
@@ -258,6 +292,7 @@ def run_population(cfg: ConfigDict, kind: str, out: str, replicate: int = 0) -> 
     cfg = ConfigDict(cfg.to_dict())
     cfg.seed += replicate
     root = os.path.join(out, replicate_name(kind, replicate))
+    check_settings(root, cfg, kind)
     _stage(f"{kind}: generating {cfg.games} games of {cfg.experts} experts")
     data_stats = generate(cfg, kind, os.path.join(root, "data"))
     _stage(f"{kind}: training ({cfg.training.train.steps} steps of {cfg.training.train.batch_size} games)")

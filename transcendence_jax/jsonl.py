@@ -1,7 +1,8 @@
 """The one JSONL helper, for the files runs append to a row at a time (games, model stats, metrics).
 
-A process killed mid-write leaves a torn last line: `read` drops it and, for a local file,
-rewrites the file without it, so the next `append` starts on a line of its own. Any other line
+A process killed mid-write leaves a torn last line: `read` drops it and, with repair=True (the
+run that will append again, on resume), rewrites a local file without it, so the next `append`
+starts on a line of its own; a plain reader never writes (a read-only copy, or a live run's file). Any other line
 that is not JSON means the file is not ours or was edited: a UserError naming file and line
 (blank lines carry no row and are skipped). `rewrite` replaces a file all at once (a temporary
 file renamed over it): a crash leaves the old file or the new one, never a truncated one.
@@ -16,8 +17,9 @@ from typing import Iterable
 from transcendence_jax.errors import UserError
 
 
-def read(path) -> list[dict]:
-    """The rows of a JSONL file ([] when it does not exist); a local path or a URL (gs://...)."""
+def read(path, *, repair: bool = False) -> list[dict]:
+    """The rows of a JSONL file ([] when it does not exist); a local path or a URL (gs://...).
+    repair: rewrite a local file whose last line is torn (only the process that appends to it)."""
     url = "://" in str(path)
     if url:
         from etils import epath
@@ -42,7 +44,7 @@ def read(path) -> list[dict]:
                 raise UserError(f"{path}, line {i + 1}: not JSON ({line[:60]!r}); the file is not one this "
                                 "program wrote whole: fix or delete that line") from None
             torn = True
-    if torn and not url:
+    if torn and repair and not url:
         rewrite(path, rows)
     return rows
 

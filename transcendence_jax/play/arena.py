@@ -169,7 +169,7 @@ def _pgn(game: _Game, record: dict) -> str:
 
 def load_results(out_dir: str) -> list[dict]:
     """Finished games in out_dir/games.jsonl (a torn last line is dropped: jsonl.read)."""
-    return jsonl.read(os.path.join(out_dir, "games.jsonl"))
+    return jsonl.read(os.path.join(out_dir, "games.jsonl"), repair=True)
 
 
 def _drop_unrecorded_pgn(out_dir: str, done: set[str]) -> None:

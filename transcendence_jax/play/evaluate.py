@@ -94,7 +94,7 @@ def _record_model_stats(out_dir: str, sampler, game_id: str) -> None:
 
 def _load_model_stats(out_dir: str) -> dict[str, dict]:
     """Each recorded game's sampler counts (a torn last line, from a crash mid-write, is dropped)."""
-    return {row["game_id"]: row for row in jsonl.read(os.path.join(out_dir, "model_stats.jsonl"))}
+    return {row["game_id"]: row for row in jsonl.read(os.path.join(out_dir, "model_stats.jsonl"), repair=True)}
 
 
 def model_name(temperature: float) -> str:

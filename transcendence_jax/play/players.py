@@ -137,6 +137,9 @@ class ModelVoteBackend:
         from transcendence_jax.data.tokenizer import move_token
         from transcendence_jax.sampling.policy import tempered
 
+        if self.sampler.legal != "mask":
+            raise ValueError("ModelVoteBackend draws its extra votes among the legal moves: "
+                             "use a Sampler with legal='mask'")
         first = self.sampler.choose(requests)
         logits_nV = self.sampler.last_logits
         choices = []
@@ -145,7 +148,8 @@ class ModelVoteBackend:
                 choices.append(choice)
                 continue
             legal = list(state.board.legal_moves)
-            p = tempered({m: float(logits_nV[i, move_token(m)]) for m in legal}, player.temperature)
+            p = tempered({m: float(logits_nV[i, move_token(m)]) for m in legal}, player.temperature,
+                         self.sampler.threshold)
             rng = np.random.default_rng(seed_of(self.seed, player.name, state.game_id, state.board.ply()))
             draws = rng.choice(len(legal), size=player.votes - 1, p=np.array([p[m] for m in legal]))
             counts = np.bincount(draws, minlength=len(legal))

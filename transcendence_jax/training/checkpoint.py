@@ -271,8 +271,8 @@ def load_model(workdir, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
             restored = manager.restore(s, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
                 item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
                 partial_restore=True)))
+            saved = _saved_checksums(manager, workdir, s)  # before params: both read, or the step is skipped
             params = restored["state"]["params"]
-            saved = _saved_checksums(manager, workdir, s)
         except Exception as e:
             error = _first_line(e)
             print(f"warning: checkpoint step {s} in {_dir(workdir)} is unreadable ({error}); "

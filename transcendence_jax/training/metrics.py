@@ -163,7 +163,7 @@ def _truncate_after(path: str, step: int) -> None:
     leave one row per step in step order (the last written wins)."""
     if not os.path.exists(path):
         return
-    rows = read_metrics(path)
+    rows = jsonl.read(path, repair=True)
     keep = sorted({r["step"]: r for r in rows if r["step"] <= step}.values(), key=lambda r: r["step"])
     if keep != rows:
         jsonl.rewrite(path, keep)
