@@ -23,3 +23,17 @@ def lichess_dir() -> pathlib.Path:
     if not SHARED_LICHESS.is_dir():
         pytest.skip(f"real Lichess games not found at {SHARED_LICHESS} (../shared is absent)")
     return SHARED_LICHESS
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+    """A small dataset of random games (test_train.write_games), one per test module that asks."""
+    from test_train import write_games
+
+    return write_games(str(tmp_path_factory.mktemp("games")))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> str:
+    """One persistent compilation cache for a module's training runs (same programs)."""
+    return str(tmp_path_factory.mktemp("cache"))

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 
 import pytest
-from test_train import PY, env, train_cmd, write_games
+from test_train import PY, env, train_cmd
 
 from transcendence_jax import cli, jsonl
 from transcendence_jax.errors import UserError
@@ -38,11 +38,6 @@ def tmpfs(where: pathlib.Path, size: str, read_only: bool = False):
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> str:
-    return write_games(str(tmp_path_factory.mktemp("games")))
 
 
 @pytest.fixture(scope="module")

@@ -142,17 +142,6 @@ STEPS = ["train.steps=40", "train.checkpoint_every=8"]  # the reference run: 5 c
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> str:
-    return write_games(str(tmp_path_factory.mktemp("games")))
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> str:
-    """One persistent compilation cache for the module's one-device runs (same programs)."""
-    return str(tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(scope="module")
 def mesh_run(tmp_path_factory, data_dir):
     """The 8-device script, started at once so that it overlaps the reference run."""
     out = tmp_path_factory.mktemp("meshes")

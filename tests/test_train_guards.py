@@ -15,19 +15,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_train import PY, env, losses, train_cmd, write_games  # noqa: E402
+from test_train import PY, env, losses, train_cmd  # noqa: E402
 
 BASE = ["train.steps=8", "train.checkpoint_every=4"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> str:
-    return write_games(str(tmp_path_factory.mktemp("games")))
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> str:
-    return str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")
