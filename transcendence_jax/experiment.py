@@ -29,10 +29,18 @@ def _stage(msg: str) -> None:
 
 
 def make_population(cfg: ConfigDict, kind: str):
-    """The experts of population `kind`: its overlap from cfg.populations, the rest from cfg."""
+    """The experts of population `kind`: its overlap from cfg.populations, the rest from cfg;
+    cfg.expert_kind "specialist" makes specialists (experts/specialists.py), default "blind"."""
     from transcendence_jax.experts import population as experts
+    from transcendence_jax.experts import specialists
 
     overlap = cfg.populations[kind]  # the shared share of each expert's blind squares: 0 diverse ... 1 clones
+    expert_kind = cfg.get("expert_kind", "blind")
+    if expert_kind == "specialist":  # overlap: the shared share of each specialist's region
+        return specialists.population(cfg.experts, cfg.seed, overlap=overlap, base=cfg.base,
+                                      region_fraction=cfg.get("region_fraction", specialists.REGION_FRACTION))
+    if expert_kind != "blind":
+        raise UserError(f"expert_kind={expert_kind!r}: use blind or specialist")
     return experts.population("clones" if overlap >= 1 else "diverse", cfg.experts, cfg.seed,
                               blind_fraction=cfg.blind_fraction, base=cfg.base, overlap=overlap)
 
