@@ -239,19 +239,27 @@ def _quarantine(workdir, step: int) -> None:
 def load_model(workdir, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
     """(model, config, step) from a training workdir, for inference (sampler, uci, eval).
 
-    Parameters are restored onto a mesh over this machine's devices (default: all on the data
-    axis, so parameters are replicated and batches split); `step` None means the newest readable.
+    `workdir` may also be an experiment or demo folder (its train/ workdir) or `pretrained:NAME`,
+    a model shipped in the package (locate.resolve_workdir). Parameters are restored onto a mesh
+    over this machine's devices (default: all on the data axis, so parameters are replicated and
+    batches split; a pretrained model stays on the default device); `step` None means the newest
+    readable.
     """
     from ml_collections import ConfigDict
 
     from transcendence_jax.model import Transformer
     from transcendence_jax.training import sharding
+    from transcendence_jax.training.locate import PRETRAINED, resolve_workdir
 
-    config_path = as_path(workdir) / "config.json"
-    if not config_path.exists() or not _dir(workdir).is_dir():
-        raise UserError(f"{workdir} is not a training workdir (no config.json / checkpoints/): "
-                        "train one with `transcendence train --config ... --workdir DIR`")
-    config = ConfigDict(json.loads(config_path.read_text()))
+    workdir = resolve_workdir(workdir)
+    if workdir.startswith(PRETRAINED):
+        from transcendence_jax import pretrained
+
+        name = workdir.removeprefix(PRETRAINED)
+        if step is not None and step != pretrained.info(name)["step"]:
+            raise UserError(f"{workdir} ships only step {pretrained.info(name)['step']}, not step {step}")
+        return pretrained.load(name)
+    config = ConfigDict(json.loads((as_path(workdir) / "config.json").read_text()))
     manager = make_manager(workdir, async_save=False)
     steps = saved_steps = sorted(manager.all_steps(), reverse=True)
     if not steps:
