@@ -6,6 +6,10 @@ searches while the model samples).
 
 Results are appended as games end, and `play_games` skips game ids already in games.jsonl:
 an interrupted run resumes with only the unfinished games.
+
+Openings (`play_games(openings=...)`): N random plies, a list of FENs / move lists / boards, or an
+opening book file (.pgn or .epd: play/openings.py). Games 2k and 2k+1 of a pair share opening k
+with colours swapped; a list or book is played in order, opening k % len(book).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import os
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, Union
 
 import chess
 import chess.pgn
@@ -22,7 +26,10 @@ import numpy as np
 from transcendence_jax import jsonl
 from transcendence_jax.data.records import SCORE_OF_RESULT
 from transcendence_jax.errors import UserError
+from transcendence_jax.play.openings import opening_name, position_problems, read_openings
 from transcendence_jax.play.players import GameState, Opening, Pairing, random_policy, seed_of
+
+Openings = Union[int, str, os.PathLike, Sequence[Union[Opening, chess.Board]], None]  # what play_games takes
 
 
 def round_robin(players: Sequence, games_per_pair: int, *, headers: dict | None = None) -> list[Pairing]:
@@ -52,15 +59,13 @@ def grid(players: Sequence, opponents: Sequence, games: int, *, headers: dict | 
     return pairings
 
 
-def position_problems(board: chess.Board) -> str:
-    """What makes a position invalid, in words (python-chess's status flags)."""
-    return ", ".join(f.name.lower().replace("_", " ") for f in chess.Status if f and f in board.status())
-
-
-def opening_board(openings: int | Sequence[Opening] | None, key, seed: int) -> chess.Board:
-    """The start of a game: the standard position, N random plies, or one of a list of openings."""
+def opening_board(openings: Openings, key, seed: int) -> chess.Board:
+    """The start of a game: the standard position, N random plies, or one of a list of openings
+    (an int key, a pairing's OpeningKey, picks opening key % len in order; any other key by hash)."""
     if openings is None or openings == 0:
         return chess.Board()
+    if isinstance(openings, (str, os.PathLike)):
+        openings = read_openings(openings)
     if isinstance(openings, int):
         for attempt in range(100):
             rng = np.random.default_rng(seed_of("opening", seed, key, attempt))
@@ -72,7 +77,12 @@ def opening_board(openings: int | Sequence[Opening] | None, key, seed: int) -> c
             if not board.is_game_over():
                 return board
         raise UserError(f"no {openings}-ply random opening without a finished game; use fewer plies")
-    opening = openings[seed_of("opening", seed, key) % len(openings)]
+    if not len(openings):
+        raise UserError("an empty list of openings: give at least one, or None for the start position")
+    index = key if isinstance(key, (int, np.integer)) else seed_of("opening", seed, key)
+    opening = openings[index % len(openings)]
+    if isinstance(opening, chess.Board):
+        return opening.copy()
     if isinstance(opening, str) and "/" in opening:
         try:
             board = chess.Board(opening)
@@ -95,6 +105,7 @@ class _Game:
         self.game_id, self.white, self.black, self.headers, self.board = game_id, white, black, headers, board
         self.start_ply = len(board.move_stack)
         self.start_fen = board.root().fen() if board.move_stack else board.fen()
+        self.opening = opening_name(board)
         self.illegal = {chess.WHITE: 0, chess.BLACK: 0}
         self.moves = {chess.WHITE: 0, chess.BLACK: 0}
         self.result = self.termination = None
@@ -139,7 +150,7 @@ def _record(game: _Game) -> dict:
                 score_white=score, plies=len(game.board.move_stack), termination=game.termination,
                 illegal_white=game.illegal[chess.WHITE], illegal_black=game.illegal[chess.BLACK],
                 moves_white=game.moves[chess.WHITE], moves_black=game.moves[chess.BLACK],
-                opening_plies=game.start_ply, start_fen=game.start_fen,
+                opening_plies=game.start_ply, start_fen=game.start_fen, opening=game.opening,
                 moves=" ".join(m.uci() for m in game.board.move_stack),  # from start_fen, opening included
                 **{_snake(k): v for k, v in extra.items()})
 
@@ -157,6 +168,7 @@ def _pgn(game: _Game, record: dict) -> str:
                        Date=datetime.date.today().strftime("%Y.%m.%d"), Round="-",
                        White=game.white.name, Black=game.black.name, Result=game.result)
     pgn.headers["GameId"] = game.game_id
+    pgn.headers["Opening"] = game.opening
     for key, value in game.headers.items():
         pgn.headers[key] = str(value)
     pgn.headers["IllegalWhite"] = str(record["illegal_white"])
@@ -200,7 +212,7 @@ def _append_text(path: str, text: str) -> None:
 
 def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 178,
                adjudicate: Callable[[chess.Board], str | None] | None = None,
-               openings: int | Sequence[Opening] | None = None,
+               openings: Openings = None,
                seed: int = 0, progress: bool = True, max_active: int | None = None,
                pgn: bool = True) -> list[dict]:
     """Play every pairing not yet in out_dir/games.jsonl, all at once; returns all results.
@@ -209,7 +221,8 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
     game to games.pgn as it ends (its SAN export is the costly part of recording a game).
     max_plies: the paper's 89-move cap (counting opening plies), scored a draw unless
     `adjudicate(board) -> "1-0" | "0-1" | "1/2-1/2"` says otherwise. openings: None, N random
-    plies, or a list of FENs / move lists (chosen by the pairing's OpeningKey header, else its id).
+    plies, a list of FENs / move lists / boards, or a .pgn / .epd opening book (opening k of the list
+    for the pairings with OpeningKey k, in order; by a hash of the game id without one).
     max_active: at most this many games in flight (e.g. the model's cache slots); default all.
     A backend with a `release(game_id)` method is told when each of its games ends.
     """
@@ -220,6 +233,8 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
     ids = [p[0] for p in pairings]
     if len(set(ids)) != len(ids):
         raise UserError("pairings repeat a game id; every game needs its own id")
+    if isinstance(openings, (str, os.PathLike)):
+        openings = read_openings(openings)  # once, not once a game
     previous = load_results(out_dir)
     done = {r["game_id"] for r in previous}
     _drop_unrecorded_pgn(out_dir, done)
@@ -227,8 +242,8 @@ def play_games(pairings: Iterable[Pairing], *, out_dir: str, max_plies: int = 17
              for gid, w, b, h in pairings if gid not in done]
     bar = None
     if progress and games:
-        from tqdm import tqdm
-        bar = tqdm(total=len(pairings), initial=len(pairings) - len(games), desc="games", unit="game")
+        from transcendence_jax import progress as progress_bar
+        bar = progress_bar.bar(len(pairings), initial=len(pairings) - len(games), desc="games", unit="game")
     new = []
     pgn_path = os.path.join(out_dir, "games.pgn") if pgn else None
     games_path = os.path.join(out_dir, "games.jsonl")
