@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from machine import report_load  # benchmarks/machine.py
 
 from transcendence_jax.config import load_config
 from transcendence_jax.model import Transformer
@@ -21,6 +22,7 @@ def main() -> None:
     ap.add_argument("--config", default="paper_50m")
     ap.add_argument("--batch", type=int, default=125)
     args = ap.parse_args()
+    report_load()
     cfg = load_config(args.config).model
     T = load_config(args.config).data.seq_len
     tokens = jnp.asarray(np.random.default_rng(0).integers(5, 1900, (args.batch, T)), jnp.int32)

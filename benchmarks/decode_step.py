@@ -20,6 +20,7 @@ import time
 import jax
 import numpy as np
 from flax import nnx
+from machine import report_load  # benchmarks/machine.py
 from sampler import model_config  # benchmarks/sampler.py (run as a script: its folder is on sys.path)
 
 from transcendence_jax.model import Transformer
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--positions", type=int, nargs="+", default=[32, 64, 128])
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
+    report_load()
     cfg = model_config(args.config)
     model = Transformer(cfg, rngs=nnx.Rngs(0))
     print(f"model: {cfg.num_layers} layers, width {cfg.embed_dim}; {jax.devices()[0].platform}")

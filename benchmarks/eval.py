@@ -25,6 +25,7 @@ import jax
 import ml_collections
 import numpy as np
 from flax import nnx
+from machine import report_load  # benchmarks/machine.py
 from sampler import time_steps  # benchmarks/sampler.py (run as a script: its folder is on sys.path)
 
 from transcendence_jax.cli import freeze_imports
@@ -76,6 +77,7 @@ def main():
     parser.add_argument("--max-games", type=int, default=256, help="games in flight (cache slots), as `eval`'s flag")
     parser.add_argument("--rounds", type=int, default=3, help="measured warm passes (each with a baseline pass)")
     args = parser.parse_args()
+    report_load()
     freeze_imports()  # as `transcendence eval` does
 
     if args.workdir:

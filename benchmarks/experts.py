@@ -17,6 +17,7 @@ import time
 
 import chess
 import numpy as np
+from machine import report_load  # benchmarks/machine.py
 
 from transcendence_jax.experts import policies
 from transcendence_jax.experts import population as E
@@ -69,6 +70,7 @@ def main() -> int:
     parser.add_argument("--games", type=int, default=20, help="games per round and base policy")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    report_load()
     bases = ("mvv-lva", "safe")
     speeds = {base: [] for base in bases}
     for r in range(args.rounds):  # the bases alternate so machine load hits both alike

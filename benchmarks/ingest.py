@@ -19,6 +19,7 @@ import tempfile
 import time
 
 import chess.pgn
+from machine import report_load  # benchmarks/machine.py
 
 from transcendence_jax.data import build, ingest
 
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=2, help="concatenate the file this many times (a longer run)")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    report_load()
     if not os.path.exists(args.file):
         raise SystemExit(f"{args.file} not found: pass --file, or run from a checkout beside ../shared")
     tmp = tempfile.mkdtemp()

@@ -23,6 +23,7 @@ import time
 import chess
 import chess.pgn
 import numpy as np
+from machine import report_load  # benchmarks/machine.py
 
 from transcendence_jax.data import pipeline, tokenizer
 from transcendence_jax.data.boards import game_boards
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--games", type=int, default=999)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     args = parser.parse_args()
+    report_load()
     with tempfile.TemporaryDirectory() as root:
         files = build(root, args.games)
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall figures shrink with it)")

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
+from machine import report_load  # benchmarks/machine.py
 
 from transcendence_jax.cli import freeze_imports
 from transcendence_jax.data.boards import board_planes, next_planes
@@ -129,6 +130,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds; the best of each is kept")
     parser.add_argument("--config", default="tiny", help="the model's config (tiny, paper_50m, ...)")
     args = parser.parse_args()
+    report_load()
     freeze_imports()  # as the CLI does: the games' full garbage collections skip the import-time heap
     cfg = model_config(args.config)
     model = Transformer(cfg, rngs=nnx.Rngs(args.seed))

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from decode_step import step_runner  # benchmarks/ (run as a script: its folder is on sys.path)
 from flax import nnx
+from machine import report_load  # benchmarks/machine.py
 from sampler import baseline, model_config
 
 from transcendence_jax.model import Transformer
@@ -113,6 +114,7 @@ def main() -> None:
     parser.add_argument("--config", default="tiny")
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
+    report_load()
     for kind, unit in (("matmul", "GFLOP/s"), ("memory", "GB/s")):
         alone, together = machine(kind)
         print(f"machine, {kind:6s}: one core {alone:6.1f} {unit}, {os.cpu_count()} processes at once "

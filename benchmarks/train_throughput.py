@@ -28,9 +28,10 @@ import optax
 from flax import nnx
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
+from machine import report_load  # benchmarks/machine.py
 
 from transcendence_jax.model import Transformer, count_params, cross_entropy, flops_per_token
-from transcendence_jax.training import train as train_lib
+from transcendence_jax.training import step as train_lib
 
 
 def make_config(a) -> ml_collections.ConfigDict:
@@ -216,6 +217,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per side after compile")
     ap.add_argument("--no-torch", action="store_true", help="JAX only (no baseline, no ratio)")
     a = ap.parse_args(argv)
+    report_load()
 
     rng = np.random.default_rng(0)
     tokens = rng.integers(5, min(a.vocab, 1973), (a.batch, a.seq + 1)).astype(np.int32)

@@ -100,7 +100,8 @@ def _script_meshes(data_dir: str, out: str) -> None:
     import orbax.checkpoint as ocp
 
     from transcendence_jax.training import checkpoint, sharding
-    from transcendence_jax.training.train import init_train_state, make_optimizer, train
+    from transcendence_jax.training.step import init_train_state, make_optimizer
+    from transcendence_jax.training.train import train
 
     assert jax.device_count() == 8
     for shape, steps in (("(2, 2, 2)", 2), ("(1, 8, 1)", 3), ("(8, 1, 1)", 4)):
@@ -243,7 +244,7 @@ def test_metrics_mirror_copies_to_workdir_and_resumes(tmp_path):
     assert [(r["step"], r["loss"]) for r in read_metrics(work / "metrics.jsonl")] == [(1, 2.0), (2, 1.5), (3, 0.9)]
 
 
-def _wait_for_checkpoints(workdir: pathlib.Path, proc, count: int, timeout=300) -> list[int]:
+def wait_for_checkpoints(workdir: pathlib.Path, proc, count: int, timeout=300) -> list[int]:
     """Finalized checkpoint steps once there are `count` (orbax renames a step's tmp dir when complete)."""
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
@@ -262,7 +263,7 @@ def test_kill_resume_and_corrupt_fallback(tmp_path, data_dir, cache, ref_run):
     work = tmp_path / "killed"
     victim = subprocess.Popen(train_cmd(work, data_dir, *STEPS), env=env(1, cache),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_checkpoints(work, victim, 2)
+    wait_for_checkpoints(work, victim, 2)
     victim.send_signal(signal.SIGKILL)
     assert victim.wait(timeout=60) == -signal.SIGKILL
     survived = sorted(int(p.name) for p in (work / "checkpoints").iterdir() if p.name.isdigit())

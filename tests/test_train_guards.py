@@ -201,13 +201,13 @@ def test_resume_with_other_settings_is_refused(tmp_path, base_run, data_dir, cac
 def test_second_trainer_refused_and_killed_lock_taken_over(tmp_path, base_run, data_dir, cache):
     """A second `train` on a running workdir gets one line and changes nothing; once the first is
     killed with -9, a rerun takes the workdir over and its metrics rows stay one per step, in order."""
-    from test_train import _wait_for_checkpoints
+    from test_train import wait_for_checkpoints
 
     work = copy(base_run, tmp_path)
     first = subprocess.Popen([*train_cmd(work, data_dir, "train.steps=400", "train.checkpoint_every=4")],
                              env=env(1, cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for_checkpoints(work, first, 3)  # 4, 8 and one written by the first process
+        wait_for_checkpoints(work, first, 3)  # 4, 8 and one written by the first process
         second = train(work, data_dir, cache, "train.steps=400", "train.checkpoint_every=4")
         assert first.poll() is None  # still running: the refusal was the lock's
         assert second.returncode == 2, second.stderr[-3000:]

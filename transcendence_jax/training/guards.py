@@ -27,11 +27,12 @@ RESUMABLE = ("train.steps", "train.log_every", "train.eval_every", "train.eval_b
              "train.keep_checkpoints", "mesh.", "data.worker_count", "model.remat", "model.attention")
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """A nested dict as {'a.b.c': leaf}."""
     out = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         else:
             out[prefix + key] = value
     return out
@@ -40,7 +41,7 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 def config_changes(saved_json: str, config) -> dict[str, tuple]:
     """{key: (saved value, new value)} for the settings that differ from a workdir's config.json
     and may not change on resume. Keys only one side has (another version of the code) are skipped."""
-    old, new = _flat(json.loads(saved_json)), _flat(json.loads(config.to_json_best_effort()))
+    old, new = flatten(json.loads(saved_json)), flatten(json.loads(config.to_json_best_effort()))
     return {k: (old[k], new[k]) for k in sorted(old.keys() & new.keys())
             if old[k] != new[k] and not any(k == r or (r.endswith(".") and k.startswith(r)) for r in RESUMABLE)}
 
@@ -62,10 +63,11 @@ def check_resume(config_path, config, allow_change: bool) -> None:
 
 
 class FiniteGuard:
-    """Collects each step's (loss, grad_norm) device scalars; `check` fetches them all at once."""
+    """Collects each step's (loss, grad_norm) device scalars; `check` fetches them all at once.
+    `index`: the replicate this guard watches in stacked metrics (None: a solo run's scalars)."""
 
-    def __init__(self, checkpoint_dir):
-        self.checkpoint_dir = checkpoint_dir
+    def __init__(self, checkpoint_dir, index: int | None = None):
+        self.checkpoint_dir, self.index = checkpoint_dir, index
         self.pending: list[tuple[int, object, object]] = []
         self.last_saved: int | None = None  # the newest good checkpoint step, for the message
 
@@ -77,6 +79,8 @@ class FiniteGuard:
         import jax
 
         values = jax.device_get([(loss, norm) for _, loss, norm in self.pending])
+        if self.index is not None:
+            values = [(loss[self.index], norm[self.index]) for loss, norm in values]
         for (step, _, _), (loss, norm) in zip(self.pending, values):
             if not (math.isfinite(float(loss)) and math.isfinite(float(norm))):
                 self.diverged(step, f"loss {float(loss)}, gradient norm {float(norm)}")

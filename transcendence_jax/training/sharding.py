@@ -154,12 +154,16 @@ def batch_shardings(batch: Mapping[str, Any], mesh: Mesh, rules=None) -> dict:
     return {k: batch_sharding(mesh, np.ndim(v), rules) for k, v in batch.items()}
 
 
-def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh, rules=None) -> dict:
-    """This process's rows -> global arrays split over the batch axes (multi-host safe)."""
+def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh, rules=None, *, stacked: bool = False) -> dict:
+    """This process's rows -> global arrays split over the batch axes (multi-host safe).
+    `stacked`: each array has a leading replicate axis before its rows (kept whole)."""
     n = jax.process_count()
     out = {}
     for k, v in batch.items():
-        check_batch(v.shape[0] * n, mesh, f"batch[{k!r}] rows")
-        out[k] = jax.make_array_from_process_local_data(
-            batch_sharding(mesh, v.ndim, rules), v, (v.shape[0] * n, *v.shape[1:]))
+        lead, rows = ((v.shape[0],), v.shape[1:]) if stacked else ((), v.shape)
+        check_batch(rows[0] * n, mesh, f"batch[{k!r}] rows")
+        sharding = batch_sharding(mesh, len(rows), rules)
+        if stacked:
+            sharding = NamedSharding(mesh, P(None, *sharding.spec))
+        out[k] = jax.make_array_from_process_local_data(sharding, v, (*lead, rows[0] * n, *rows[1:]))
     return out
