@@ -61,6 +61,7 @@ def base_config() -> ml_collections.ConfigDict:
                                # or "device" (the pseudo-legal superset, from the board planes inside
                                # the step: no host cost; needs boards and pad packing)
         eval_every=200, eval_batches=4, checkpoint_every=200, keep_checkpoints=3, log_every=10,
+        wandb="",              # a Weights & Biases project name: log there too (needs `pip install wandb`)
     ))
     c.mesh = ml_collections.ConfigDict(dict(
         shape=(-1, 1, 1),      # (data, fsdp, tensor); one -1 takes the remaining devices

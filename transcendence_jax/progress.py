@@ -72,7 +72,7 @@ class LineProgress:
         rate = done / elapsed if elapsed > 0 else 0.0
         parts = [f"{self.n}/{self.total} ({100 * self.n / self.total:.0f}%)" if self.total else f"{self.n}"]
         if done:
-            parts.append(f"{rate:.3g} {self.unit}/s")
+            parts.append(f"{rate:,.2f} {self.unit}/s" if rate < 100 else f"{rate:,.0f} {self.unit}/s")
             if self.total and self.n < self.total:
                 parts.append(f"{_duration((self.total - self.n) / rate)} left")
         parts += [f"{k}={v}" for k, v in self.postfix.items()]
