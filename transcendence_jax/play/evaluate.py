@@ -7,7 +7,14 @@ at their anchors, one temperature's games pooled in sequence; +-RD is not a CI) 
 order-free Bradley-Terry Elo with bootstrap 95% CIs that we report. Writes games.pgn,
 games.jsonl, model_stats.jsonl (per game: the model's moves and how many of its free draws were
 illegal), ratings.json and rating_vs_temperature.png to the output directory; rerunning with the
-same output directory resumes and plays only the unfinished games.
+same output directory resumes and plays only the unfinished games. The Elo per temperature also
+goes to TensorBoard (eval/elo/tau_T at the checkpoint's step; `transcendence eval` writes into
+the workdir's tensorboard/, beside the training curves).
+
+Openings: the start position, N random plies, or a .pgn / .epd opening book (play/openings.py),
+each opening played twice per (temperature, opponent), colours swapped. A model at tau 0.001
+against a deterministic opponent plays one game per colour from the start position however many
+are asked for: the summary counts the distinct games.
 
 Two illegal-move rates: "illegal" counts real illegal tries (the paper protocol's resampled
 draws; always 0 in mask mode, where the model only plays legal moves), and "unmasked illegal"
@@ -16,6 +23,7 @@ is the share of the model's moves whose free draw (no mask) would have been ille
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -25,6 +33,7 @@ from transcendence_jax import jsonl, rating, workdir_lock
 from transcendence_jax.errors import UserError
 from transcendence_jax.play.arena import grid, play_games
 from transcendence_jax.play.engines import EnginePool, parse_engine_spec
+from transcendence_jax.play.openings import distinct_games, read_openings
 
 DEFAULT_TEMPERATURES = (0.001, 0.01, 0.1, 0.3, 0.5, 0.75, 1.0, 1.5)
 DEFAULT_OPPONENTS = ("sf1", "sf3", "sf5")
@@ -113,12 +122,29 @@ def _check_temperatures(temperatures) -> None:
                         "each must be a number >= 0") from None
 
 
-def _check_game_length(max_plies: int, openings: int) -> None:
-    """Each side must get a move after the random opening plies (max_plies counts them): else
-    the model's games end before it plays and are rated all the same."""
-    if openings < 0 or max_plies < openings + 2:
-        raise UserError(f"--max-plies {max_plies} with --openings {openings}: the model would not play; "
-                        "use --openings >= 0 and --max-plies >= openings + 2 (the cap counts the opening plies)")
+def _check_game_length(max_plies: int, openings) -> None:
+    """Each side must get a move after the opening plies (max_plies counts them): else the
+    model's games end before it plays and are rated all the same. openings: N random plies or a
+    book (its longest opening counts)."""
+    plies = openings if isinstance(openings, int) else max(len(b.move_stack) for b in openings)
+    if plies < 0 or max_plies < plies + 2:
+        what = f"--openings {openings}" if isinstance(openings, int) else f"an opening of {plies} plies in the book"
+        raise UserError(f"--max-plies {max_plies} with {what}: the model would not play; use --openings >= 0 and "
+                        "--max-plies >= the opening's plies + 2 (the cap counts the opening plies)")
+
+
+def parse_openings(value):
+    """--openings: an int (random plies) or a .pgn / .epd book path, as (what play_games takes, what
+    eval_settings.json records: the plies, or the book's name and content hash)."""
+    if isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit()):
+        return int(value), int(value)
+    if isinstance(value, (str, os.PathLike)):
+        book = read_openings(value)
+        with open(value, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:16]
+        return book, f"{os.path.basename(os.fspath(value))} ({len(book)} openings, sha256 {digest})"
+    book = list(value)  # a list of openings (FENs, move lists, boards)
+    return book, f"{len(book)} openings given"
 
 
 def _check_out_dir(out_dir: str) -> None:
@@ -140,20 +166,27 @@ def _check_out_dir(out_dir: str) -> None:
 
 def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAULT_TEMPERATURES,
              opponents=DEFAULT_OPPONENTS, games: int = 100, max_plies: int = 178, legal: str = "mask",
-             openings: int = 0, seed: int = 0, stockfish: str | None = None, engines: int | None = None,
-             max_games: int = 256, bootstrap: int = 500, progress: bool = True) -> dict:
-    """Play and rate the grid; returns the summary written to out_dir/ratings.json."""
+             openings=0, seed: int = 0, stockfish: str | None = None, engines: int | None = None,
+             max_games: int = 256, bootstrap: int = 500, progress: bool = True,
+             tensorboard: str | None = None) -> dict:
+    """Play and rate the grid; returns the summary written to out_dir/ratings.json.
+
+    openings: N random plies, a .pgn / .epd book path, or a list of openings (FENs, move lists,
+    boards); a book's opening k starts games 2k and 2k+1 of each (temperature, opponent).
+    tensorboard: a TensorBoard log directory (e.g. the model's workdir/tensorboard) that gets the
+    Elo per temperature as eval/elo/tau_T at `step`."""
     from transcendence_jax.play.players import ModelPlayer
     from transcendence_jax.sampling.sampler import Sampler
 
     temperatures, opponents = [float(t) for t in temperatures], list(opponents)
     _check_temperatures(temperatures)
+    openings, openings_setting = parse_openings(openings)
     _check_game_length(max_plies, openings)
     if not temperatures or not opponents or games < 1:
         raise UserError("eval needs at least one temperature, one opponent and --games >= 1")
     if max_games < 1 or (engines is not None and engines < 1):
         raise UserError(f"--max-games {max_games} and --engines {engines}: each must be at least 1")
-    _check_settings(out_dir, dict(step=step, max_plies=max_plies, legal=legal, openings=openings, seed=seed))
+    _check_settings(out_dir, dict(step=step, max_plies=max_plies, legal=legal, openings=openings_setting, seed=seed))
     _load_model_stats(out_dir)  # reading repairs a torn last row before this run appends to the file
     pool = EnginePool(stockfish, workers=engines)
     sampler = None
@@ -178,12 +211,30 @@ def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAU
     results = [r for r in results if r["game_id"] in wanted]
     summary = rate(results, temperatures, opponents, out_dir=out_dir, legal=legal, bootstrap=bootstrap,
                    seed=seed)
-    summary.update(step=step, legal=legal, max_plies=max_plies, games_per_pair=games,
+    summary.update(step=step, legal=legal, max_plies=max_plies, games_per_pair=games, openings=openings_setting,
                    wall_seconds=wall, model_seconds=timed.seconds, model_calls=timed.calls,
                    model_time_share=timed.seconds / wall if wall > 0 else None, engine_restarts=pool.restarts)
     with open(os.path.join(out_dir, "ratings.json"), "w") as f:
         json.dump(summary, f, indent=2)
+    if tensorboard:
+        write_elo_scalars(tensorboard, step or 0, summary["temperatures"])
     return summary
+
+
+def write_elo_scalars(logdir: str, step: int, rows: list[dict]) -> None:
+    """Each temperature's Elo (and its CI bounds, and the paper's Glicko-2) as TensorBoard scalars at the
+    checkpoint's step: one curve per temperature over a run's checkpoints."""
+    from transcendence_jax.training.metrics import write_scalars
+
+    scalars = {}
+    for r in rows:
+        t = f"tau_{r['temperature']:g}"
+        scalars[f"eval/elo/{t}"] = r.get("elo")
+        if r.get("elo_ci95"):
+            scalars[f"eval/elo_ci95_low/{t}"], scalars[f"eval/elo_ci95_high/{t}"] = r["elo_ci95"]
+        scalars[f"eval/glicko2/{t}"] = r.get("glicko2")
+        scalars[f"eval/score/{t}"] = r.get("score")
+    write_scalars(logdir, step, scalars)
 
 
 def rate(results: list[dict], temperatures, opponents, *, out_dir: str, legal: str = "mask",
@@ -199,7 +250,8 @@ def rate(results: list[dict], temperatures, opponents, *, out_dir: str, legal: s
         mine = [r for r in results if name in (r["white"], r["black"])]
         rec = rating.player_records(mine).get(name, {})
         row = dict(temperature=t, player=name, games=len(mine), win=rec.get("win", 0), draw=rec.get("draw", 0),
-                   loss=rec.get("loss", 0), illegal=rec.get("illegal", 0), moves=rec.get("moves", 0))
+                   loss=rec.get("loss", 0), illegal=rec.get("illegal", 0), moves=rec.get("moves", 0),
+                   distinct_games=distinct_games(mine), score=rec["points"] / rec["games"] if rec else None)
         # illegal draws / all draws: mask draws once a move (freely, beside the masked draw);
         # paper draws again after each illegal draw.
         draws = row["moves"] + (row["illegal"] if legal == "paper" else 0)
@@ -210,12 +262,16 @@ def rate(results: list[dict], temperatures, opponents, *, out_dir: str, legal: s
         row["unmasked_illegal_rate"] = row["unmasked_illegal"] / free_moves if free_moves else None
         if name in elo.elo:
             row["elo"], row["elo_ci95"] = elo.elo[name], list(elo.ci[name])
-            elo_pts.append((t, elo.elo[name], *elo.ci[name]))
+            if row["score"] in (0.0, 1.0):  # no finite maximum-likelihood Elo: the value is the fit's prior
+                row["elo_ci95"] = None
+                row["warning"] = (f"{row['score']:.0%} score in {row['games']} games: Elo unbounded "
+                                  f"{'above' if row['score'] else 'below'}, no finite CI")
+            elo_pts.append((t, elo.elo[name], *elo.ci[name], row["games"], row["score"]))
         if anchors:
             g = rating.glicko2_paper([(r["white"], r["black"], r["score_white"]) for r in mine], anchors).get(name)
             if g is not None:
                 row["glicko2"], row["glicko2_rd"] = g.rating, g.rd
-                glicko_pts.append((t, g.rating, g.rating - g.rd, g.rating + g.rd))
+                glicko_pts.append((t, g.rating, g.rating - g.rd, g.rating + g.rd, row["games"]))
         rows.append(row)
     series = {"Elo, MLE (95% CI)": elo_pts}
     if glicko_pts:
@@ -223,18 +279,23 @@ def rate(results: list[dict], temperatures, opponents, *, out_dir: str, legal: s
     plot = rating.plot_rating_vs_temperature(series, os.path.join(out_dir, "rating_vs_temperature.png"),
                                              title="Model rating against temperature")
     return dict(anchors=anchors or f"mean of {', '.join(opponents)} = 0", temperatures=rows,
+                games=len(results), distinct_games=distinct_games(results),
                 elo=elo.to_dict(), table=format_table(rows), plot=plot)
 
 
 def format_table(rows: list[dict]) -> str:
-    """One line per temperature: games, W/D/L, illegal-move rate (real tries), unmasked illegal
-    rate (free draws that would have been illegal), Elo with 95% CI, paper Glicko-2."""
-    head = ["tau", "games", "W/D/L", "illegal", "unmasked illegal", "Elo", "95% CI", "Glicko-2 +-RD"]
+    """One line per temperature: games (distinct among them), W/D/L, illegal-move rate (real tries),
+    unmasked illegal rate (free draws that would have been illegal), Elo with 95% CI (none for a
+    perfect or zero score), paper Glicko-2."""
+    head = ["tau", "games", "distinct", "W/D/L", "illegal", "unmasked illegal", "Elo", "95% CI", "Glicko-2 +-RD"]
     pct = lambda x: "-" if x is None else f"{100 * x:.2f}%"
     lines = [head]
     for r in rows:
-        ci = "[{:.0f}, {:.0f}]".format(*r["elo_ci95"]) if "elo_ci95" in r else "-"
-        lines.append([f"{r['temperature']:g}", str(r["games"]), f"{r['win']}/{r['draw']}/{r['loss']}",
+        ci = "[{:.0f}, {:.0f}]".format(*r["elo_ci95"]) if r.get("elo_ci95") else "-"
+        if r.get("warning"):
+            ci = "unbounded " + ("above" if r["score"] else "below")
+        lines.append([f"{r['temperature']:g}", str(r["games"]), str(r.get("distinct_games", "-")),
+                      f"{r['win']}/{r['draw']}/{r['loss']}",
                       pct(r["illegal_rate"]), pct(r.get("unmasked_illegal_rate")),
                       f"{r['elo']:.0f}" if "elo" in r else "-", ci,
                       f"{r['glicko2']:.0f} +-{r['glicko2_rd']:.0f}" if "glicko2" in r else "-"])
@@ -258,7 +319,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-plies", type=int, default=178, help="cap, scored a draw (the paper's 89 moves)")
     parser.add_argument("--legal", choices=("mask", "paper"), default="mask",
                         help="mask: sample among legal moves; paper: resample illegal moves, 5 tries then forfeit")
-    parser.add_argument("--openings", type=int, default=0, help="random plies before the game (0: start position)")
+    parser.add_argument("--openings", default="0",
+                        help="N random plies before each game (0: the start position), or an opening book: a .pgn "
+                             "(each game's moves) or .epd (one position a line) file, each opening played twice "
+                             "per temperature and opponent with colours swapped (--games 2 x the book's size "
+                             "plays it all once)")
+    parser.add_argument("--tensorboard", default=None,
+                        help="TensorBoard log directory for the Elo per temperature at the checkpoint's step "
+                             "(default WORKDIR/tensorboard, beside the training curves; 'none' to skip)")
     parser.add_argument("--out", default=None, help="output directory (default WORKDIR/eval)")
     parser.add_argument("--stockfish", default=None, help="engine binary (default: STOCKFISH_PATH, PATH, /usr/games)")
     parser.add_argument("--engines", type=int, default=None, help="engine processes (default: CPU count)")
@@ -299,19 +367,23 @@ def run(args) -> int:
     except ValueError:
         raise UserError(f"--temperatures {args.temperatures!r}: give numbers separated by commas") from None
     _check_temperatures(temperatures)  # before loading the checkpoint
-    _check_game_length(args.max_plies, args.openings)
+    openings, _ = parse_openings(args.openings)  # a bad book fails before the checkpoint loads
+    _check_game_length(args.max_plies, openings)
     out = args.out or os.path.join(args.workdir, "eval")
     _check_out_dir(out)
     opponents = split_opponents(args.opponents)
     model, _, step = load_model(args.workdir, args.step)
+    tensorboard = args.tensorboard or os.path.join(args.workdir, "tensorboard")
+    tensorboard = None if tensorboard.lower() == "none" else tensorboard
     with workdir_lock.hold(out, "eval", "--out"):  # one eval at a time per output directory
         summary = evaluate(model, out_dir=out, step=step, temperatures=temperatures, opponents=opponents,
                            games=args.games, max_plies=args.max_plies, legal=args.legal, openings=args.openings,
                            seed=args.seed, stockfish=args.stockfish, engines=args.engines,
-                           max_games=args.max_games, bootstrap=args.bootstrap)
+                           max_games=args.max_games, bootstrap=args.bootstrap, tensorboard=tensorboard)
     print(summary["table"])
     print(f"checkpoint step {step}; anchors: {summary['anchors']}")
-    print(f"{sum(r['games'] for r in summary['temperatures'])} model games in {summary['wall_seconds']:.1f}s "
-          f"({100 * (summary['model_time_share'] or 0):.1f}% in the model); results in {out}/ "
-          "(games.pgn, games.jsonl, ratings.json, rating_vs_temperature.png)")
+    print(f"{summary['games']} model games, {summary['distinct_games']} distinct (openings: {summary['openings']}), "
+          f"in {summary['wall_seconds']:.1f}s ({100 * (summary['model_time_share'] or 0):.1f}% in the model); "
+          f"results in {out}/ (games.pgn, games.jsonl, ratings.json, rating_vs_temperature.png)"
+          + (f"; Elo per temperature in {tensorboard}" if tensorboard else ""))
     return 0
