@@ -327,8 +327,8 @@ def loss_figure(rows: list[dict]):
     for key, label in (("loss", "train (each logged step's batch)"), ("val_loss", "validation")):
         pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
         if pts:
-            ax.plot(*zip(*pts), label=f"{label}, {len(pts)} points", marker="o" if key == "val_loss" else None,
-                    markersize=3)
+            ax.plot(*zip(*pts), label=f"{label}, {len(pts)} point{'s' * (len(pts) != 1)}",
+                    marker="o" if key == "val_loss" else None, markersize=3)
     ax.set_xlabel("training step")
     ax.set_ylabel("cross-entropy, nats per predicted token\n(a move or the result; padding excluded)")
     ax.grid(alpha=0.3)
