@@ -108,7 +108,10 @@ def train_ensemble(cfg: ConfigDict, kind: str, root: str) -> list:
 def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list[dict]:
     """Round robin of experts, base, the reference players (the experts' vote and mixture, the
     model voting with itself, the ensemble of per-expert models voting) and the model at every
-    temperature, plus head-to-heads."""
+    temperature, plus head-to-heads. From the start position, or from cfg.openings (N random plies
+    or a .pgn / .epd book: opening k in games 2k and 2k+1 of each pair, colours swapped). Writes
+    games.jsonl, games.pgn (players, result, opening) and summary.json (games, distinct games, the
+    pairs that repeated games)."""
     from transcendence_jax.experts import population as experts
     from transcendence_jax.experts import reference
     from transcendence_jax.play import arena
@@ -151,11 +154,34 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list
     pairings += [(f"h2h-{gid}", w, b, h) for gid, w, b, h in
                  arena.grid([min(models[:m], key=lambda p: p.temperature)], players[: cfg.experts],
                             cfg.head_to_head)]
+    openings = cfg.get("openings")
     try:
-        return arena.play_games(pairings, out_dir=out, max_plies=cfg.max_plies, adjudicate=experts.adjudicate,
-                                seed=cfg.seed, pgn=False)  # games.jsonl holds every game's moves
+        results = arena.play_games(pairings, out_dir=out, max_plies=cfg.max_plies, adjudicate=experts.adjudicate,
+                                   seed=cfg.seed, openings=openings)
     finally:
         close_players(players + models)
+    summary = tournament_summary(results, openings)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    _stage(f"{kind}: tournament: {summary['games']} games, {summary['distinct_games']} distinct (openings: "
+           f"{summary['openings']}); {out}/games.pgn")
+    return results
+
+
+def tournament_summary(results: list[dict], openings) -> dict:
+    """How many games, how many distinct (a deterministic pair from the start position replays one
+    game), and the pairs whose games repeated, with their counts."""
+    from transcendence_jax.play.openings import distinct_games
+
+    pairs: dict[str, list[dict]] = {}
+    for r in results:
+        pairs.setdefault(r["game_id"].rsplit("-", 1)[0], []).append(r)
+    repeated = {pair: {"games": len(rows), "distinct": distinct_games(rows)} for pair, rows in pairs.items()
+                if distinct_games(rows) < len(rows)}
+    described = (f"{openings} random plies" if isinstance(openings, int) and openings else
+                 str(openings) if openings else "start position")
+    return dict(games=len(results), distinct_games=distinct_games(results), openings=described,
+                repeated_pairs=repeated)
 
 
 def model_name(tau: float) -> str:
@@ -203,25 +229,11 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
     by whether some expert is blind in the position or none is; the same gain for the vote, the
     reference that tells a measure that cannot see the flaw from a model that did not learn it."""
     from transcendence_jax import analysis
-    from transcendence_jax.data.build import dataset_files
-    from transcendence_jax.data.records import read_records
     from transcendence_jax.experts import population as experts
     from transcendence_jax.experts import reference
 
     population = make_population(cfg, kind)
-    rng = np.random.default_rng(cfg.seed)
-    boards = []
-    for rec in read_records(dataset_files(data_dir, "validation")):
-        moves = [chess.Move.from_uci(u) for u in _ucis(rec.tokens)]
-        if len(moves) < 4:
-            continue
-        board = chess.Board()
-        for m in moves[: int(rng.integers(2, len(moves) - 1))]:
-            board.push(m)
-        if not board.is_game_over():
-            boards.append(board)
-        if len(boards) >= cfg.analysis_positions:
-            break
+    boards = held_out_positions(data_dir, cfg.analysis_positions, cfg.seed)
     base = experts.base_expert(cfg.base)
     model_pi = analysis.model_policies(model, boards, cfg.temperatures)
     base_sets = [set(base.choices(b)[0]) for b in boards]
@@ -253,6 +265,28 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
     return out
 
 
+def held_out_positions(data_dir: str, n: int, seed: int) -> list[chess.Board]:
+    """Up to `n` positions of the dataset's validation games (one a game, at a random ply past
+    the second, not final), each board with its game's moves as its stack."""
+    from transcendence_jax.data.build import dataset_files
+    from transcendence_jax.data.records import read_records
+
+    rng = np.random.default_rng(seed)
+    boards = []
+    for rec in read_records(dataset_files(data_dir, "validation")):
+        moves = [chess.Move.from_uci(u) for u in _ucis(rec.tokens)]
+        if len(moves) < 4:
+            continue
+        board = chess.Board()
+        for m in moves[: int(rng.integers(2, len(moves) - 1))]:
+            board.push(m)
+        if not board.is_game_over():
+            boards.append(board)
+        if len(boards) >= n:
+            break
+    return boards
+
+
 def _ucis(tokens) -> list[str]:
     from transcendence_jax.data.tokenizer import decode_game
 
@@ -264,12 +298,16 @@ def replicate_name(kind: str, replicate: int) -> str:
     return kind if replicate == 0 else f"{kind}-seed{replicate}"
 
 
-def check_settings(root: str, cfg: ConfigDict, kind: str) -> None:
+def check_settings(root: str, cfg: ConfigDict, kind: str | None = None) -> None:
     """A replicate's folder holds one setting: resuming it with another (more training steps, other
     players, games, population) would rate old games and data as if they were new. Written at the
-    first run, compared at every rerun (workers and the number of seeds may change)."""
+    first run, compared at every rerun (workers and the number of seeds may change). Without
+    `kind`, the whole config (with every population): a sweep point's folder."""
     settings = {k: v for k, v in cfg.to_dict().items() if k not in ("workers", "seeds", "populations")}
-    settings["overlap"] = cfg.populations[kind]
+    if kind is None:
+        settings["populations"] = cfg.to_dict().get("populations")
+    else:
+        settings["overlap"] = cfg.populations[kind]
     settings = json.loads(json.dumps(settings, default=list))
     path = os.path.join(root, "settings.json")
     if os.path.exists(path):
