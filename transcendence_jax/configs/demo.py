@@ -36,6 +36,8 @@ def get_config() -> ConfigDict:
     c.games_per_pair = 40                # round robin, colours alternating
     c.head_to_head = 100                 # model at the lowest temperature vs each expert, extra games
     c.max_plies = 100                    # the experts' own cap; adjudicated by material, as their games
+    c.openings = None                    # tournament starts: None (the start position), N random plies, or a
+                                         # .pgn / .epd book (each opening twice per pair, colours swapped)
     c.analysis_positions = 200           # held-out positions of the state-level measure
     c.state_values = "stockfish"         # each move's value: Stockfish's expected score ("rollouts": base-policy play)
     c.stockfish_depth = 8
