@@ -28,6 +28,7 @@ COMMANDS = [
     (("eval",), "transcendence_jax.play.evaluate", "play a temperature grid against opponents and rate it"),
     (("uci",), "transcendence_jax.play.uci", "run a trained model as a UCI engine"),
     (("demo",), "transcendence_jax.demo", "an experiment config end to end (default: the demo's, on 2 CPU cores)"),
+    (("sweep",), "transcendence_jax.sweep", "a grid of experiments (configs/sweeps/), resumable, one point or all"),
 ]
 
 

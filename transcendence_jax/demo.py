@@ -76,7 +76,7 @@ def state_level_line(states: dict) -> str:
 def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
     """The tables (the first replicate's), fidelity, state-level lines, the verdicts (over every
     replicate when there are several), the figure and results.json."""
-    from transcendence_jax.rating import format_table, plot_rating_vs_temperature
+    from transcendence_jax.rating import format_table, player_records, plot_rating_vs_temperature
 
     tau = min(cfg.temperatures)
     summary = {"config": cfg.to_dict(), "populations": {}}
@@ -95,7 +95,9 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
         print(format_table(ratings, r["results"]))
         # One y-axis for both populations: Elo minus that population's best expert.
         zero = ratings.elo[r["best_expert"]]
-        series[r["kind"]] = [(t, ratings.elo[model_name(t)] - zero, *(x - zero for x in ratings.ci[model_name(t)]))
+        rec = player_records(r["results"])  # games and score behind each point, shown on the figure
+        series[r["kind"]] = [(t, ratings.elo[model_name(t)] - zero, *(x - zero for x in ratings.ci[model_name(t)]),
+                              rec[model_name(t)]["games"], rec[model_name(t)]["points"] / rec[model_name(t)]["games"])
                              for t in cfg.temperatures]
         bands[f"{r['kind']}: best expert, 95% CI"] = tuple(x - zero for x in ratings.ci[r["best_expert"]])
         lines.update({f"{r['kind']}: {name}": ratings.elo[name] - zero for name in ("vote", "mixture")
@@ -126,96 +128,126 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
     return summary
 
 
-def _population_process(cfg_dict: dict, kind: str, replicate: int, out: str, cores: list[int] | None = None) -> None:
-    """A spawned child: one replicate of one population, its output in out/<name>/log.txt.
-    Pinned to its own share of the cores: on 2 cores, two XLA thread pools spread over both run
-    each step slower than one core each."""
+def _child(function, args: tuple, root: str, cores: list[int] | None, parent: int) -> None:
+    """A spawned child: `function(*args)`, its output in root/log.txt, its result (when not None)
+    in root/result.pkl. Pinned to its own share of the cores: on 2 cores, two XLA thread pools
+    spread over both run each step slower than one core each. It dies with its parent, even a
+    killed one, so nothing is left working in the background."""
     import pickle
     import sys
-
-    if cores:
-        os.sched_setaffinity(0, cores)
-
-    root = os.path.join(out, replicate_name(kind, replicate))
-    os.makedirs(root, exist_ok=True)
     import traceback
 
+    if sys.platform == "linux":
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before that
+            sys.exit(1)
+    if cores:
+        os.sched_setaffinity(0, cores)
+    os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, "log.txt"), "a", buffering=1) as log:
         sys.stdout = sys.stderr = log
         try:
-            result = run_population(ConfigDict(cfg_dict), kind, out, replicate)
+            result = function(*args)
         except UserError as e:
             print(f"error: {e}")
             sys.exit(2)
         except BaseException:
             traceback.print_exc(file=log)
-            print(f"error: the {kind} population failed: see the traceback above")
+            print(f"error: {os.path.basename(root)} failed: see the traceback above")
             sys.exit(1)
         finally:
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-        with open(os.path.join(root, "result.pkl"), "wb") as f:
-            pickle.dump(result, f)
+        if result is not None:
+            with open(os.path.join(root, "result.pkl"), "wb") as f:
+                pickle.dump(result, f)
 
 
-def _run_parallel(cfg: ConfigDict, populations, out: str, replicate: int = 0) -> list[dict]:
-    """Both populations (one replicate) at once, one process each: most of the path is
-    single-threaded Python (expert policies, python-chess, the arena), so two processes use both cores."""
+def run_processes(jobs: dict, workers: int, *, on_event=None, tag: bool = False) -> dict[str, int]:
+    """Run `jobs` (name -> (function, args, folder)) in spawned processes, at most `workers` at
+    once, and return each one's exit code. Most of an experiment is single-threaded Python (expert
+    policies, python-chess, the arena), so one process a core uses every core. Prints each job's
+    stage lines as they come (after `[name] ` with `tag`) and, every 30 s, its latest progress;
+    calls `on_event(name, None)` when a job starts and `on_event(name, exit code)` when it ends."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    procs = {}
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    for i, kind in enumerate(populations):
-        name = replicate_name(kind, replicate)
-        for stale in ("result.pkl", "log.txt"):
-            if os.path.exists(os.path.join(out, name, stale)):
-                os.remove(os.path.join(out, name, stale))
-        share = cores[i :: len(populations)] if len(cores) >= len(populations) else None
-        procs[name] = ctx.Process(target=_population_process, args=(cfg.to_dict(), kind, replicate, out, share))
-        procs[name].start()
+    pending, running, codes, seen = list(jobs), {}, {}, {}
+    free, last_status = list(range(workers)), time.time()
     try:
-        _follow(procs, out)
+        while pending or running:
+            while pending and free:
+                name, slot = pending.pop(0), free.pop(0)
+                function, args, root = jobs[name]
+                for stale in ("result.pkl", "log.txt"):
+                    if os.path.exists(os.path.join(root, stale)):
+                        os.remove(os.path.join(root, stale))
+                share = cores[slot::workers] if len(cores) >= workers else None
+                proc = ctx.Process(target=_child, args=(function, args, root, share, os.getpid()))
+                proc.start()
+                running[name], seen[name] = (proc, slot), 0
+                if on_event:
+                    on_event(name, None)
+            time.sleep(1.0)
+            status = time.time() - last_status > 30
+            for name, (proc, slot) in list(running.items()):
+                ended = not proc.is_alive()
+                seen[name] = _echo(name, jobs[name][2], seen[name], status, tag)
+                if ended:
+                    proc.join()
+                    del running[name]
+                    free.append(slot)
+                    codes[name] = proc.exitcode
+                    if on_event:
+                        on_event(name, proc.exitcode)
+            if status:
+                last_status = time.time()
     finally:  # interrupted or failed: no orphans left training in the background
-        for proc in procs.values():
+        for proc, _ in running.values():
             if proc.is_alive():
                 proc.terminate()
             proc.join()
-    return _collect(procs, out)
+    return {name: codes[name] for name in jobs}  # in the jobs' order
 
 
-def _follow(procs: dict, out: str) -> None:
-    """Print each population's stage lines as they come and, every 30 s, its latest progress."""
-    seen = {kind: 0 for kind in procs}
-    last_status = time.time()
-    while any(p.is_alive() for p in procs.values()):
-        time.sleep(1.0)
-        status = time.time() - last_status > 30
-        for kind in procs:
-            path = os.path.join(out, kind, "log.txt")
-            if not os.path.exists(path):
-                continue
-            with open(path, errors="replace") as f:
-                text = f.read()
-            for line in text[seen[kind]:].replace("\r", "\n").splitlines():
-                if line.startswith("== ") or line.startswith("error"):
-                    print(line, flush=True)
-            seen[kind] = len(text)
-            if status:
-                tail = [t for t in text.replace("\r", "\n").splitlines() if t.strip()][-1:]
-                if tail:
-                    print(f"   [{kind}] {tail[0].strip()[:110]}", flush=True)
-        if status:
-            last_status = time.time()
+def _echo(name: str, root: str, offset: int, status: bool, tag: bool) -> int:
+    """Print the stage and error lines of root/log.txt past `offset` (and, with `status`, its
+    latest line); return the new offset."""
+    path = os.path.join(root, "log.txt")
+    if not os.path.exists(path):
+        return offset
+    with open(path, errors="replace") as f:
+        text = f.read()
+    for line in text[offset:].replace("\r", "\n").splitlines():
+        if line.startswith("== ") or line.startswith("error"):
+            print(f"[{name}] {line}" if tag else line, flush=True)
+    if status:
+        tail = [t for t in text.replace("\r", "\n").splitlines() if t.strip()][-1:]
+        if tail:
+            print(f"   [{name}] {tail[0].strip()[:110]}", flush=True)
+    return len(text)
 
 
-def _collect(procs: dict, out: str) -> list[dict]:
+def _run_parallel(cfg: ConfigDict, populations, out: str, replicate: int = 0) -> list[dict]:
+    """Every population of one replicate at once, one process each (run_processes)."""
+    jobs = {}
+    for kind in populations:
+        name = replicate_name(kind, replicate)
+        jobs[name] = (run_population, (ConfigDict(cfg.to_dict()), kind, out, replicate), os.path.join(out, name))
+    return _collect(run_processes(jobs, len(jobs)), out)
+
+
+def _collect(codes: dict, out: str) -> list[dict]:
     import pickle
 
     runs = []
-    for kind, proc in procs.items():
+    for kind, code in codes.items():
         path = os.path.join(out, kind, "result.pkl")
-        if proc.exitcode != 0 or not os.path.exists(path):
-            raise UserError(f"the {kind} population failed (exit code {proc.exitcode}); its log is "
+        if code != 0 or not os.path.exists(path):
+            raise UserError(f"the {kind} population failed (exit code {code}); its log is "
                             f"{os.path.join(out, kind, 'log.txt')}; rerun the same command to resume")
         with open(path, "rb") as f:
             runs.append(pickle.load(f))

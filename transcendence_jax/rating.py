@@ -437,9 +437,15 @@ def across_seeds(points: Sequence[float], samples: Sequence[np.ndarray], *, boot
     from both sources of variation: each bootstrap draw resamples the replicates (with
     replacement), then one of each drawn replicate's own game bootstrap samples, and averages.
     points: each replicate's estimate; samples: each replicate's bootstrap samples."""
-    rng = np.random.default_rng(seed)
-    n = len(points)
-    picks = rng.integers(n, size=(bootstrap, n))
-    draws = np.array([[samples[r][rng.integers(len(samples[r]))] for r in row] for row in picks]).mean(1)
-    lo, hi = np.percentile(draws, [2.5, 97.5])
+    lo, hi = np.percentile(seed_draws(samples, bootstrap=bootstrap, seed=seed), [2.5, 97.5])
     return float(np.mean(points)), float(lo), float(hi)
+
+
+def seed_draws(samples: Sequence[np.ndarray], *, bootstrap: int = 2000, seed: int = 0) -> np.ndarray:
+    """across_seeds' bootstrap draws of the mean over replicates (for a statistic of several such
+    means, e.g. where a curve crosses zero): each resamples the replicates, takes one of each drawn
+    replicate's own samples, and averages."""
+    rng = np.random.default_rng(seed)
+    n = len(samples)
+    picks = rng.integers(n, size=(bootstrap, n))
+    return np.array([[samples[r][rng.integers(len(samples[r]))] for r in row] for row in picks]).mean(1)

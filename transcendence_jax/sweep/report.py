@@ -1,0 +1,201 @@
+"""`transcendence sweep CONFIG --report`: whatever points exist, aggregated (also run after a sweep).
+
+The rows of the done points are grouped by their labels (the point's setting and the experiment's
+own row labels, the seed aside); each measure's mean over seeds and its 95% CI come from
+rating.across_seeds (resampling the seeds and each seed's own bootstrap draws over its games; with
+one seed, the games' CI). With report.crossing, where that measure falls through zero along x (the
+first grid step from above zero to at or below it, linearly interpolated between grid points) is
+found per line, its 95% CI from the same draws: bootstrap over seeds and games. Writes, in --out:
+results.json, figure.png (a panel per measure against report.x, a line per value of report.lines)
+and summary.md (the table, the crossings, then the failed, unfinished and missing points).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+from ml_collections import ConfigDict
+
+from transcendence_jax.errors import UserError
+from transcendence_jax.sweep.grid import Point, points
+from transcendence_jax.sweep.run import status
+
+
+def settings(sweep: ConfigDict, groups: list[dict]) -> dict:
+    """sweep.report with its defaults: x the first grid key, every measure, no lines, no crossing."""
+    rc = sweep.get("report", ConfigDict()).to_dict()
+    first = points(sweep)[0]
+    measures = list(dict.fromkeys(m for g in groups for m in g["measures"]))
+    return dict(x=rc.get("x") or next(iter(first.labels)), lines=rc.get("lines", ""),
+                measures=list(rc.get("measures") or measures), crossing=rc.get("crossing", ""),
+                xscale=rc.get("xscale", "linear"), title=rc.get("title") or f"sweep {sweep.name} ({sweep.size})")
+
+
+def group(rows: list[tuple[Point, dict]], seed: int) -> list[dict]:
+    """Rows with the same labels (seed aside) -> one group: per measure the mean over seeds, its 95%
+    CI (rating.across_seeds), each seed's value, and (under "samples", not saved) the draws' inputs."""
+    from transcendence_jax.rating import across_seeds
+
+    groups: dict[str, dict] = {}
+    for point, row in rows:
+        labels = {k: v for k, v in point.labels.items() if k != "seed"} | row["labels"]
+        g = groups.setdefault(json.dumps(labels, sort_keys=True, default=str),
+                              dict(labels=labels, seeds=[], measures={}, samples={}))
+        g["seeds"].append(point.labels["seed"])
+        for name, m in row["measures"].items():
+            m = m if isinstance(m, dict) else {"value": m}
+            g["measures"].setdefault(name, []).append(m["value"])
+            g["samples"].setdefault(name, []).append(np.asarray(m.get("samples") or [m["value"]], float))
+    for g in groups.values():
+        for name, values in g["measures"].items():
+            mean, lo, hi = across_seeds(values, g["samples"][name], seed=seed)
+            g["measures"][name] = dict(value=mean, lo=lo, hi=hi, per_seed=values)
+    return list(groups.values())
+
+
+def lines_of(groups: list[dict], rc: dict) -> dict:
+    """line value -> its groups sorted by x (one line, "", when report.lines is empty)."""
+    for g in groups:
+        for label in filter(None, (rc["x"], rc["lines"])):
+            if label not in g["labels"]:
+                raise UserError(f"report label {label!r} is not among the rows' labels ({', '.join(g['labels'])}): "
+                                "set the sweep config's report.x / report.lines to one of them")
+    out: dict = {}
+    for g in groups:
+        out.setdefault(g["labels"][rc["lines"]] if rc["lines"] else "", []).append(g)
+    return {line: sorted(gs, key=lambda g: g["labels"][rc["x"]]) for line, gs in sorted(out.items())}
+
+
+def zero_crossing(xs, ys) -> float:
+    """Where ys first falls from above zero to at or below it, interpolated between grid points;
+    -inf when it starts at or below zero, +inf when it never gets there."""
+    if ys[0] <= 0:
+        return -math.inf
+    for i in range(len(xs) - 1):
+        if ys[i + 1] <= 0:
+            return xs[i] + (xs[i + 1] - xs[i]) * ys[i] / (ys[i] - ys[i + 1])
+    return math.inf
+
+
+def crossings(groups: list[dict], rc: dict, seed: int) -> list[dict]:
+    """Per line, where report.crossing's measure crosses zero along x, with a 95% bootstrap CI."""
+    from transcendence_jax.rating import seed_draws
+
+    name, out = rc["crossing"], []
+    for line, members in lines_of(groups, rc).items():
+        members = [g for g in members if name in g["measures"]]
+        if len(members) < 2:
+            continue
+        xs = [float(g["labels"][rc["x"]]) for g in members]
+        draws = np.array([seed_draws(g["samples"][name], seed=seed + i) for i, g in enumerate(members)])
+        boot = [zero_crossing(xs, draws[:, b]) for b in range(draws.shape[1])]
+        est = zero_crossing(xs, [g["measures"][name]["value"] for g in members])
+        lo, hi = np.percentile(boot, 2.5, method="lower"), np.percentile(boot, 97.5, method="higher")
+        est, lo, hi = (_bounded(v, xs) for v in (est, lo, hi))
+        text = (f"{rc['lines']}={line}: " if rc["lines"] else "") + (
+            f"{name} crosses zero at {rc['x']} {est} [95% CI {lo}, {hi}] "
+            "(interpolated between grid points; CI: bootstrap over seeds and games)")
+        out.append(dict(line=line, measure=name, x=rc["x"], crossing=est, lo=lo, hi=hi, text=text))
+    return out
+
+
+def _bounded(v: float, xs) -> float | str:
+    """A crossing as a number, or as text past the grid's ends (JSON has no infinities)."""
+    return f"<= {xs[0]:g}" if v == -math.inf else f"> {xs[-1]:g}" if v == math.inf else round(float(v), 3)
+
+
+def figure(groups: list[dict], rc: dict, found: list[dict], path: str) -> None:
+    """A panel per measure: its mean and 95% CI against x, a line per value of report.lines, the
+    zero line, and the crossings (a diamond at zero with its CI) on the crossing measure's panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measures = rc["measures"]
+    fig, axes = plt.subplots(1, len(measures), figsize=(5.2 * len(measures), 4.2), dpi=110, squeeze=False)
+    lines = lines_of(groups, rc)
+    for ax, name in zip(axes[0], measures):
+        for i, (line, members) in enumerate(lines.items()):
+            pts = [(g["labels"][rc["x"]], g["measures"][name]) for g in members if name in g["measures"]]
+            if not pts:
+                continue
+            x = np.array([p[0] for p in pts], float)
+            y, lo, hi = (np.array([p[1][k] for p in pts]) for k in ("value", "lo", "hi"))
+            label = f"{rc['lines']}={line}" if rc["lines"] else None
+            ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", capsize=3, label=label, color=f"C{i}")
+            for c in found if name == rc["crossing"] else []:
+                if c["line"] == line and isinstance(c["crossing"], float):
+                    left = c["lo"] if isinstance(c["lo"], float) else x.min()
+                    right = c["hi"] if isinstance(c["hi"], float) else x.max()
+                    ax.errorbar([c["crossing"]], [0], xerr=[[c["crossing"] - left], [right - c["crossing"]]],
+                                marker="D", color=f"C{i}", capsize=4, markersize=7)
+        ax.axhline(0, color="grey", lw=0.8, ls="--")
+        ax.set_xscale(rc["xscale"])
+        ax.set_xlabel(rc["x"])
+        ax.set_ylabel(f"{name} (Elo)")
+        ax.set_title(name.replace("_", " "), fontsize=10)
+        if rc["lines"] and ax is axes[0][0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(rc["title"] + ("; diamonds: zero crossing, 95% CI" if found else ""), fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def table(groups: list[dict], rc: dict) -> str:
+    """A markdown table: the labels that vary, the seeds, each measure's mean [95% CI]."""
+    labels = [k for k in groups[0]["labels"] if len({json.dumps(g["labels"].get(k)) for g in groups}) > 1
+              or k == rc["x"]]
+    head = [*labels, "seeds", *rc["measures"]]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for g in sorted(groups, key=lambda g: [json.dumps(g["labels"].get(k)) for k in labels]):
+        cells = [f"{g['labels'].get(k)}" for k in labels] + [f"{len(g['seeds'])}"]
+        for name in rc["measures"]:
+            m = g["measures"].get(name)
+            cells.append(f"{m['value']:+.0f} [{m['lo']:+.0f}, {m['hi']:+.0f}]" if m else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(sweep: ConfigDict, out: str) -> dict:
+    """Aggregate the done points of `sweep` in `out`; print and write the results (see the top)."""
+    every = points(sweep)
+    states = {p.index: status(out, p) for p in every}
+    rows = []
+    for p in every:
+        if states[p.index][0] == "done":
+            with open(os.path.join(out, p.folder, "point.json")) as f:
+                rows += [(p, row) for row in json.load(f)["rows"]]
+    groups = group(rows, sweep.base.seed)
+    rc = settings(sweep, groups)
+    found = crossings(groups, rc, sweep.base.seed) if groups and rc["crossing"] else []
+    count = {s: sum(st == s for st, _ in states.values()) for s in ("done", "failed", "started", "missing")}
+    text = [f"sweep {sweep.name} ({sweep.size}): {count['done']} of {len(every)} points done"
+            + "".join(f", {count[s]} {s if s != 'started' else 'unfinished'}" for s in ("failed", "started", "missing")
+                      if count[s])]
+    if groups:
+        text += ["", table(groups, rc)]
+    text += [""] * bool(found) + [c["text"] for c in found]
+    text += [f"point {p.index} ({p.describe()}) {st}{f': {detail}' if detail else ''}: {os.path.join(out, p.folder)}"
+             for p in every for st, detail in [states[p.index]] if st in ("failed", "started")]
+    if count["missing"]:
+        text.append("missing: points " + ", ".join(str(p.index) for p in every if states[p.index][0] == "missing"))
+    os.makedirs(out, exist_ok=True)
+    if groups:
+        figure(groups, rc, found, os.path.join(out, "figure.png"))
+    summary = dict(sweep=sweep.name, size=sweep.size, experiment=sweep.experiment, report=rc,
+                   points=[dict(index=p.index, folder=p.folder, setting=p.labels, status=states[p.index][0],
+                                **({"error": states[p.index][1]} if states[p.index][1] else {})) for p in every],
+                   groups=[{k: v for k, v in g.items() if k != "samples"} for g in groups], crossings=found,
+                   table="\n".join(text), config=sweep.to_dict())
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(summary, f, indent=1, default=list)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write("\n".join(text) + "\n")
+    print("\n".join(text))
+    print(f"\nwrote {out}/results.json, {out}/summary.md" + (f" and {out}/figure.png" if groups else ""))
+    return summary
