@@ -178,6 +178,7 @@ def evaluate(model, *, out_dir: str, step: int | None = None, temperatures=DEFAU
     from transcendence_jax.play.players import ModelPlayer
     from transcendence_jax.sampling.sampler import Sampler
 
+    step = getattr(model, "checkpoint_step", None) if step is None else step  # load_model's models carry it
     temperatures, opponents = [float(t) for t in temperatures], list(opponents)
     _check_temperatures(temperatures)
     openings, openings_setting = parse_openings(openings)

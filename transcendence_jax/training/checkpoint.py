@@ -243,7 +243,7 @@ def load_model(workdir, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
     a model shipped in the package (locate.resolve_workdir). Parameters are restored onto a mesh
     over this machine's devices (default: all on the data axis, so parameters are replicated and
     batches split; a pretrained model stays on the default device); `step` None means the newest
-    readable.
+    readable. The model carries its step as `model.checkpoint_step` (evaluate_model records it).
     """
     from ml_collections import ConfigDict
 
@@ -258,7 +258,9 @@ def load_model(workdir, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
         name = workdir.removeprefix(PRETRAINED)
         if step is not None and step != pretrained.info(name)["step"]:
             raise UserError(f"{workdir} ships only step {pretrained.info(name)['step']}, not step {step}")
-        return pretrained.load(name)
+        model, config, step = pretrained.load(name)
+        model.checkpoint_step = step
+        return model, config, step
     config = ConfigDict(json.loads((as_path(workdir) / "config.json").read_text()))
     manager = make_manager(workdir, async_save=False)
     steps = saved_steps = sorted(manager.all_steps(), reverse=True)
@@ -303,6 +305,7 @@ def load_model(workdir, step: int | None = None, *, mesh_shape=(-1, 1, 1)):
         if jax.tree.leaves(rest):
             rest = nnx.state(Transformer(config.model, rngs=nnx.Rngs(0)), nnx.Not(nnx.Param))
         model = nnx.merge(graphdef, params, rest)
+        model.checkpoint_step = s
         manager.close()
         return model, config, s
     manager.close()
