@@ -69,9 +69,9 @@ def generate(cfg: ConfigDict, kind: str, out: str, players=None, games: int | No
 
 
 def _progress(items, total: int, unit: str):
-    from tqdm import tqdm
+    from transcendence_jax import progress
 
-    yield from tqdm(items, total=total, unit=unit, mininterval=2.0)
+    yield from progress.iterate(items, total, desc=unit, unit=unit.rstrip("s"), mininterval=2.0)
 
 
 def train_model(cfg: ConfigDict, data_dir: str, workdir: str):
