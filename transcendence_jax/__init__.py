@@ -7,10 +7,12 @@ no public name is also a submodule's name, so `tj.train_model` is always the fun
     tj.build_dataset(["games.pgn.zst"], "data/", filters=tj.Filters(max_rating=1000))
     config = tj.load_config("tiny", ["data.path=data/", "train.steps=200"])
     tj.train_model(config, "runs/tiny")
-    model, config, step = tj.load_model("runs/tiny")
+    model, config, step = tj.load_model("runs/tiny")  # or "runs/demo/diverse", or "pretrained:demo" (shipped)
     moves = tj.sample_moves(model, boards, temperatures=[0.001] * len(boards), key=jax.random.key(0))
+    probs = tj.move_probabilities(model, boards, temperature=1.0)  # one {move: p} a board; <= 0.001: one-hot
     summary = tj.evaluate_model(model, out_dir="runs/tiny/eval", opponents=["sf1"], games=10)
-    ratings = tj.elo_mle(games)  # (white, black, score_white) triples
+    ratings = tj.elo_mle(games)  # (white, black, score_white) triples -> tj.Ratings
+    print(ratings.diff("model@0.001", "expert0"))  # tj.EloDiff(diff, lo, hi): +94 [+63, +126]
 """
 
 import importlib
@@ -45,6 +47,8 @@ _EXPORTS = {
     # ratings and analysis
     "elo_mle": ("transcendence_jax.rating", "elo_mle"),
     "glicko2_paper": ("transcendence_jax.rating", "glicko2_paper"),
+    "Ratings": ("transcendence_jax.rating", "Ratings"),
+    "EloDiff": ("transcendence_jax.rating", "EloDiff"),
     # the synthetic experts and the demo
     "expert_population": ("transcendence_jax.experts.population", "population"),
     "base_policy": ("transcendence_jax.experts.policies", "base_policy"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import errno
 import gc
 import importlib
@@ -32,18 +33,45 @@ COMMANDS = [
 ]
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, as `(default: X)` (an option with no help text gets
+    just that), except where there is nothing to show (None, a flag's False) or the help already
+    says it."""
+
+    def add_argument(self, action):
+        if action.help is None and self._shows_default(action):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        super().add_argument(action)
+
+    @staticmethod
+    def _shows_default(action) -> bool:
+        return bool(action.option_strings) and action.default is not None and action.default is not False \
+            and action.default is not argparse.SUPPRESS
+
+    def _get_help_string(self, action):
+        help_ = action.help or ""
+        if not self._shows_default(action) or "default" in help_:
+            return help_
+        return super()._get_help_string(action)
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="transcendence", description=__doc__.splitlines()[0])
+    from transcendence_jax import __version__
+
+    parser = argparse.ArgumentParser(prog="transcendence", description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"transcendence-jax {__version__}")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for words, module, help_ in COMMANDS:
         target = subs
         if len(words) == 2:
             if words[0] not in groups:
-                group = subs.add_parser(words[0], help=f"{words[0]} subcommands")
+                group = subs.add_parser(words[0], help=f"{words[0]} subcommands", formatter_class=HelpFormatter)
                 groups[words[0]] = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
             target = groups[words[0]]
-        sub = target.add_parser(words[-1], help=help_, description=help_)
+        sub = target.add_parser(words[-1], help=help_, description=help_, formatter_class=HelpFormatter)
         sub.set_defaults(_module=module)
         # Only the command actually invoked imports its module to declare its arguments.
         if list(words) == argv[: len(words)]:

@@ -19,6 +19,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -141,12 +142,23 @@ def glicko2_paper(games, anchors: Mapping[str, float], *, tau: float = 0.5, rati
 # ----------------------------------------------------------------------------- order-free Elo
 
 
-@dataclasses.dataclass
+class EloDiff(NamedTuple):
+    """Elo of one player minus another's, and the 95% CI of that difference."""
+
+    diff: float
+    lo: float
+    hi: float
+
+    def __str__(self) -> str:
+        return f"{self.diff:+.0f} [{self.lo:+.0f}, {self.hi:+.0f}]"
+
+
+@dataclasses.dataclass(repr=False)
 class Ratings:
     """Elo by maximum likelihood, with bootstrap percentile 95% CIs.
 
     `samples_BP` holds every bootstrap fit (rows: resamples, columns: `players`), so a
-    difference gets its own CI: `diff(a, b)`.
+    difference gets its own CI: `diff(a, b)`. Its repr: the best 12 players, Elo [95% CI], on one line.
     """
     players: list[str]
     elo: dict[str, float]
@@ -163,11 +175,16 @@ class Ratings:
                 raise UserError(f"no rating for player {name!r}; rated players: {', '.join(self.players)}")
         return self.samples_BP[:, self.players.index(a)] - self.samples_BP[:, self.players.index(b)]
 
-    def diff(self, a: str, b: str) -> tuple[float, float, float]:
+    def diff(self, a: str, b: str) -> EloDiff:
         """Elo of a minus Elo of b, with the 95% CI of that difference (not of the two ratings)."""
         d_B = self.diff_samples(a, b)
         lo, hi = np.percentile(d_B, [2.5, 97.5]) if len(d_B) else (math.nan, math.nan)
-        return self.elo[a] - self.elo[b], float(lo), float(hi)
+        return EloDiff(self.elo[a] - self.elo[b], float(lo), float(hi))
+
+    def __repr__(self) -> str:
+        rows = [f"{p} {self.elo[p]:+.0f} [{self.ci[p][0]:+.0f}, {self.ci[p][1]:+.0f}]"
+                for p in sorted(self.players, key=self.elo.get, reverse=True)]
+        return f"Ratings(Elo, {self.anchor}: {'; '.join(rows[:12])}{'; ...' * (len(rows) > 12)})"
 
     def to_dict(self) -> dict:
         return {

@@ -2,7 +2,9 @@
 
 `position_logits`, `sample_moves`, `move_probabilities` and `tempered` take whole games (each
 board's move stack is the prompt) and recompute them: simple and stateless, for analysis and
-tests (the Sampler's cached logits are checked against `position_logits`). Also here, shared with
+tests (the Sampler's cached logits are checked against `position_logits`). Wrong argument types
+(a board for a list of boards, an int for a PRNG key, load_model's tuple for a model) are a
+TypeError that says what was passed. Also here, shared with
 the Sampler: a model's input sizes (`model_info`) and the windows of games longer than the
 model's context (`window_start`, `game_context`).
 """
@@ -26,7 +28,10 @@ from transcendence_jax.sampling.temperature import check_temperature
 
 def model_info(model) -> tuple[int, int, bool]:
     """(vocab_size, max_len, board_input) of a Transformer, read from its config."""
-    cfg = model.cfg
+    cfg = getattr(model, "cfg", None)
+    if cfg is None:
+        hint = " (load_model returns (model, config, step): unpack it)" if isinstance(model, tuple) else ""
+        raise TypeError(f"expected a transcendence_jax Transformer, got {type(model).__name__}{hint}")
     return int(cfg.vocab_size), int(cfg.max_len), bool(cfg.get("board_input", False))
 
 
@@ -79,11 +84,30 @@ def compiled_forward(model):
     """(jitted fn(state, tokens_BT, boards_BT64 | None, last_B) -> logits [B, V], the model's
     params): the full forward, compiled once per model (its GraphDef holds the config, which is
     not hashable, so it is closed over rather than static)."""
+    model_info(model)  # a TypeError for anything but a Transformer, before the cache's weak reference
     graphdef, state = nnx.split(model)
     fn = _forward_jits.get(model)
     if fn is None:
         fn = _forward_jits[model] = jax.jit(functools.partial(_forward_logits, graphdef=graphdef))
     return fn, state
+
+
+def check_boards(boards) -> list[chess.Board]:
+    """`boards` as a list of chess.Board, or a TypeError that says what was passed instead."""
+    items = [boards] if isinstance(boards, chess.Board) else list(boards)
+    wrong = next((b for b in items if not isinstance(b, chess.Board)), None)
+    if isinstance(boards, chess.Board) or wrong is not None:
+        what = type(boards if wrong is None else wrong).__name__
+        raise TypeError(f"expected a sequence of chess.Board, got {what} (wrap one board in a list)")
+    return items
+
+
+def check_key(key) -> None:
+    """A TypeError unless `key` is a JAX PRNG key (jax.random.key(seed), or the legacy
+    jax.random.PRNGKey(seed)): an int seed is not one."""
+    legacy = getattr(key, "shape", None) == (2,) and getattr(key, "dtype", None) == np.uint32
+    if not (legacy or (hasattr(key, "dtype") and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key))):
+        raise TypeError(f"key must be a JAX PRNG key, e.g. jax.random.key(0); got {type(key).__name__} {key!r:.40}")
 
 
 def _positions(model, boards: Sequence[chess.Board]):
@@ -110,18 +134,26 @@ def _positions(model, boards: Sequence[chess.Board]):
     return tokens_BT, boards_BT64, last_B, legal_BV
 
 
-def position_logits(model, boards: Sequence[chess.Board]) -> np.ndarray:
-    """The model's next-move logits [B, V] for each board, by a full forward over its game."""
+def position_logits(model, boards: Sequence[chess.Board], *, batch_size: int = 64) -> np.ndarray:
+    """The model's next-move logits [B, V] for each board, by a full forward over its game
+    (`batch_size` boards a forward, so the [batch, length, vocab] logits stay small)."""
+    boards = check_boards(boards)
     forward, state = compiled_forward(model)
-    tokens_BT, boards_BT64, last_B, _ = _positions(model, boards)
-    return np.asarray(forward(state, tokens_BT, boards_BT64, last_B))[:len(boards)]
+    out = []
+    for start in range(0, len(boards), batch_size):
+        chunk = boards[start:start + batch_size]
+        tokens_BT, boards_BT64, last_B, _ = _positions(model, chunk)
+        out.append(np.asarray(forward(state, tokens_BT, boards_BT64, last_B))[:len(chunk)])
+    return np.concatenate(out) if out else np.zeros((0, model_info(model)[0]), np.float32)
 
 
 def sample_moves(model, boards: Sequence[chess.Board], temperatures, key, *,
                  threshold: float = 1e-3) -> list[chess.Move | None]:
     """One legal move for each board (its whole move stack is the prompt), each at its own
     temperature; tau <= threshold is the arg-max over the legal moves, tau = inf uniform over
-    them. None for a board with no legal move (the game is over)."""
+    them. None for a board with no legal move (the game is over). `key`: a JAX PRNG key."""
+    boards = check_boards(boards)
+    check_key(key)
     temps_n = np.broadcast_to(np.asarray(temperatures, np.float32), (len(boards),))
     for i, temperature in enumerate(temps_n.tolist()):
         check_temperature(temperature, f"board {i}: temperature")
@@ -151,8 +183,14 @@ def tempered(logits: dict, temperature: float, threshold: float = 1e-3) -> dict:
     return dict(zip(moves, p.tolist()))
 
 
-def move_probabilities(model, board: chess.Board, temperature: float = 1.0, *,
-                       threshold: float = 1e-3) -> dict[chess.Move, float]:
-    """The model's distribution over the legal moves of `board` at `temperature`."""
-    logits = position_logits(model, [board])[0]
-    return tempered({m: float(logits[move_token(m)]) for m in board.legal_moves}, temperature, threshold)
+def move_probabilities(model, boards, temperature=1.0, *, threshold: float = 1e-3):
+    """The model's distribution over the legal moves at `temperature`: a {chess.Move: p} dict for
+    one chess.Board, a list of them for a sequence of boards (batched forwards; `temperature` one
+    number or one per board). Each board's move stack is its prompt. tau <= threshold (0.001) is
+    the arg-max, a one-hot (p = 1 on the likeliest move), tau = inf uniform; no legal move: {}."""
+    single = isinstance(boards, chess.Board)
+    boards = [boards] if single else check_boards(boards)
+    temps = np.broadcast_to(np.asarray(temperature, np.float64), (len(boards),)).tolist()
+    out = [tempered({m: float(logits_V[move_token(m)]) for m in board.legal_moves}, tau, threshold)
+           for board, tau, logits_V in zip(boards, temps, position_logits(model, boards))]
+    return out[0] if single else out
