@@ -134,6 +134,33 @@ def run(cfg: ConfigDict, out: str, replicate: int = 0) -> dict:
     """Every chain of one replicate (seed cfg.seed + replicate, in out/<replicate_name>): generation 0,
     the self-play generations, the round robin, the held-out measures; writes results.json and the
     figure there and returns the summary."""
+    return _run(cfg, out, replicate)[0]
+
+
+def sweep_point(cfg: ConfigDict, root: str) -> list[dict]:
+    """The sweep's "generations" experiment (sweep/__init__.py): `run` into root/generations, then
+    one row per chain and generation, labels tau and generation; measures elo@T and
+    minus_best_expert@T for each rating temperature T (with their bootstrap draws), entropy and
+    base_agreement."""
+    summary, ratings = _run(cfg, root)
+    rows = []
+    for tau, chain in summary["chains"].items():
+        for row in chain:
+            measures = {"entropy": row["entropy"], "base_agreement": row["base_agreement"]}
+            for t in summary["rate_temperatures"]:
+                name = player_name(float(tau), row["generation"], t)
+                elo = ratings.samples_BP[:, ratings.players.index(name)]
+                measures[f"elo@{t:g}"] = dict(value=ratings.elo[name], samples=[round(float(x), 2) for x in elo])
+                diff = ratings.diff_samples(name, summary["best_expert"])
+                measures[f"minus_best_expert@{t:g}"] = dict(value=row[f"minus_best_expert@{t:g}"][0],
+                                                            samples=[round(float(x), 2) for x in diff])
+            rows.append(dict(labels=dict(tau=float(tau), generation=row["generation"]), measures=measures,
+                             info=dict(step=row["step"], data=row["data"], best_expert=summary["best_expert"])))
+    return rows
+
+
+def _run(cfg: ConfigDict, out: str, replicate: int = 0):
+    """`run`'s work: (the summary, the Ratings)."""
     from transcendence_jax.experts import population as experts
     from transcendence_jax.play.players import seed_of
     from transcendence_jax.rating import elo_mle
@@ -196,7 +223,7 @@ def run(cfg: ConfigDict, out: str, replicate: int = 0) -> dict:
         json.dump(summary, f, indent=1)
     figure(summary, os.path.join(root, "generations.png"))
     print(summary_table(summary))
-    return summary
+    return summary, ratings
 
 
 def summary_table(summary: dict) -> str:

@@ -3,9 +3,11 @@ sweep (transcendence_jax/sweep/grid.py lists the fields) at size reduced, laptop
 
 diversity: the experts' overlap x their number, against the vote's and the model's margins over
 the best expert. scale: the model's size against the margin and the fidelity to the vote.
+specialists: crowds of specialists and of blind-spot generalists against overlap. generations: a
+model retrained on its own games at three temperatures, rating and entropy against generation.
 """
 
-NAMES = ("diversity", "scale")
+NAMES = ("diversity", "scale", "specialists", "generations")
 
 
 def experiment(size: str):

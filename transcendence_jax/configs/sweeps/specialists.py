@@ -1,0 +1,64 @@
+"""A crowd of specialists beside a crowd of blind-spot generalists (issue 18).
+
+Specialists (experts/specialists.py) play the MVV-LVA base only where its move lands on their own
+16 squares and a uniformly random legal move elsewhere; generalists (experts/population.py) play
+the base everywhere but miss captures onto their own 24 squares. Where one specialist knows the
+move and the others guess uniformly, the plurality vote still plays it; it breaks where nobody
+covers the square: fewer experts (3 x 16 squares leave 16 uncovered) or overlapping regions
+(`overlap`: the shared share of each specialist's region, of each generalist's blind set; at 1
+all specialists share one region and 48 squares are nobody's, and the generalists are clones).
+Measured: the vote and the model at the lowest temperature against the best expert; the figure
+draws both against overlap, a line per crowd (kind x K), and where the model's margin crosses zero.
+
+  transcendence sweep specialists --size laptop --out runs/sweeps/specialists
+
+Sizes: reduced (a test's: specialists and generalists of 3 at overlap 0 and 1; ~2 min), laptop
+(18 points, 1 seed), gpu (18 points x 2 seeds, demo_gpu's model; not yet timed).
+Laptop time, from the demo's timings (docs/demo and runs/demo3 logs, a population on one core of
+two busy ones: 38 s for 10,000 expert games, 0.5 s a training step, ~0.035 s a tournament game
+with the model) and the specialists' own speed (~10,500 moves/s a core, against ~17,000 for the
+generalists: they list every legal move where they guess): a point has 6,000 games (23 s of
+generalists, ~57 s of specialists at ~100 plies a game), 400 training steps (200 s), a tournament
+of K experts, base, vote, mixture and the model at 2 temperatures, 20 games a pair and 50
+head-to-heads with each expert: 90 K + 140 model games (410 to 950: 15-35 s, plus ~10 s of vote
+and mixture games among the experts), 100 state-level positions (~8 s) and ~20 s of start and
+compiles: ~300 s for generalists, ~335 s for specialists. 18 points, 2 at a time on 2 cores:
+9 x (300 + 335) / 2 = 2,860 s, about 48 minutes.
+"""
+
+from ml_collections import ConfigDict
+
+from transcendence_jax.configs.sweeps import experiment
+
+# (expert_kind, experts): K=5 first, so a cut-off run has both kinds' demo-sized crowd.
+CROWDS = [("specialist", 5), ("blind", 5), ("specialist", 3), ("blind", 3), ("specialist", 9), ("blind", 9)]
+
+
+def get_config(size: str = "laptop") -> ConfigDict:
+    c = ConfigDict()
+    c.experiment = "populations"
+    c.base = experiment(size)
+    c.base.populations = ConfigDict({"crowd": 0.0})  # the grid sets its overlap
+    c.base.expert_kind = "specialist"    # the grid sets it: specialist or blind (experiment.make_population)
+    c.base.region_fraction = 0.25        # a specialist's region: 16 of the 64 squares
+    c.base.temperatures = [0.001, 1.0]
+    c.seeds = 1
+    crowds, overlaps = CROWDS, [0.0, 0.5, 1.0]
+    if size == "reduced":
+        crowds, overlaps = [("specialist", 3), ("blind", 3)], [0.0, 1.0]
+    elif size == "laptop":
+        c.base.games = 6000
+        c.base.training.train.steps = c.base.training.train.decay_steps = 400
+        c.base.games_per_pair, c.base.head_to_head, c.base.analysis_positions = 20, 50, 100
+        c.workers = 2
+    else:
+        c.base.games = 50_000
+        c.base.head_to_head = 50
+        c.seeds = 2
+        c.workers = 4
+    c.grid = [("crowd", "expert_kind,experts", crowds), ("overlap", "populations.crowd", overlaps)]
+    c.report = ConfigDict(dict(
+        x="overlap", lines="crowd", measures=["vote_minus_best_expert", "model_minus_best_expert"],
+        crossing="model_minus_best_expert", xscale="linear",
+        title="Specialists and generalists: the margin over the best expert against overlap"))
+    return c
