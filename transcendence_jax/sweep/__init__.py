@@ -22,6 +22,7 @@ from transcendence_jax.errors import UserError
 
 EXPERIMENTS = {
     "populations": "transcendence_jax.sweep.populations:run",  # experiment.run_population per population
+    "generations": "transcendence_jax.generations:sweep_point",  # generation 0 and the self-play chains
 }
 
 
