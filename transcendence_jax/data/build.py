@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import errno
 import glob
 import hashlib
@@ -235,7 +236,13 @@ def dataset_files(data_dir: str, split: str) -> list[str]:
 def add_arguments(parser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help=".pgn, .pgn.zst, .pgn.bz2 or Lichess-transcript .csv files")
-    parser.add_argument("--out", required=True, help="output directory (shards + stats.json)")
+    parser.add_argument("--out", help="output directory (shards + stats.json); with --stats-only, optional: "
+                        "where caps.json goes")
+    parser.add_argument("--stats-only", action="store_true",
+                        help="write no dataset: stream the inputs once and print what a build would keep at each "
+                        "of --caps (games, train / validation, tokens)")
+    parser.add_argument("--caps", default="1000,1300,1500",
+                        help="--stats-only: the rating caps to count (with --max-rating's, if given)")
     parser.add_argument("--max-rating", type=int, default=None,
                         help="keep games with max(WhiteElo, BlackElo) <= N (the paper: 1000/1300/1500)")
     parser.add_argument("--min-moves", type=int, default=1, help="drop games with fewer half-moves (default 1)")
@@ -253,11 +260,36 @@ def run(args) -> int:
 
     filters = ingest.Filters(max_rating=args.max_rating, min_moves=args.min_moves, rated_only=not args.include_casual)
     start = time.perf_counter()
+    if args.stats_only:
+        return _stats_only(args, filters)
+    if not args.out:
+        raise UserError("data build needs --out DIR (or --stats-only to count without writing)")
     stats = build(args.inputs, args.out, filters=filters, workers=args.workers, boards=args.boards,
                   num_shards=args.shards, val_fraction=args.val_fraction, seed=args.seed, progress=True)
     secs = time.perf_counter() - start
     print(ingest.summary(stats, secs))
     print(f"wrote {args.out}/ ({stats['train']} train, {stats['validation']} validation; stats.json)")
+    return 0
+
+
+def _stats_only(args, filters) -> int:
+    """`data build --stats-only`: print (and with --out, write to caps.json) what each cap keeps."""
+    from transcendence_jax.data import ingest
+
+    try:
+        caps = [int(c) for c in args.caps.split(",") if c.strip()]
+    except ValueError:
+        raise UserError(f"--caps {args.caps!r}: expected ratings separated by commas, e.g. 1000,1300,1500") from None
+    start = time.perf_counter()
+    stats = cap_stats(args.inputs, caps + [args.max_rating] * (args.max_rating is not None), filters=filters,
+                      workers=args.workers, val_fraction=args.val_fraction, seed=args.seed, progress=True)
+    print(ingest.summary(stats, time.perf_counter() - start))
+    print(format_caps(stats))
+    if args.out:
+        _prepare_out_dir(args.out)
+        with open(os.path.join(args.out, "caps.json"), "w") as f:
+            json.dump(stats, f, indent=1)
+        print(f"wrote {args.out}/caps.json (no dataset)")
     return 0
 
 
@@ -274,6 +306,46 @@ def build(inputs, out_dir, *, filters=None, workers=None, boards=False, num_shar
                              extra_stats=counts)
     except NoGames:
         raise UserError(_nothing_kept(counts, inputs, out_dir)) from None
+
+
+def cap_stats(inputs, caps, *, filters=None, workers=None, val_fraction=0.05, seed=0, progress=False) -> dict:
+    """What `build` would keep at each rating cap, from one streaming pass that writes nothing.
+
+    A build with `Filters(max_rating=cap)` keeps exactly the games kept with no cap that have both
+    ratings and the higher one <= cap, so one pass with the cap lifted counts every cap; the split
+    is the build's own (game-keyed), so the counts are what stats.json would say. Returns ingest's
+    counts (input_games, dropped: the reasons that do not depend on a cap...) and `caps`:
+    {"none" | str(cap): {games, train, validation, tokens, train_tokens}} ("none": no --max-rating,
+    games without ratings included). Tokens count BOS and the moves, as stats.json does."""
+    from transcendence_jax.data import ingest
+
+    filters = dataclasses.replace(filters or ingest.Filters(), max_rating=None)
+    caps = sorted(set(caps))
+    rows = {cap: collections.Counter(games=0, train=0, validation=0, tokens=0, train_tokens=0) for cap in [None, *caps]}
+    counts: dict = {}
+    for rec in ingest.ingest(inputs, filters=filters, workers=workers, counts=counts,
+                             progress=sys.stderr if progress else None):
+        rated = rec.white_elo != NO_RATING and rec.black_elo != NO_RATING
+        split = "validation" if _is_validation(game_key(rec), seed, val_fraction) else "train"
+        for cap, row in rows.items():
+            if cap is None or (rated and max(rec.white_elo, rec.black_elo) <= cap):
+                row["games"] += 1
+                row[split] += 1
+                row["tokens"] += len(rec.tokens)
+                row["train_tokens"] += len(rec.tokens) * (split == "train")
+    return {**counts, "val_fraction": val_fraction, "seed": seed,
+            "caps": {"none" if cap is None else str(cap): dict(row) for cap, row in rows.items()}}
+
+
+def format_caps(stats: dict) -> str:
+    """cap_stats' counts as a Markdown table, one row a cap."""
+    lines = ["| max rating | games kept | train | validation | tokens | train tokens | moves a game |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for cap, row in stats["caps"].items():
+        per_game = (row["tokens"] - row["games"]) / row["games"] if row["games"] else 0.0  # less BOS
+        lines.append(f"| {'none' if cap == 'none' else '<= ' + cap} | {row['games']:,} | {row['train']:,} | "
+                     f"{row['validation']:,} | {row['tokens']:,} | {row['train_tokens']:,} | {per_game:.1f} |")
+    return "\n".join(lines)
 
 
 # What to change when every game is dropped for one reason (the others are about the input itself).
