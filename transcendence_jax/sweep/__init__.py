@@ -61,7 +61,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 def run(args: argparse.Namespace) -> int:
     from transcendence_jax.sweep.grid import load_sweep, points
     from transcendence_jax.sweep.report import report
-    from transcendence_jax.sweep.run import run_sweep, status
+    from transcendence_jax.sweep.runner import run_sweep, status
 
     if args.config:
         raise UserError("name the sweep config as CONFIG (`transcendence sweep CONFIG`), not --config")

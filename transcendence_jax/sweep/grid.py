@@ -42,10 +42,10 @@ class Point:
     folder: str
 
     def describe(self) -> str:
-        return " ".join(f"{k}={_text(v)}" for k, v in self.labels.items())
+        return " ".join(f"{k}={value_text(v)}" for k, v in self.labels.items())
 
 
-def _text(value) -> str:
+def value_text(value) -> str:
     return "x".join(map(str, value)) if isinstance(value, (tuple, list)) else f"{value}"
 
 
@@ -113,6 +113,6 @@ def points(sweep: ConfigDict) -> list[Point]:
                     raise UserError(f"sweep {sweep.name}: grid {e}") from None
             cfg.seed, cfg.seeds = sweep.base.seed + seed, 1
             point = Point(len(out), {**labels, "seed": seed}, cfg, "")
-            folder = f"{point.index:03d}-" + "_".join(f"{k}{_text(v)}" for k, v in point.labels.items())
+            folder = f"{point.index:03d}-" + "_".join(f"{k}{value_text(v)}" for k, v in point.labels.items())
             out.append(dataclasses.replace(point, folder=re.sub(r"[^A-Za-z0-9_.=-]", "", folder)[:80]))
     return out

@@ -20,8 +20,8 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from transcendence_jax.errors import UserError
-from transcendence_jax.sweep.grid import Point, points
-from transcendence_jax.sweep.run import status
+from transcendence_jax.sweep.grid import Point, points, value_text
+from transcendence_jax.sweep.runner import status
 
 
 def settings(sweep: ConfigDict, groups: list[dict]) -> dict:
@@ -89,6 +89,8 @@ def crossings(groups: list[dict], rc: dict, seed: int) -> list[dict]:
         members = [g for g in members if name in g["measures"]]
         if len(members) < 2:
             continue
+        if not all(isinstance(g["labels"][rc["x"]], (int, float)) for g in members):
+            raise UserError(f"report.crossing needs a numeric x: {rc['x']} has {members[0]['labels'][rc['x']]!r}")
         xs = [float(g["labels"][rc["x"]]) for g in members]
         draws = np.array([seed_draws(g["samples"][name], seed=seed + i) for i, g in enumerate(members)])
         boot = [zero_crossing(xs, draws[:, b]) for b in range(draws.shape[1])]
@@ -118,12 +120,15 @@ def figure(groups: list[dict], rc: dict, found: list[dict], path: str) -> None:
     measures = rc["measures"]
     fig, axes = plt.subplots(1, len(measures), figsize=(5.2 * len(measures), 4.2), dpi=110, squeeze=False)
     lines = lines_of(groups, rc)
+    values = sorted({value_text(g["labels"][rc["x"]]) for g in groups})
+    numeric = all(isinstance(g["labels"][rc["x"]], (int, float)) for g in groups)
+    where = (lambda v: float(v)) if numeric else (lambda v: values.index(value_text(v)))  # text: evenly spaced
     for ax, name in zip(axes[0], measures):
         for i, (line, members) in enumerate(lines.items()):
             pts = [(g["labels"][rc["x"]], g["measures"][name]) for g in members if name in g["measures"]]
             if not pts:
                 continue
-            x = np.array([p[0] for p in pts], float)
+            x = np.array([where(p[0]) for p in pts], float)
             y, lo, hi = (np.array([p[1][k] for p in pts]) for k in ("value", "lo", "hi"))
             label = f"{rc['lines']}={line}" if rc["lines"] else None
             ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", capsize=3, label=label, color=f"C{i}")
@@ -134,13 +139,17 @@ def figure(groups: list[dict], rc: dict, found: list[dict], path: str) -> None:
                     ax.errorbar([c["crossing"]], [0], xerr=[[c["crossing"] - left], [right - c["crossing"]]],
                                 marker="D", color=f"C{i}", capsize=4, markersize=7)
         ax.axhline(0, color="grey", lw=0.8, ls="--")
-        ax.set_xscale(rc["xscale"])
+        if numeric:
+            ax.set_xscale(rc["xscale"])
+        else:
+            ax.set_xticks(range(len(values)), values, rotation=20, fontsize=8)
         ax.set_xlabel(rc["x"])
         ax.set_ylabel(f"{name} (Elo)")
         ax.set_title(name.replace("_", " "), fontsize=10)
         if rc["lines"] and ax is axes[0][0]:
             ax.legend(fontsize=8)
-    fig.suptitle(rc["title"] + ("; diamonds: zero crossing, 95% CI" if found else ""), fontsize=11)
+    drawn = any(isinstance(c["crossing"], float) for c in found)
+    fig.suptitle(rc["title"] + ("; diamonds: zero crossing, 95% CI" if drawn else ""), fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

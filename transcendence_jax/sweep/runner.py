@@ -65,13 +65,12 @@ def run_point(experiment: str, point: Point, out: str) -> None:
         jsonl.rewrite(os.path.join(root, "point.json"), [json.dumps(result, indent=1, default=float) + "\n"])
 
 
-def check_points(sweep: ConfigDict, out: str) -> list[Point]:
-    """The sweep's points, each existing folder checked against its point's settings (a changed
-    sweep on an old --out is refused before anything runs); sweep.json written."""
+def check_points(sweep: ConfigDict, every: list[Point], out: str) -> None:
+    """Check each existing point folder against its point's settings (a changed sweep on an old
+    --out is refused before anything runs); write sweep.json."""
     from transcendence_jax import jsonl
     from transcendence_jax.experiment import check_settings
 
-    every = points(sweep)
     for point in every:
         if os.path.exists(os.path.join(out, point.folder, "settings.json")):
             check_settings(os.path.join(out, point.folder), point.cfg)
@@ -79,7 +78,6 @@ def check_points(sweep: ConfigDict, out: str) -> list[Point]:
     summary = dict(sweep=sweep.name, size=sweep.size, config=sweep.to_dict(),
                    points=[dict(index=p.index, folder=p.folder, setting=p.labels) for p in every])
     jsonl.rewrite(os.path.join(out, "sweep.json"), [json.dumps(summary, indent=1, default=list) + "\n"])
-    return every
 
 
 def run_sweep(sweep: ConfigDict, out: str, *, workers: int | None = None, point: int | None = None,
@@ -91,10 +89,11 @@ def run_sweep(sweep: ConfigDict, out: str, *, workers: int | None = None, point:
     from transcendence_jax.demo import run_processes
     from transcendence_jax.sweep.report import report
 
-    every = check_points(sweep, out)
+    every = points(sweep)
+    if point is not None and not 0 <= point < len(every):
+        raise UserError(f"--point {point}: sweep {sweep.name} ({sweep.size}) has points 0..{len(every) - 1}")
+    check_points(sweep, every, out)
     if point is not None:
-        if not 0 <= point < len(every):
-            raise UserError(f"--point {point}: sweep {sweep.name} ({sweep.size}) has points 0..{len(every) - 1}")
         run_point(sweep.experiment, every[point], out)
         return
     mine = [p for p in every if shard is None or p.index % shard[1] == shard[0]]
