@@ -12,11 +12,20 @@ the optimizer update alone, each timed on its own).
 
   .venv/bin/python benchmarks/train_throughput.py                  # the default shape (slow: minutes)
   .venv/bin/python benchmarks/train_throughput.py --layers 2 --width 128 --heads 4 --batch 8
+  .venv/bin/python benchmarks/train_throughput.py --demo           # the demo's model: boards, legal-move loss
+  .venv/bin/python benchmarks/train_throughput.py --demo --stack 4 --no-torch   # + 4 replicates stacked
+
+--demo is the demo's shape (4 layers, width 128, 101 tokens x 24, vocabulary 2048) with board
+input and the legal-move loss on random legal games; both sides read the same precomputed legal
+masks (JAX's legal_mask=host; the demo makes them in the step instead) and PyTorch sums the
+board's (square, piece) embeddings as a PyTorch user would. --stack R also times R replicates in
+one vmapped step (`train --seeds R`) against R solo steps, interleaved: trainings per hour.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -42,11 +51,44 @@ def make_config(a) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({
         "mesh": dict(shape=(1, 1, 1), rules=rules),
         "model": dict(vocab_size=a.vocab, num_layers=a.layers, num_heads=a.heads, embed_dim=a.width,
-                      mlp_dim=4 * a.width, max_len=a.seq, dropout=0.0, board_input=False,
+                      mlp_dim=4 * a.width, max_len=a.seq, dropout=0.0, board_input=a.demo,
                       dtype="float32", param_dtype="float32", remat=False),
         "train": dict(seed=0, lr=3e-4, min_lr=3e-5, warmup_steps=10, decay_steps=1000, weight_decay=0.1,
-                      b1=0.9, b2=0.95, grad_clip=1.0, grad_accum=1, legal_loss=False),
+                      b1=0.9, b2=0.95, grad_clip=1.0, grad_accum=1, legal_loss=a.demo, legal_mask="host"),
     })
+
+
+def random_batch(a) -> dict:
+    """Random tokens, or with --demo random legal games (up to a.seq plies) with their board planes
+    and legal masks, padded as the data pipeline pads."""
+    rng = np.random.default_rng(0)
+    if not a.demo:
+        tokens = rng.integers(5, min(a.vocab, 1973), (a.batch, a.seq + 1)).astype(np.int32)
+        return {"inputs": tokens[:, :-1], "targets": tokens[:, 1:], "weights": np.ones((a.batch, a.seq), np.float32)}
+    import chess
+
+    from transcendence_jax.data.boards import game_boards
+    from transcendence_jax.data.tokenizer import BOS, legal_mask, move_token
+
+    batch = {"inputs": np.zeros((a.batch, a.seq), np.int32), "targets": np.zeros((a.batch, a.seq), np.int32),
+             "weights": np.zeros((a.batch, a.seq), np.float32), "boards": np.zeros((a.batch, a.seq, 64), np.uint8),
+             "legal": np.zeros((a.batch, a.seq, a.vocab), bool)}
+    for row in range(a.batch):
+        board, moves = chess.Board(), []
+        for t in range(a.seq):
+            legal = list(board.legal_moves)
+            if not legal:
+                break
+            batch["legal"][row, t] = legal_mask(board, a.vocab)
+            moves.append(legal[rng.integers(len(legal))])
+            board.push(moves[-1])
+        tokens = [BOS] + [move_token(m) for m in moves]
+        n = len(moves)
+        batch["inputs"][row, :n] = tokens[:n]
+        batch["targets"][row, :n] = tokens[1:]
+        batch["weights"][row, :n] = 1.0
+        batch["boards"][row, :n] = game_boards(moves)[:n]
+    return batch
 
 
 def timed(fn, *args):
@@ -77,8 +119,8 @@ class JaxBench:
                                                  shard(rest), {k: v.ndim for k, v in batch.items()})
 
         def loss_fn(p, b):
-            logits_BTV = nnx.merge(graphdef, p, rest)(b["inputs"])
-            return cross_entropy(logits_BTV, b["targets"], b["weights"])[0]
+            logits_BTV = nnx.merge(graphdef, p, rest)(b["inputs"], b.get("boards"))
+            return cross_entropy(logits_BTV, b["targets"], b["weights"], b.get("legal"))[0]
 
         self.fwd = jax.jit(loss_fn)
         self.fwd_bwd = jax.jit(jax.value_and_grad(loss_fn))
@@ -99,6 +141,36 @@ class JaxBench:
         return {"forward": timed(self.fwd, p, self.batch),
                 "fwd+bwd": timed(self.fwd_bwd, p, self.batch),
                 "optimizer": timed(self.opt, p, self.grads, self.state["opt_state"])}
+
+
+class StackedBench:
+    """R replicates (seeds 0..R-1) in one vmapped step (`step.make_stacked_train_step`, as
+    `train --seeds R`), each on its own batch (the same rows, rolled)."""
+
+    def __init__(self, config, batch, replicates: int):
+        mesh = jax.make_mesh((1, 1, 1), ("data", "fsdp", "tensor"), axis_types=(AxisType.Auto,) * 3)
+        self.mesh = mesh
+        tx, schedule = train_lib.make_optimizer(config.train)
+        graphdef, states, rests = None, [], []
+        for seed in range(replicates):
+            graphdef, params, rest = nnx.split(Transformer(config.model, rngs=nnx.Rngs(seed)), nnx.Param, ...)
+            states.append({"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)})
+            rests.append(rest)
+        rep = NamedSharding(mesh, P())
+        shard = lambda tree: jax.tree.map(lambda _: rep, tree)
+        stack = lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees)
+        self.state, self.rest = stack(states), stack(rests)
+        self.batch = stack([{k: np.roll(v, r, axis=0) for k, v in batch.items()} for r in range(replicates)])
+        self.keys = jnp.stack([train_lib.dropout_key(config.train)] * replicates)
+        self.step_fn = train_lib.make_stacked_train_step(config, graphdef, tx, schedule, mesh, shard(states[0]),
+                                                         shard(rests[0]), {k: v.ndim for k, v in batch.items()})
+
+    def step(self):
+        with jax.set_mesh(self.mesh):
+            t0 = time.perf_counter()
+            self.state, m = self.step_fn(self.state, self.rest, self.batch, self.keys)
+            jax.block_until_ready((self.state, m))
+            return time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------------------- PyTorch
@@ -138,9 +210,12 @@ class TorchBench:
                 self.ln_f = nn.LayerNorm(D, bias=False)
                 self.lm_head = nn.Linear(D, a.vocab, bias=False)
                 self.lm_head.weight = self.wte.weight  # tied, as nanoGPT
+                self.board_emb = nn.Embedding(64 * 13, D) if a.demo else None  # (square, piece) pairs
 
-            def forward(self, idx):
+            def forward(self, idx, boards=None):
                 x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+                if self.board_emb is not None:  # the sum of the 64 squares' (square, piece) embeddings
+                    x = x + self.board_emb(boards + 13 * torch.arange(64)).sum(2)
                 for blk in self.blocks:
                     x = blk(x)
                 return self.lm_head(self.ln_f(x))
@@ -157,10 +232,20 @@ class TorchBench:
         self.opt = torch.optim.AdamW(groups, lr=3e-4, betas=(0.9, 0.95))
         self.inputs = torch.from_numpy(batch["inputs"]).long()
         self.targets = torch.from_numpy(batch["targets"]).long()
+        self.weights = torch.from_numpy(batch["weights"])
+        self.boards = torch.from_numpy(batch["boards"]).long() if a.demo else None
+        self.allowed = None
+        if a.demo:  # as model.cross_entropy: legal moves, the target, everything where nothing is legal
+            legal = torch.from_numpy(batch["legal"])
+            target = self.F.one_hot(self.targets, a.vocab).bool()
+            self.allowed = legal | target | ~legal.any(-1, keepdim=True)
 
     def _loss(self):
-        logits = self.model(self.inputs)
-        return self.F.cross_entropy(logits.view(-1, logits.shape[-1]), self.targets.view(-1))
+        logits = self.model(self.inputs, self.boards)
+        if self.allowed is not None:
+            logits = logits.masked_fill(~self.allowed, float("-inf"))
+        nll = self.F.cross_entropy(logits.view(-1, logits.shape[-1]), self.targets.view(-1), reduction="none")
+        return (nll * self.weights.view(-1)).sum() / self.weights.sum()
 
     def step(self):
         t0 = time.perf_counter()
@@ -216,17 +301,21 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=5, help="timed steps per side (interleaved rounds)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per side after compile")
     ap.add_argument("--no-torch", action="store_true", help="JAX only (no baseline, no ratio)")
+    ap.add_argument("--demo", action="store_true",
+                    help="the demo's model: 4 layers, width 128, 101 tokens x 24, board input, legal-move loss")
+    ap.add_argument("--stack", type=int, default=0, help="also time this many replicates in one stacked step")
     a = ap.parse_args(argv)
+    if a.demo:
+        a.layers, a.width, a.heads, a.seq, a.batch = 4, 128, 4, 101, 24
     report_load()
 
-    rng = np.random.default_rng(0)
-    tokens = rng.integers(5, min(a.vocab, 1973), (a.batch, a.seq + 1)).astype(np.int32)
-    batch = {"inputs": tokens[:, :-1], "targets": tokens[:, 1:], "weights": np.ones((a.batch, a.seq), np.float32)}
+    batch = random_batch(a)
     config = make_config(a)
-    tokens_per_step = a.batch * a.seq
+    tokens_per_step = int(batch["weights"].sum())
     flops_step = flops_per_token(config.model, a.seq) * tokens_per_step
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; {a.layers} layers, width {a.width}, "
-          f"{a.heads} heads, vocab {a.vocab}, {a.seq} tokens x batch {a.batch}")
+          f"{a.heads} heads, vocab {a.vocab}, {a.seq} tokens x batch {a.batch}"
+          + (f" ({tokens_per_step} of them moves), board input, legal-move loss" if a.demo else ""))
 
     t0 = time.perf_counter()
     jb = JaxBench(config, batch)
@@ -238,23 +327,27 @@ def main(argv=None):
 
         tb = TorchBench(a, batch)
         print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
+    sb = StackedBench(config, batch, a.stack) if a.stack else None
     jb.parts()  # compiles the breakdown's jits
     for _ in range(a.warmup):
         jb.step()
         tb and tb.step()
+        sb and sb.step()
     mm_jax, mm_torch = matmul_flops()
     peak = max(mm_jax, mm_torch)
     print(f"fp32 2048^3 matmul: JAX {mm_jax / 1e9:.0f} GFLOP/s, PyTorch {mm_torch / 1e9:.0f} GFLOP/s "
           f"(peak used below: {peak / 1e9:.0f})")
 
-    times = {"jax": [], "torch": []}
+    times = {"jax": [], "torch": [], "stacked": []}
     parts = {"jax": [], "torch": []}
-    for _ in range(a.steps):  # interleaved: both sides see the same machine load
+    for _ in range(a.steps):  # interleaved: every side sees the same machine load
         times["jax"].append(jb.step())
         parts["jax"].append(jb.parts())
         if tb:
             times["torch"].append(tb.step())
             parts["torch"].append(tb.parts())
+        if sb:
+            times["stacked"].append(sb.step())
 
     print(f"\n{'':10s} {'step s':>8s} {'tokens/s':>9s} {'of peak':>8s} {'fwd s':>7s} {'bwd s':>7s} {'opt s':>7s}")
     res = {}
@@ -270,7 +363,12 @@ def main(argv=None):
               f"{fwd:7.3f} {bwd:7.3f} {opt:7.3f}")
     print(f"losses after the timed steps: JAX {jb.loss:.4f}" + (f", PyTorch {tb.loss:.4f}" if tb else ""))
     if tb:
-        print(f"\nJAX / PyTorch tokens/s: {res['torch'] / res['jax']:.2f}x  (target >= 1.0x)")
+        print(f"\nJAX / PyTorch tokens/s: {res['torch'] / res['jax']:.2f}x")
+    if sb:
+        t = res["stacked"] = statistics.median(times["stacked"])
+        print(f"\n{a.stack} replicates stacked: {t:.3f} s a step ({flops_step * a.stack / t / peak:.1%} of peak) "
+              f"against {a.stack} x {res['jax']:.3f} s solo: {a.stack * res['jax'] / t:.2f}x the trainings per hour")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return res
 
 

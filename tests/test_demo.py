@@ -137,11 +137,13 @@ def test_an_experiment_is_a_config_file(tmp_path):
 
 
 def test_ensemble_vote_trains_a_model_per_expert_on_its_own_games(tmp_path):
-    """ensemble_vote: one model per expert, each trained on that expert's self-play games only,
-    voting move by move in the tournament as one player."""
+    """ensemble_vote: one model per expert, each trained on that expert's self-play games only
+    (here the members trained together, in one stacked step), voting move by move in the
+    tournament as one player."""
     out = tmp_path / "ens"
     summary = demo(str(out), scale="reduced", populations=["diverse"], parallel=False,
-                   overrides=[*TINY, "experts=3", "ensemble_vote=true", "model_votes=[]", "reference_players=[]"])
+                   overrides=[*TINY, "experts=3", "ensemble_vote=true", "model_votes=[]", "reference_players=[]",
+                              "train_together=true"])
     pop = summary["populations"]["diverse"]
     assert "ensemble-vote@1" in pop["ratings"]["players"]
     assert "ensemble-vote@1 minus best expert" in pop["fidelity"]
@@ -149,6 +151,9 @@ def test_ensemble_vote_trains_a_model_per_expert_on_its_own_games(tmp_path):
         stats = json.loads((out / "diverse" / "ensemble" / f"expert{i}" / "data" / "stats.json").read_text())
         assert {e["id"] for e in stats["experts"]["experts"]} == {i}  # its own games only
         assert (out / "diverse" / "ensemble" / f"expert{i}" / "train" / "metrics.jsonl").exists()
+    configs = [json.loads((out / "diverse" / "ensemble" / f"expert{i}" / "train" / "config.json").read_text())
+               for i in range(summary["config"]["experts"])]
+    assert len({c["train"]["seed"] for c in configs}) == len({c["data"]["path"] for c in configs}) == len(configs)
 
 
 def test_a_replicate_folder_refuses_other_settings(tmp_path):

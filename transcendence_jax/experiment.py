@@ -74,15 +74,41 @@ def _progress(items, total: int, unit: str):
     yield from progress.iterate(items, total, desc=unit, unit=unit.rstrip("s"), mininterval=2.0)
 
 
-def train_model(cfg: ConfigDict, data_dir: str, workdir: str):
-    from transcendence_jax.training.checkpoint import load_model
-    from transcendence_jax.training.train import train
-
+def training_config(cfg: ConfigDict, data_dir: str) -> ConfigDict:
+    """The model's training config (cfg.training) on `data_dir`, seeded by cfg.seed."""
     config = ConfigDict(cfg.training.to_dict())
     config.data.path, config.train.seed = data_dir, cfg.seed
-    train(config, workdir)
-    model, _, step = load_model(workdir)
-    return model, step
+    return config
+
+
+def trains_together(cfg: ConfigDict) -> bool:
+    """Whether models of one shape train together in one stacked step (cfg.train_together; "auto":
+    on an accelerator, which one small model leaves mostly idle; on a CPU, one process per
+    training uses the cores as well: benchmarks/RESULTS.md, stacked replicates)."""
+    mode = cfg.get("train_together", "auto")
+    if mode == "auto":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    return bool(mode)
+
+
+def train_models(configs: list, workdirs: list[str], together: bool) -> list:
+    """Train (or resume) each config in its workdir, `together` in one stacked step or one after
+    another; returns [(model, step)] loaded from each final checkpoint."""
+    from transcendence_jax.training.checkpoint import load_model
+    from transcendence_jax.training.train import train, train_together
+
+    if together and len(configs) > 1:
+        train_together(configs, workdirs)
+    else:
+        for config, workdir in zip(configs, workdirs):
+            train(config, workdir)
+    return [load_model(workdir)[::2] for workdir in workdirs]
+
+
+def train_model(cfg: ConfigDict, data_dir: str, workdir: str):
+    return train_models([training_config(cfg, data_dir)], [workdir], together=False)[0]
 
 
 REFERENCE_POLICIES = {"vote": "VotePolicy", "mixture": "MixturePolicy"}  # name -> experts.reference class
@@ -93,16 +119,19 @@ def train_ensemble(cfg: ConfigDict, kind: str, root: str) -> list:
     main model) on that expert's own self-play games only, cfg.games / experts of them."""
     from transcendence_jax.play.players import seed_of
 
-    models = []
+    configs, workdirs = [], []
     for expert in make_population(cfg, kind):
         where = os.path.join(root, expert.name)
-        _stage(f"{kind}: ensemble, {expert.name}'s own games and model")
+        _stage(f"{kind}: ensemble, {expert.name}'s own games")
         member = ConfigDict(cfg.to_dict())  # its own seed: the members' games and weights independent
         member.seed = seed_of(cfg.seed, "ensemble", expert.id) % 2**31
         generate(member, kind, os.path.join(where, "data"), players=[expert, expert],
                  games=max(2, cfg.games // cfg.experts))
-        models.append(train_model(member, os.path.join(where, "data"), os.path.join(where, "train"))[0])
-    return models
+        configs.append(training_config(member, os.path.join(where, "data")))
+        workdirs.append(os.path.join(where, "train"))
+    together = trains_together(cfg)
+    _stage(f"{kind}: ensemble, {len(configs)} models" + (" trained together" if together else ""))
+    return [model for model, _ in train_models(configs, workdirs, together)]
 
 
 def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list[dict]:
@@ -301,9 +330,10 @@ def replicate_name(kind: str, replicate: int) -> str:
 def check_settings(root: str, cfg: ConfigDict, kind: str | None = None) -> None:
     """A replicate's folder holds one setting: resuming it with another (more training steps, other
     players, games, population) would rate old games and data as if they were new. Written at the
-    first run, compared at every rerun (workers and the number of seeds may change). Without
-    `kind`, the whole config (with every population): a sweep point's folder."""
-    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("workers", "seeds", "populations")}
+    first run, compared at every rerun (workers, the number of seeds and train_together may
+    change). Without `kind`, the whole config (with every population): a sweep point's folder."""
+    free = ("workers", "seeds", "populations", "train_together")
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in free}
     if kind is None:
         settings["populations"] = cfg.to_dict().get("populations")
     else:

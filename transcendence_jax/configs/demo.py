@@ -28,6 +28,7 @@ def get_config() -> ConfigDict:
     c.training = tiny.get_config()       # the model and its training
     c.training.train.steps = c.training.train.decay_steps = 600
     c.training.train.batch_size = 24
+    c.train_together = "auto"            # models of one shape in one stacked step: auto = on a GPU/TPU
     c.temperatures = [0.001, 0.1, 0.5, 1.0]
     c.reference_players = ["vote", "mixture"]  # the experts' majority vote and mixture (experts/reference.py)
     c.model_votes = [5, 25]              # inference-time vote: the model samples k moves, plays the mode
