@@ -26,7 +26,7 @@ def test_stats_only_counts_what_each_cap_builds(tmp_path, capsys):
         (1600, 800, "1. e4"), ("?", 900, "1. e4 d5"), (1000, 1000, ""), (1300, 1250, "1. e4 e5")]]
     src = tmp_path / "games.pgn"
     src.write_text("".join(games * 3))
-    assert cli.main(["data", "build", str(src), "--stats-only", "--caps", "1000,1300", "--max-rating", "1500",
+    assert cli.main(["data", "build", str(src), "--stats-only", "--caps", "1000,none,1300", "--max-rating", "1500",
                      "--workers", "0", "--out", str(tmp_path / "counts")]) == 0
     out = capsys.readouterr().out
     stats = json.loads((tmp_path / "counts" / "caps.json").read_text())
@@ -38,6 +38,18 @@ def test_stats_only_counts_what_each_cap_builds(tmp_path, capsys):
         assert _as_built(stats["caps"][str(cap)]) == _built([str(src)], tmp_path / f"b{cap}", cap)
     assert _as_built(stats["caps"]["none"]) == _built([str(src)], tmp_path / "all", None)
     assert "| <= 1300 | 9 |" in out and "| none | 18 |" in out
+    # Without `none` the pass runs at the highest cap: the same counts, the rest dropped on their headers.
+    fast = build.cap_stats([str(src)], [1000, 1300], workers=0)
+    assert fast["caps"] == {c: stats["caps"][c] for c in ("1000", "1300")}
+    assert fast["dropped"]["over_max_rating"] == 2 * 3 and fast["input_games"] == 21
+
+
+def test_stats_only_first_games(tmp_path):
+    src = tmp_path / "games.pgn"
+    src.write_text("".join(GAME.format(white=900 + i, black=900, moves="1. e4 e5") for i in range(600)))
+    for workers in (0, 2):
+        stats = build.cap_stats([str(src)], [1000], workers=workers, first=250)
+        assert stats["input_games"] == 250 and stats["caps"]["1000"]["games"] == 101  # 900..1000
 
 
 def test_stats_only_on_real_lichess_games(tmp_path, lichess_dir, capsys):
@@ -60,10 +72,10 @@ def test_stats_only_user_errors(tmp_path, capsys):
     assert "needs --out DIR (or --stats-only" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("caps", [[], [1000]])
+@pytest.mark.parametrize("caps", [[], [None, 1000]])
 def test_cap_stats_library(tmp_path, caps):
     src = tmp_path / "g.pgn"
     src.write_text(GAME.format(white=900, black=1100, moves="1. e4 e5"))
     stats = build.cap_stats([str(src)], caps, workers=0)
     assert stats["caps"]["none"] == {"games": 1, "train": 1, "validation": 0, "tokens": 3, "train_tokens": 3}
-    assert all(stats["caps"][str(c)]["games"] == 0 for c in caps)  # 1100 > 1000
+    assert all(stats["caps"][str(c)]["games"] == 0 for c in caps if c)  # 1100 > 1000

@@ -242,7 +242,10 @@ def add_arguments(parser) -> None:
                         help="write no dataset: stream the inputs once and print what a build would keep at each "
                         "of --caps (games, train / validation, tokens)")
     parser.add_argument("--caps", default="1000,1300,1500",
-                        help="--stats-only: the rating caps to count (with --max-rating's, if given)")
+                        help="--stats-only: the rating caps to count, `none` for no cap (slower: every game's moves "
+                        "are parsed); --max-rating's is added")
+    parser.add_argument("--first", type=int, default=None,
+                        help="--stats-only: count only the first N games of the inputs (a sample of a large dump)")
     parser.add_argument("--max-rating", type=int, default=None,
                         help="keep games with max(WhiteElo, BlackElo) <= N (the paper: 1000/1300/1500)")
     parser.add_argument("--min-moves", type=int, default=1, help="drop games with fewer half-moves (default 1)")
@@ -277,12 +280,15 @@ def _stats_only(args, filters) -> int:
     from transcendence_jax.data import ingest
 
     try:
-        caps = [int(c) for c in args.caps.split(",") if c.strip()]
+        caps = [None if c.strip() == "none" else int(c) for c in args.caps.split(",") if c.strip()]
     except ValueError:
         raise UserError(f"--caps {args.caps!r}: expected ratings separated by commas, e.g. 1000,1300,1500") from None
+    caps += [args.max_rating] * (args.max_rating is not None)
+    if not caps or (args.first is not None and args.first < 1):
+        raise UserError(f"--caps {args.caps!r} --first {args.first}: give at least one cap (or none) and --first >= 1")
     start = time.perf_counter()
-    stats = cap_stats(args.inputs, caps + [args.max_rating] * (args.max_rating is not None), filters=filters,
-                      workers=args.workers, val_fraction=args.val_fraction, seed=args.seed, progress=True)
+    stats = cap_stats(args.inputs, caps, filters=filters, workers=args.workers, val_fraction=args.val_fraction,
+                      seed=args.seed, first=args.first, progress=True)
     print(ingest.summary(stats, time.perf_counter() - start))
     print(format_caps(stats))
     if args.out:
@@ -308,22 +314,26 @@ def build(inputs, out_dir, *, filters=None, workers=None, boards=False, num_shar
         raise UserError(_nothing_kept(counts, inputs, out_dir)) from None
 
 
-def cap_stats(inputs, caps, *, filters=None, workers=None, val_fraction=0.05, seed=0, progress=False) -> dict:
-    """What `build` would keep at each rating cap, from one streaming pass that writes nothing.
+def cap_stats(inputs, caps, *, filters=None, workers=None, val_fraction=0.05, seed=0, first=None,
+              progress=False) -> dict:
+    """What `build` would keep at each rating cap (None: no cap; no caps: just None), from one
+    streaming pass that writes nothing.
 
-    A build with `Filters(max_rating=cap)` keeps exactly the games kept with no cap that have both
-    ratings and the higher one <= cap, so one pass with the cap lifted counts every cap; the split
-    is the build's own (game-keyed), so the counts are what stats.json would say. Returns ingest's
-    counts (input_games, dropped: the reasons that do not depend on a cap...) and `caps`:
-    {"none" | str(cap): {games, train, validation, tokens, train_tokens}} ("none": no --max-rating,
-    games without ratings included). Tokens count BOS and the moves, as stats.json does."""
+    A build with `Filters(max_rating=cap)` keeps exactly the games kept at a higher cap whose
+    higher rating is <= cap, so one pass at the highest cap counts every cap (and drops most
+    games on their headers, before any move is parsed; a None cap makes the pass parse every
+    game). The split is the build's own (game-keyed), so the counts are what stats.json would
+    say. `first`: count only the first N input games (a quick sample of a large dump).
+    Returns ingest's counts (input_games, dropped at the pass's cap...) and `caps`:
+    {"none" | str(cap): {games, train, validation, tokens, train_tokens}}. Tokens count BOS and
+    the moves, as stats.json does."""
     from transcendence_jax.data import ingest
 
-    filters = dataclasses.replace(filters or ingest.Filters(), max_rating=None)
-    caps = sorted(set(caps))
-    rows = {cap: collections.Counter(games=0, train=0, validation=0, tokens=0, train_tokens=0) for cap in [None, *caps]}
+    caps = sorted(set(caps) or {None}, key=lambda c: (c is not None, c or 0))  # None (no cap) first
+    filters = dataclasses.replace(filters or ingest.Filters(), max_rating=None if None in caps else max(caps))
+    rows = {cap: collections.Counter(games=0, train=0, validation=0, tokens=0, train_tokens=0) for cap in caps}
     counts: dict = {}
-    for rec in ingest.ingest(inputs, filters=filters, workers=workers, counts=counts,
+    for rec in ingest.ingest(inputs, filters=filters, workers=workers, counts=counts, first=first,
                              progress=sys.stderr if progress else None):
         rated = rec.white_elo != NO_RATING and rec.black_elo != NO_RATING
         split = "validation" if _is_validation(game_key(rec), seed, val_fraction) else "train"
@@ -333,7 +343,7 @@ def cap_stats(inputs, caps, *, filters=None, workers=None, val_fraction=0.05, se
                 row[split] += 1
                 row["tokens"] += len(rec.tokens)
                 row["train_tokens"] += len(rec.tokens) * (split == "train")
-    return {**counts, "val_fraction": val_fraction, "seed": seed,
+    return {**counts, "val_fraction": val_fraction, "seed": seed, "first": first,
             "caps": {"none" if cap is None else str(cap): dict(row) for cap, row in rows.items()}}
 
 

@@ -277,10 +277,17 @@ def _parse_chunk(args) -> list:
 # --- the driver -------------------------------------------------------------------------
 
 
-def _chunks(paths: list[str], file_errors: list, per_file: collections.Counter) -> Iterator[tuple[str, list]]:
+def _chunks(paths: list[str], file_errors: list, per_file: collections.Counter,
+            first: int | None = None) -> Iterator[tuple[str, list]]:
+    """(path, up to CHUNK_GAMES raw items) of the inputs in order; only the first `first` items if set."""
+    left = first
     for path in paths:
         chunk = []
         for item in read_items(path, file_errors):
+            if left is not None:
+                if left == 0:
+                    break
+                left -= 1
             per_file[path] += 1
             chunk.append(item)
             if len(chunk) == CHUNK_GAMES:
@@ -304,11 +311,13 @@ def ingest(
     boards: bool = False,
     counts: dict | None = None,
     progress: IO[str] | None = None,
+    first: int | None = None,
 ) -> Iterator[GameRecord]:
     """Yield the kept games of `paths` in input order; fill `counts` as it goes.
 
     counts: input_games, kept, dropped {reason: n}, dropped_total, files {path: games},
     file_errors [{file, error}], filters. workers: processes (None = all cores, 0 = in-process).
+    first: read only the first N games of the inputs (a sample of a large dump, for estimates).
     """
     filters = filters or Filters()
     paths = [os.fspath(p) for p in paths]
@@ -323,7 +332,8 @@ def ingest(
     counts.update(input_games=0, kept=0, dropped=dropped, dropped_total=0, files=per_file,
                   file_errors=file_errors, filters=dataclasses.asdict(filters))
     workers = (os.cpu_count() or 1) if workers is None else workers
-    tasks = ((items, filters, boards, os.path.basename(path)) for path, items in _chunks(paths, file_errors, per_file))
+    tasks = ((items, filters, boards, os.path.basename(path))
+             for path, items in _chunks(paths, file_errors, per_file, first))
     start, last = time.perf_counter(), 0.0
 
     def report():
