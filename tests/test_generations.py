@@ -13,11 +13,11 @@ import pytest
 from ml_collections import ConfigDict
 
 from transcendence_jax import generations
-from transcendence_jax.config import load_config
 from transcendence_jax.data.build import dataset_files
 from transcendence_jax.data.records import read_records
 from transcendence_jax.data.tokenizer import decode_game
 from transcendence_jax.errors import UserError
+from transcendence_jax.sweep.grid import load_sweep, points
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +26,10 @@ RUN = ("import json, sys; from ml_collections import ConfigDict; from transcende
 
 
 def reduced() -> ConfigDict:
-    """One chain (tau 0.5), two generations, tiny games counts and steps."""
-    cfg = load_config("demo_reduced", [])
-    cfg.populations, cfg.games, cfg.workers = {"diverse": 0.0}, 160, 1
-    t = cfg.training.train
-    t.steps, t.decay_steps, t.eval_every, t.checkpoint_every = 12, 12, 12, 12
-    cfg.generations, cfg.self_play_games = 2, 32
-    cfg.self_play_temperatures, cfg.rate_temperatures = [0.5], [1.0]
-    cfg.games_per_pair, cfg.max_plies, cfg.analysis_positions = 2, 30, 6
+    """The preset's reduced size (configs/sweeps/generations.py), one chain (tau 0.5) of two generations."""
+    cfg = load_sweep("generations", "reduced").base
+    cfg.workers, cfg.max_plies, cfg.analysis_positions = 1, 30, 6
+    cfg.self_play_temperatures, cfg.self_play_games = [0.5], 32
     return cfg
 
 
@@ -134,3 +130,32 @@ def test_bad_generation_fields_are_one_line(tmp_path, field, value):
     with pytest.raises(UserError, match=field.split("_")[0]) as err:
         generations.run(cfg, str(tmp_path))
     assert "\n" not in str(err.value) and not list(tmp_path.iterdir())  # refused before anything ran
+
+
+def test_sweep_point_rows(chain):
+    """The sweep's "generations" kind: the finished chain resumed (nothing redone), one row per
+    generation with its Elo draws, labels tau and generation."""
+    cfg, root, summary, _ = chain
+    games = (root / "tournament" / "games.jsonl").read_text()
+    rows = generations.sweep_point(cfg, str(root.parent))
+    assert (root / "tournament" / "games.jsonl").read_text() == games
+    assert [r["labels"] for r in rows] == [dict(tau=0.5, generation=g) for g in range(3)]
+    for row, want in zip(rows, summary["chains"]["0.5"]):
+        m = row["measures"]
+        assert m["entropy"] == want["entropy"] and m["elo@1"]["value"] == want["elo@1"][0]
+        assert len(m["elo@1"]["samples"]) == 500 and len(m["minus_best_expert@1"]["samples"]) == 500
+        lo, hi = np.percentile(m["minus_best_expert@1"]["samples"], [2.5, 97.5])
+        assert lo == pytest.approx(want["minus_best_expert@1"][1], abs=0.05)
+        assert hi == pytest.approx(want["minus_best_expert@1"][2], abs=0.05)
+        assert row["info"]["step"] == cfg.training.train.steps
+
+
+def test_preset_sizes():
+    for size, gens, games, seeds in (("reduced", 2, 24, 1), ("laptop", 2, 6000, 1), ("gpu", 3, 50_000, 2)):
+        sweep = load_sweep("generations", size)
+        assert sweep.experiment == "generations" and len(points(sweep)) == seeds
+        cfg = points(sweep)[0].cfg
+        assert cfg.generations == gens and cfg.self_play_games == games and list(cfg.self_play_temperatures) == [
+            0.5, 1.0, 1.5]
+        assert cfg.games == (200 if size == "reduced" else games)  # each generation the same recipe
+        generations.check(cfg)

@@ -108,3 +108,38 @@ def test_experiment_makes_specialists_by_config(tmp_path):
     cfg.expert_kind = "oracle"
     with pytest.raises(UserError, match="expert_kind"):
         experiment.make_population(cfg, "spread")
+
+
+def test_preset_sets_the_crowds_on_the_grid():
+    from transcendence_jax.sweep.grid import load_sweep, points
+
+    for size, n in (("reduced", 4), ("laptop", 18), ("gpu", 36)):
+        every = points(load_sweep("specialists", size))
+        assert len(every) == n
+        for p in every:
+            kind, k = p.labels["crowd"]
+            assert (p.cfg.expert_kind, p.cfg.experts, p.cfg.populations.crowd) == (kind, k, p.labels["overlap"])
+    kinds = {p.labels["crowd"] for p in points(load_sweep("specialists", "laptop"))}
+    assert kinds == {(kind, k) for kind in ("specialist", "blind") for k in (3, 5, 9)}
+
+
+@pytest.mark.slow
+def test_a_reduced_point_plays_specialists_end_to_end(tmp_path, capsys):
+    """`transcendence sweep specialists --size reduced --point 0`: specialists' games, training,
+    tournament (vote and mixture of specialists) and the margins, in the point's folder."""
+    import json
+
+    from transcendence_jax import cli
+
+    out = tmp_path / "sweep"
+    assert cli.main(["sweep", "specialists", "--size", "reduced", "--out", str(out), "--point", "0",
+                     "--config.base.workers=1"]) == 0
+    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    point = json.loads((folder / "point.json").read_text())
+    assert point["setting"]["crowd"] == ["specialist", 3]
+    (row,) = point["rows"]
+    assert {"vote_minus_best_expert", "model_minus_best_expert"} <= set(row["measures"])
+    stats = json.loads((folder / "crowd" / "data" / "stats.json").read_text())
+    assert stats["sources"] == {"experts-specialists": 300} and stats["experts"]["kind"] == "specialists"
+    players = {json.loads(line)["white"] for line in (folder / "crowd" / "tournament" / "games.jsonl").open()}
+    assert {"expert0", "expert1", "expert2", "vote", "mixture", "model@0.001"} <= players
