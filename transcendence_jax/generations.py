@@ -159,10 +159,34 @@ def sweep_point(cfg: ConfigDict, root: str) -> list[dict]:
     return rows
 
 
+def train_generations(cfg: ConfigDict, kind: str, root: str) -> dict:
+    """Generation 0 on population `kind`'s games, then every chain's generations in turn (each
+    stage skipped when done); {(tau, g): {model, step, data}}, generation 0 under (None, 0)."""
+    from transcendence_jax.play.players import seed_of
+
+    gen0 = chain_dir(root, 0, 0)
+    _stage(f"generation 0: {cfg.games} games of {cfg.experts} experts ({kind}), then training")
+    data0 = experiment.generate(cfg, kind, os.path.join(gen0, "data"))
+    model, step = experiment.train_model(cfg, os.path.join(gen0, "data"), os.path.join(gen0, "train"))
+    gens = {(None, 0): dict(model=model, step=step, data=dict(source=data0.get("sources"), games=data0["kept"]))}
+    for tau in cfg.self_play_temperatures:
+        for g in range(1, cfg.generations + 1):
+            prev, where = gens[(tau, g - 1) if g > 1 else (None, 0)], chain_dir(root, tau, g)
+            _stage(f"tau {tau:g}, generation {g}: {cfg.self_play_games} self-play games of generation {g - 1}, "
+                   "then training")
+            source = dict(model=os.path.relpath(os.path.join(chain_dir(root, tau, g - 1), "train"), root),
+                          generation=g - 1, step=prev["step"])
+            stats = self_play(prev["model"], source, tau, cfg.self_play_games, where, max_plies=cfg.max_plies,
+                              seed=seed_of(cfg.seed, "self-play", tau, g) % 2**31)
+            model, step = experiment.train_model(cfg, os.path.join(where, "data"), os.path.join(where, "train"))
+            gens[(tau, g)] = dict(model=model, step=step,
+                                  data={k: v for k, v in stats["source"].items() if k != "game_ids"})
+    return gens
+
+
 def _run(cfg: ConfigDict, out: str, replicate: int = 0):
     """`run`'s work: (the summary, the Ratings)."""
     from transcendence_jax.experts import population as experts
-    from transcendence_jax.play.players import seed_of
     from transcendence_jax.rating import elo_mle
 
     start = time.time()
@@ -172,23 +196,7 @@ def _run(cfg: ConfigDict, out: str, replicate: int = 0):
     kind = min(cfg.populations, key=lambda k: cfg.populations[k])  # the most diverse of the config's populations
     root = os.path.join(out, experiment.replicate_name(KIND, replicate))
     experiment.check_settings(root, cfg, kind)
-    gen0 = chain_dir(root, 0, 0)
-    _stage(f"generation 0: {cfg.games} games of {cfg.experts} experts ({kind}), then training")
-    data0 = experiment.generate(cfg, kind, os.path.join(gen0, "data"))
-    model, step = experiment.train_model(cfg, os.path.join(gen0, "data"), os.path.join(gen0, "train"))
-    gens = {(None, 0): dict(model=model, step=step, data=dict(source=data0.get("sources"), games=data0["kept"]))}
-    for tau in cfg.self_play_temperatures:
-        for g in range(1, cfg.generations + 1):
-            prev, where = gens[(tau, g - 1) if g > 1 else (None, 0)], chain_dir(root, tau, g)
-            _stage(f"tau {tau:g}, generation {g}: {cfg.self_play_games} self-play games of "
-                              f"generation {g - 1}, then training")
-            source = dict(model=os.path.relpath(os.path.join(chain_dir(root, tau, g - 1), "train"), root),
-                          generation=g - 1, step=prev["step"])
-            stats = self_play(prev["model"], source, tau, cfg.self_play_games, where, max_plies=cfg.max_plies,
-                              seed=seed_of(cfg.seed, "self-play", tau, g) % 2**31)
-            model, step = experiment.train_model(cfg, os.path.join(where, "data"), os.path.join(where, "train"))
-            gens[(tau, g)] = dict(model=model, step=step,
-                                  data={k: v for k, v in stats["source"].items() if k != "game_ids"})
+    gens = train_generations(cfg, kind, root)
     _stage("one round robin: experts, base and every generation")
     population = experiment.make_population(cfg, kind)
     gen0_temps = sorted(set(cfg.rate_temperatures) | set(cfg.self_play_temperatures))
@@ -201,7 +209,8 @@ def _run(cfg: ConfigDict, out: str, replicate: int = 0):
                       bootstrap=500, seed=cfg.seed)
     best = max(names, key=lambda n: ratings.elo[n])
     _stage("entropy and base agreement on held-out positions")
-    boards = experiment.held_out_positions(os.path.join(gen0, "data"), cfg.analysis_positions, cfg.seed)
+    boards = experiment.held_out_positions(os.path.join(chain_dir(root, 0, 0), "data"), cfg.analysis_positions,
+                                           cfg.seed)
     base = experts.base_expert(cfg.base)
     chains = {}
     for tau in cfg.self_play_temperatures:
