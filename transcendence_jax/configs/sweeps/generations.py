@@ -10,8 +10,8 @@ also holds generations/generations.png (rating and entropy, with the best expert
 
   transcendence sweep generations --size laptop --out runs/sweeps/generations
 
-Sizes: reduced (a test's: 2 generations of 24 games; ~4 min), laptop (2 generations, 1 seed: one
-point, run in one process), gpu (3 generations of 50,000 games, demo_gpu's model; not yet timed).
+Sizes: reduced (a test's: 2 generations of 24 games; 2 min 48 s here), laptop (2 generations, 1
+seed: one point, run in one process), gpu (3 generations of 50,000 games, demo_gpu's model; not yet timed).
 Every generation has the same recipe: N games (experts' for generation 0, self-play after), 400
 steps of 24 games (1.7 epochs of the ~5,700 training games, the demo's 1.5).
 Laptop time, from the demo's timings (docs/demo and runs/demo3 logs, on one core of two busy ones:
@@ -23,7 +23,7 @@ this machine's 2 cores at load 3.5-5: 0.024 s a game; README "Sweeps" has the co
   round robin: 5 experts, base, generation 0 at 0.5, 1 and 1.5, six models at 1: 105 pairs x 10 games,
   1,000 of them with a model (35 s, ~60 s with seven samplers' compiles); entropy: 7 models x 200
   positions (~20 s)
-  in all ~2,510 s, about 42 minutes (at the one-busy-core rates: one process with both cores is faster).
+  in all ~2,510 s, about 42 minutes (at the rates of one core of two busy ones; this one point runs alone).
 """
 
 from ml_collections import ConfigDict

@@ -12,8 +12,8 @@ draws both against overlap, a line per crowd (kind x K), and where the model's m
 
   transcendence sweep specialists --size laptop --out runs/sweeps/specialists
 
-Sizes: reduced (a test's: specialists and generalists of 3 at overlap 0 and 1; ~2 min), laptop
-(18 points, 1 seed), gpu (18 points x 2 seeds, demo_gpu's model; not yet timed).
+Sizes: reduced (a test's: specialists and generalists of 3 at overlap 0 and 1; 2 min 5 s here, a
+point at a time), laptop (18 points, 1 seed), gpu (18 points x 2 seeds, demo_gpu's model; not yet timed).
 Laptop time, from the demo's timings (docs/demo and runs/demo3 logs, a population on one core of
 two busy ones: 38 s for 10,000 expert games, 0.5 s a training step, ~0.035 s a tournament game
 with the model) and the specialists' own speed (~10,500 moves/s a core, against ~17,000 for the
