@@ -190,7 +190,7 @@ def test_point_runs_exactly_that_point_and_failures_are_named(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: unknown base policy")
     (failed,) = out.glob("001-*/failed.txt")
     assert "no-such-policy" in failed.read_text()
-    assert not list(out.glob("000-*"))  # point 0 untouched
+    assert not list(out.glob("000-*")) and not (out / "sweep.json").exists()  # point 0 untouched; no shared file
 
     r = subprocess.run(sweep_cli(config, "--size", "reduced", "--out", out, "--point", 0), capture_output=True,
                        text=True)
@@ -270,6 +270,7 @@ def test_shard_runs_its_share_and_list_shows_states(tmp_path, capsys):
                        capture_output=True, text=True)
     assert r.returncode == 2 and "2 point(s) failed: 001-basenope1_seed0, 003-basenope3_seed0" in r.stderr
     assert sorted(p.parent.name[:3] for p in out.glob("*/failed.txt")) == ["001", "003"]
+    assert "`--report` aggregates them all" in r.stdout and not (out / "results.json").exists()  # a shard's part
     assert not list(out.glob("000-*")) and not list(out.glob("002-*"))
     assert cli.main(["sweep", config, "--size", "reduced", "--out", str(out), "--list"]) == 0
     states = [line.split()[1] for line in capsys.readouterr().out.splitlines()]

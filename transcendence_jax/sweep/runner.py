@@ -65,9 +65,10 @@ def run_point(experiment: str, point: Point, out: str) -> None:
         jsonl.rewrite(os.path.join(root, "point.json"), [json.dumps(result, indent=1, default=float) + "\n"])
 
 
-def check_points(sweep: ConfigDict, every: list[Point], out: str) -> None:
+def check_points(sweep: ConfigDict, every: list[Point], out: str, write: bool = True) -> None:
     """Check each existing point folder against its point's settings (a changed sweep on an old
-    --out is refused before anything runs); write sweep.json."""
+    --out is refused before anything runs); write sweep.json (not from --point: many such jobs
+    start at once on one folder)."""
     from transcendence_jax import jsonl
     from transcendence_jax.experiment import check_settings
 
@@ -75,6 +76,8 @@ def check_points(sweep: ConfigDict, every: list[Point], out: str) -> None:
         if os.path.exists(os.path.join(out, point.folder, "settings.json")):
             check_settings(os.path.join(out, point.folder), point.cfg)
     os.makedirs(out, exist_ok=True)
+    if not write:
+        return
     summary = dict(sweep=sweep.name, size=sweep.size, config=sweep.to_dict(),
                    points=[dict(index=p.index, folder=p.folder, setting=p.labels) for p in every])
     jsonl.rewrite(os.path.join(out, "sweep.json"), [json.dumps(summary, indent=1, default=list) + "\n"])
@@ -84,15 +87,16 @@ def run_sweep(sweep: ConfigDict, out: str, *, workers: int | None = None, point:
               shard: tuple[int, int] | None = None) -> None:
     """Run the sweep's points that are not done: exactly `point`, in this process; or the rest
     (every one, or those with index % hosts == host for `shard` = (host, hosts)) up to `workers`
-    processes at once, a progress line per point, then the report. Failed points are named at
-    the end in one UserError; the finished ones are kept."""
+    processes at once, a progress line per point, then the report (not for a shard: the last
+    host's `--report` makes it). Failed points are named at the end in one UserError; the
+    finished ones are kept."""
     from transcendence_jax.demo import run_processes
     from transcendence_jax.sweep.report import report
 
     every = points(sweep)
     if point is not None and not 0 <= point < len(every):
         raise UserError(f"--point {point}: sweep {sweep.name} ({sweep.size}) has points 0..{len(every) - 1}")
-    check_points(sweep, every, out)
+    check_points(sweep, every, out, write=point is None)
     if point is not None:
         run_point(sweep.experiment, every[point], out)
         return
@@ -104,8 +108,9 @@ def run_sweep(sweep: ConfigDict, out: str, *, workers: int | None = None, point:
     if workers > 1:  # several processes on one accelerator: each takes the memory it needs, not 75%
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     # The points' training stage is inside each point's run (experiment.run_population trains, or
-    # resumes, its own workdir). Stacked training of points that share a model shape would go here:
-    # train them together into each point's <population>/train first; each point then finds its
+    # resumes, its own workdir). Stacked training of points that share a model shape would go here,
+    # as the demo's train_together does for its replicates: every point's data first, then their
+    # models trained together into each point's <population>/train; each point then finds its
     # training finished and goes on to its tournament.
     jobs = {}
     for p in todo:
@@ -115,7 +120,10 @@ def run_sweep(sweep: ConfigDict, out: str, *, workers: int | None = None, point:
                           os.path.join(out, p.folder))
     progress = Progress(todo, workers)
     codes = run_processes(jobs, workers, on_event=progress, tag=True) if jobs else {}
-    report(sweep, out)
+    if shard is None:
+        report(sweep, out)
+    else:
+        print(f"shard {shard[0]}/{shard[1]} finished; when every shard is, `--report` aggregates them all")
     failed = [name for name, code in codes.items() if code != 0]
     if failed:
         raise UserError(f"{len(failed)} point(s) failed: {', '.join(failed)} (each one's log.txt and failed.txt "
