@@ -109,6 +109,34 @@ def test_seeds_are_independent_replicates_and_reproduce(tmp_path):
     assert (tmp_path / "again" / "diverse-seed1" / "tournament" / "games.jsonl").read_text() == second
 
 
+def test_replicates_train_together_in_one_stacked_step(tmp_path):
+    """train_together=true (the default on a GPU/TPU): every replicate's data first, then their
+    models in one stacked training, then each replicate's tournament; each model keeps its seed
+    and data, and its training log matches a solo run's first loss."""
+    import numpy as np
+
+    from transcendence_jax.training.metrics import read_metrics
+
+    out = tmp_path / "together"
+    summary = demo(str(out), scale="reduced", populations=["diverse"], parallel=True,
+                   overrides=[*TINY, "seeds=2", "train_together=true"])
+    assert [s["seed"] for s in summary["populations"]["diverse"]["seeds"]["per_seed"]] == [0, 1]
+    assert "training 2 models together" in (out / "stages" / "training" / "log.txt").read_text()
+    configs = [json.loads((out / name / "train" / "config.json").read_text()) for name in ("diverse", "diverse-seed1")]
+    assert [c["train"]["seed"] for c in configs] == [0, 1]
+    assert configs[0]["data"]["path"] != configs[1]["data"]["path"]
+    for name in ("diverse", "diverse-seed1"):  # trained once: the replicate's own run found it done
+        assert "nothing to do" in (out / name / "log.txt").read_text()
+    from ml_collections import ConfigDict
+
+    from transcendence_jax.training.train import train
+
+    solo = tmp_path / "solo"  # replicate 1's training alone, from the config it was trained with
+    train(ConfigDict(configs[1]), str(solo))
+    together = [r["loss"] for r in read_metrics(str(out / "diverse-seed1" / "train" / "metrics.jsonl"))]
+    np.testing.assert_allclose(together, [r["loss"] for r in read_metrics(str(solo / "metrics.jsonl"))], rtol=1e-4)
+
+
 def test_an_experiment_is_a_config_file(tmp_path):
     """A user's own experiment (here: a population halfway between diverse and clones) is a config
     file run by the same command, with the same overrides."""

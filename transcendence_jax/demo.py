@@ -17,7 +17,13 @@ import time
 from ml_collections import ConfigDict
 
 from transcendence_jax.errors import UserError
-from transcendence_jax.experiment import model_name, replicate_name, run_population
+from transcendence_jax.experiment import (
+    model_name,
+    replicate_name,
+    run_population,
+    train_replicates,
+    trains_together,
+)
 
 SCALES = {"default": "demo", "reduced": "demo_reduced", "gpu": "demo_gpu"}  # --scale -> packaged config
 
@@ -240,6 +246,34 @@ def _run_parallel(cfg: ConfigDict, populations, out: str, replicate: int = 0) ->
     return _collect(run_processes(jobs, len(jobs)), out)
 
 
+def _trains_together(cfg: ConfigDict) -> bool:
+    """experiment.trains_together, asked without this process taking an accelerator's memory."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    return trains_together(cfg)
+
+
+def _data_then_training(cfg: ConfigDict, units: list[tuple[str, int]], out: str, parallel: bool) -> None:
+    """With train_together: every unit's data first (a process each, populations at once), then
+    all their models in one stacked training (one process); the units then run as usual, their
+    data and training already done. Logs in out/stages/."""
+    stages = os.path.join(out, "stages")
+    if not parallel:
+        for kind, replicate in units:
+            run_population(cfg, kind, out, replicate, until="data")
+        train_replicates(cfg, units, out)
+        return
+    data = {f"{replicate_name(kind, r)}-data": (run_population, (ConfigDict(cfg.to_dict()), kind, out, r, "data"),
+                                                 os.path.join(stages, f"{replicate_name(kind, r)}-data"))
+            for kind, r in units}
+    training = {"training": (train_replicates, (ConfigDict(cfg.to_dict()), units, out),
+                             os.path.join(stages, "training"))}
+    for jobs, workers in ((data, len(cfg.populations)), (training, 1)):
+        for name, code in run_processes(jobs, workers).items():
+            if code != 0:
+                raise UserError(f"{name} failed (exit code {code}); its log is "
+                                f"{os.path.join(stages, name, 'log.txt')}; rerun the same command to resume")
+
+
 def _collect(codes: dict, out: str) -> list[dict]:
     import pickle
 
@@ -274,6 +308,9 @@ def demo(out: str, *, scale: str = "default", config: str | None = None, populat
         parallel = len(populations) > 1 and (os.cpu_count() or 1) >= 2
     if parallel:
         cfg.workers = max(1, cfg.workers // len(populations))
+    units = [(kind, r) for r in range(cfg.get("seeds", 1)) for kind in populations]
+    if len(units) > 1 and _trains_together(cfg):
+        _data_then_training(cfg, units, out, parallel)
     runs = []
     for replicate in range(cfg.get("seeds", 1)):
         if parallel:

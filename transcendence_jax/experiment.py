@@ -361,16 +361,37 @@ def _differences(old, new, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
-def run_population(cfg: ConfigDict, kind: str, out: str, replicate: int = 0) -> dict:
-    """One population's whole path: data, training, tournament, ratings, state-level measure.
-    Replicate r runs it all with seed cfg.seed + r, in out/<replicate_name>."""
-    start = time.time()
+def replicate_config(cfg: ConfigDict, kind: str, out: str, replicate: int) -> tuple[ConfigDict, str]:
+    """Replicate r's config (seed cfg.seed + r) and its folder out/<replicate_name>."""
     cfg = ConfigDict(cfg.to_dict())
     cfg.seed += replicate
-    root = os.path.join(out, replicate_name(kind, replicate))
+    return cfg, os.path.join(out, replicate_name(kind, replicate))
+
+
+def train_replicates(cfg: ConfigDict, units: list[tuple[str, int]], out: str) -> None:
+    """The models of several (population, replicate) units of one experiment, whose data exist
+    (run_population until="data"), trained together in one stacked step (they share a shape)."""
+    configs, workdirs = [], []
+    for kind, replicate in units:
+        unit_cfg, root = replicate_config(cfg, kind, out, replicate)
+        configs.append(training_config(unit_cfg, os.path.join(root, "data")))
+        workdirs.append(os.path.join(root, "train"))
+    _stage(f"training {len(units)} models together ({cfg.training.train.steps} steps of "
+           f"{cfg.training.train.batch_size} games)")
+    train_models(configs, workdirs, together=True)
+
+
+def run_population(cfg: ConfigDict, kind: str, out: str, replicate: int = 0, until: str | None = None) -> dict | None:
+    """One population's whole path: data, training, tournament, ratings, state-level measure
+    (until="data": the data only, then None). Replicate r runs it all with seed cfg.seed + r,
+    in out/<replicate_name>."""
+    start = time.time()
+    cfg, root = replicate_config(cfg, kind, out, replicate)
     check_settings(root, cfg, kind)
     _stage(f"{kind}: generating {cfg.games} games of {cfg.experts} experts")
     data_stats = generate(cfg, kind, os.path.join(root, "data"))
+    if until == "data":
+        return None
     _stage(f"{kind}: training ({cfg.training.train.steps} steps of {cfg.training.train.batch_size} games)")
     model, step = train_model(cfg, os.path.join(root, "data"), os.path.join(root, "train"))
     ensemble = train_ensemble(cfg, kind, os.path.join(root, "ensemble")) if cfg.get("ensemble_vote") else []

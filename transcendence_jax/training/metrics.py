@@ -70,10 +70,12 @@ class MetricsWriter:
     """Writes metrics to `workdir/metrics.jsonl`, TensorBoard (and W&B when asked), and shows progress."""
 
     def __init__(self, workdir, *, total_steps: int, initial_step: int = 0, enabled: bool = True,
-                 mirror: bool | None = None, sync_every_s: float = 60.0, config=None):
+                 mirror: bool | None = None, sync_every_s: float = 60.0, config=None,
+                 progress_desc: str | None = "train"):
         """mirror: write to a local temp dir and copy to the workdir (default: when it is a URL).
         config: the run's config (a ConfigDict or dict) for hparams, the config text and
-        `train.wandb`; default: the workdir's config.json when there is one."""
+        `train.wandb`; default: the workdir's config.json when there is one. progress_desc: the
+        progress line's label, None for no progress (a stacked run's other replicates)."""
         self.enabled = enabled
         self.workdir = as_path(workdir)
         self.bar = None
@@ -100,7 +102,9 @@ class MetricsWriter:
             project = config.get("train", {}).get("wandb")
             if project:
                 self.wandb = _start_wandb(project, self.workdir, self.local, config)
-        self.bar = progress.bar(total_steps, initial=initial_step, desc="train", unit="step", dynamic_ncols=True)
+        if progress_desc is not None:
+            self.bar = progress.bar(total_steps, initial=initial_step, desc=progress_desc, unit="step",
+                                    dynamic_ncols=True)
 
     def _config(self, config) -> dict | None:
         if config is None:
@@ -151,7 +155,7 @@ class MetricsWriter:
 
     def progress(self, step: int, loss: float | None = None, tokens_per_s: float | None = None) -> None:
         """Move the progress to `step` (a bar's ETA comes from its own step rate)."""
-        if not self.enabled:
+        if not self.enabled or self.bar is None:
             return
         postfix = {}
         if loss is not None:
@@ -165,7 +169,8 @@ class MetricsWriter:
     def close(self) -> None:
         if not self.enabled:
             return
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
         self.tb.close()
         self.tb = None
         if self.wandb is not None:

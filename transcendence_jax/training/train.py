@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from transcendence_jax.errors import UserError
 from transcendence_jax.training import checkpoint as ckpt
 from transcendence_jax.training import guards
-from transcendence_jax.training.metrics import MetricsWriter, as_path, is_url, peak_flops
+from transcendence_jax.training.metrics import MetricsWriter, as_path, is_url, peak_flops, run_header
 from transcendence_jax.training.sharding import shard_batch
 from transcendence_jax.training.step import (
     dropout_key,
@@ -261,9 +261,15 @@ def _train(configs, workdirs, allow_config_change: bool) -> list[dict]:
     tokens_per_step = tc.batch_size * config.data.seq_len
     peak = peak_flops(jax.devices()[0].device_kind)
     flops_step = flops_per_token(config.model, config.data.seq_len) * tokens_per_step * R
-    for run in runs:
-        run.writer = MetricsWriter(run.workdir, total_steps=tc.steps, initial_step=start_step,
-                                   enabled=is_main)
+    if is_main:
+        num_params = sum(x.size for x in jax.tree.leaves(state["params"])) // R
+        print(run_header(config, mesh, num_params), file=sys.stderr, flush=True)
+        if stacked:
+            print(f"replicates: {R} trained together (seeds {', '.join(str(c.train.seed) for c in configs)}), "
+                  f"progress shown for {runs[0].workdir}", file=sys.stderr, flush=True)
+    for i, run in enumerate(runs):
+        run.writer = MetricsWriter(run.workdir, total_steps=tc.steps, initial_step=start_step, enabled=is_main,
+                                   config=run.config, progress_desc="train" if i == 0 else None)
     last = [{"step": start_step} for _ in runs]
     t_mark, steps_timed, t_paused = None, 0, 0.0
     try:
