@@ -35,9 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the sweep's folder (a folder per point); reruns resume")
     parser.add_argument("--size", choices=SIZES, default="laptop",
                         help="reduced: a test's size; laptop: under an hour on 2 CPU cores; gpu: one GPU")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="points run at once, a process each (default: the config's, else the cores)")
-    parser.add_argument("--point", type=int, default=None, help="run exactly point I, in this process")
+    parser.add_argument("--point", type=int, default=None, metavar="I", help="run exactly point I, in this process")
     parser.add_argument("--shard", default=None, metavar="W/H",
                         help="run only the points with index %% H == W (host W of H; e.g. a pod's hosts)")
     parser.add_argument("--report", action="store_true",

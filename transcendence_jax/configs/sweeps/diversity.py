@@ -10,8 +10,8 @@ seeds and games).
 
   transcendence sweep diversity --size laptop --out runs/sweeps/diversity
 
-Sizes: reduced (a test's: overlap 0 and 1, K=3; ~1 min), laptop (15 points, 1 seed), gpu
-(15 points x 2 seeds, demo_gpu's model and data; not yet timed).
+Sizes: reduced (a test's: overlap 0 and 1, K=3; 1 min 7 s here, 2 at a time, at load ~6),
+laptop (15 points, 1 seed), gpu (15 points x 2 seeds, demo_gpu's model and data; not yet timed).
 Laptop time, from the demo's own timings (docs/demo, runs/demo3 logs: a population on one core of
 two busy ones takes 437 s: 38 s for 10,000 games, 300 s for 600 training steps (0.5 s each), 123 s
 for 4,140 games of which 3,340 involve the model, ~0.035 s each): a point here has 8,000 games

@@ -8,9 +8,9 @@ ceiling), against the parameter count (log axis).
 
   transcendence sweep scale --size laptop --out runs/sweeps/scale
 
-Sizes: reduced (2 tiny models; ~1 min), laptop (0.29M, 1.2M, 3.9M, 10.8M parameters x 2 seeds,
-the largest first so the two cores finish together), gpu (1.2M to 87M x 2 seeds, demo_gpu's data
-and training; not yet timed).
+Sizes: reduced (2 tiny models; 1 min 23 s here, 2 at a time), laptop (0.29M, 1.2M, 3.9M and
+10.8M parameters x 2 seeds, the largest first so the two cores finish together), gpu (1.2M to 87M
+x 2 seeds, demo_gpu's data and training; not yet timed).
 Laptop time, from the demo's timings (docs/demo: a population on one core of two busy ones: 38 s
 for 10,000 games, 0.5 s a training step of the 1.2M model, 123 s for the tournament) and training
 FLOPs a step (model.flops_per_token x 24 x 101 tokens: 3.7, 17, 56 and 160 GFLOP, at the tiny
