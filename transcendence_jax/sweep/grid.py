@@ -97,13 +97,13 @@ def points(sweep: ConfigDict) -> list[Point]:
     for combo in itertools.product(*(values for _, _, values in axes)):
         assign, labels = {}, {}
         for (label, key, _), value in zip(axes, combo):
-            keys = key.split(",")
-            if len(keys) > 1 and not (isinstance(value, (tuple, list)) and len(value) == len(keys)):
-                raise UserError(f"sweep {sweep.name}: grid key {key!r} sets {len(keys)} keys: each value must be "
-                                f"a tuple of {len(keys)}, got {value!r}")
-            values = value if len(keys) > 1 else (value,)
-            assign.update(zip(keys, values))
-            labels.update({label: value} if label else {short[k]: v for k, v in zip(keys, values)})
+            names = key.split(",")
+            if len(names) > 1 and not (isinstance(value, (tuple, list)) and len(value) == len(names)):
+                raise UserError(f"sweep {sweep.name}: grid key {key!r} sets {len(names)} keys: each value must be "
+                                f"a tuple of {len(names)}, got {value!r}")
+            values = value if len(names) > 1 else (value,)
+            assign.update(zip(names, values))
+            labels.update({label: value} if label else {short[k]: v for k, v in zip(names, values)})
         for seed in range(sweep.seeds):
             cfg = ConfigDict(sweep.base.to_dict())
             for key, value in assign.items():
