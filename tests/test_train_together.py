@@ -14,7 +14,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from test_train import PY, wait_for_checkpoints, env, losses, train_cmd
+from test_train import PY, env, losses, train_cmd, wait_for_checkpoints
 
 STEPS = ["train.steps=32", "train.checkpoint_every=4"]
 SEEDS = 3
@@ -109,3 +109,23 @@ def test_replicates_of_other_shapes_are_refused(tmp_path, data_dir):
     r = subprocess.run([PY, "-m", "transcendence_jax", "train", "--config", "tiny", "--workdir", str(tmp_path / "c"),
                         "--seeds=0"], env=env(1), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: --seeds 0"), r.stderr
+
+
+def test_a_sweep_trains_its_points_together(tmp_path):
+    """train_together=true in a sweep of one model shape: every point's data, then one stacked
+    training of all their models, then each point's tournament (its training found done)."""
+    out = tmp_path / "sweep"
+    r = subprocess.run([PY, "-m", "transcendence_jax", "sweep", "diversity", "--size", "reduced", "--out", str(out),
+                        "--workers", "2", "--config.base.train_together=true"], env=env(1), capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "training 2 models together" in (out / "stages" / "training" / "log.txt").read_text()
+    points = sorted(p for p in out.iterdir() if (p / "point.json").exists())
+    assert len(points) == 2
+    seeds_and_data = set()
+    for point in points:
+        (workdir,) = point.glob("*/train")
+        config = json.loads((workdir / "config.json").read_text())
+        seeds_and_data.add(config["data"]["path"])
+        assert "nothing to do" in (point / "log.txt").read_text()
+    assert len(seeds_and_data) == 2  # each point's model on its own experts' games

@@ -246,32 +246,27 @@ def _run_parallel(cfg: ConfigDict, populations, out: str, replicate: int = 0) ->
     return _collect(run_processes(jobs, len(jobs)), out)
 
 
-def _trains_together(cfg: ConfigDict) -> bool:
-    """experiment.trains_together, asked without this process taking an accelerator's memory."""
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    return trains_together(cfg)
-
-
-def _data_then_training(cfg: ConfigDict, units: list[tuple[str, int]], out: str, parallel: bool) -> None:
-    """With train_together: every unit's data first (a process each, populations at once), then
-    all their models in one stacked training (one process); the units then run as usual, their
-    data and training already done. Logs in out/stages/."""
-    stages = os.path.join(out, "stages")
-    if not parallel:
-        for kind, replicate in units:
-            run_population(cfg, kind, out, replicate, until="data")
-        train_replicates(cfg, units, out)
+def data_then_training(units: list[tuple[ConfigDict, str, str, int]], stages: str, workers: int) -> None:
+    """For train_together: every (cfg, population, out, replicate) unit's data first (a process
+    each, `workers` at once; 1: in this process), then all their models, those of one shape in
+    one stacked training (one process); each unit's run_population then finds its data and
+    training done. Logs in `stages`."""
+    if workers <= 1:
+        for cfg, kind, out, r in units:
+            run_population(cfg, kind, out, r, until="data")
+        train_replicates(units)
         return
-    data = {f"{replicate_name(kind, r)}-data": (run_population, (ConfigDict(cfg.to_dict()), kind, out, r, "data"),
-                                                 os.path.join(stages, f"{replicate_name(kind, r)}-data"))
-            for kind, r in units}
-    training = {"training": (train_replicates, (ConfigDict(cfg.to_dict()), units, out),
-                             os.path.join(stages, "training"))}
-    for jobs, workers in ((data, len(cfg.populations)), (training, 1)):
-        for name, code in run_processes(jobs, workers).items():
+    units = [(ConfigDict(cfg.to_dict()), kind, out, r) for cfg, kind, out, r in units]
+    name = lambda out, kind, r: os.path.relpath(os.path.join(out, replicate_name(kind, r)), os.path.dirname(stages))
+    data = {f"{name(out, kind, r)}-data": (run_population, (cfg, kind, out, r, "data"),
+                                           os.path.join(stages, f"{name(out, kind, r)}-data"))
+            for cfg, kind, out, r in units}
+    training = {"training": (train_replicates, (units,), os.path.join(stages, "training"))}
+    for jobs, at_once in ((data, min(workers, len(data))), (training, 1)):
+        for job, code in run_processes(jobs, at_once).items():
             if code != 0:
-                raise UserError(f"{name} failed (exit code {code}); its log is "
-                                f"{os.path.join(stages, name, 'log.txt')}; rerun the same command to resume")
+                raise UserError(f"{job} failed (exit code {code}); its log is "
+                                f"{os.path.join(stages, job, 'log.txt')}; rerun the same command to resume")
 
 
 def _collect(codes: dict, out: str) -> list[dict]:
@@ -309,8 +304,9 @@ def demo(out: str, *, scale: str = "default", config: str | None = None, populat
     if parallel:
         cfg.workers = max(1, cfg.workers // len(populations))
     units = [(kind, r) for r in range(cfg.get("seeds", 1)) for kind in populations]
-    if len(units) > 1 and _trains_together(cfg):
-        _data_then_training(cfg, units, out, parallel)
+    if len(units) > 1 and trains_together(cfg):
+        data_then_training([(cfg, kind, out, r) for kind, r in units], os.path.join(out, "stages"),
+                           (os.cpu_count() or 1) if parallel else 1)
     runs = []
     for replicate in range(cfg.get("seeds", 1)):
         if parallel:

@@ -86,7 +86,8 @@ def trains_together(cfg: ConfigDict) -> bool:
     on an accelerator, which one small model leaves mostly idle; on a CPU, one process per
     training uses the cores as well: benchmarks/RESULTS.md, stacked replicates)."""
     mode = cfg.get("train_together", "auto")
-    if mode == "auto":
+    if mode == "auto":  # asking starts the backend: in a parent that only spawns, without taking 75% of a GPU
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         import jax
 
         return jax.default_backend() != "cpu"
@@ -368,17 +369,20 @@ def replicate_config(cfg: ConfigDict, kind: str, out: str, replicate: int) -> tu
     return cfg, os.path.join(out, replicate_name(kind, replicate))
 
 
-def train_replicates(cfg: ConfigDict, units: list[tuple[str, int]], out: str) -> None:
-    """The models of several (population, replicate) units of one experiment, whose data exist
-    (run_population until="data"), trained together in one stacked step (they share a shape)."""
-    configs, workdirs = [], []
-    for kind, replicate in units:
+def train_replicates(units: list[tuple[ConfigDict, str, str, int]]) -> None:
+    """The models of several (cfg, population, out, replicate) units whose data exist
+    (run_population until="data"), those that share a shape trained together in one stacked step."""
+    from transcendence_jax.training.train import shape_key
+
+    groups: dict[str, list] = {}
+    for cfg, kind, out, replicate in units:
         unit_cfg, root = replicate_config(cfg, kind, out, replicate)
-        configs.append(training_config(unit_cfg, os.path.join(root, "data")))
-        workdirs.append(os.path.join(root, "train"))
-    _stage(f"training {len(units)} models together ({cfg.training.train.steps} steps of "
-           f"{cfg.training.train.batch_size} games)")
-    train_models(configs, workdirs, together=True)
+        config = training_config(unit_cfg, os.path.join(root, "data"))
+        groups.setdefault(shape_key(config), []).append((config, os.path.join(root, "train")))
+    for group in groups.values():
+        config = group[0][0]
+        _stage(f"training {len(group)} models together ({config.train.steps} steps of {config.train.batch_size} games)")
+        train_models([c for c, _ in group], [w for _, w in group], together=True)
 
 
 def run_population(cfg: ConfigDict, kind: str, out: str, replicate: int = 0, until: str | None = None) -> dict | None:

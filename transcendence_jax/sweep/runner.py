@@ -91,6 +91,7 @@ def run_sweep(sweep: ConfigDict, out: str, *, workers: int | None = None, point:
     host's `--report` makes it). Failed points are named at the end in one UserError; the
     finished ones are kept."""
     from transcendence_jax.demo import run_processes
+    from transcendence_jax.experiment import trains_together
     from transcendence_jax.sweep.report import report
 
     every = points(sweep)
@@ -107,11 +108,17 @@ def run_sweep(sweep: ConfigDict, out: str, *, workers: int | None = None, point:
           f"{'here ' if shard else ''}done, {len(todo)} to run, {workers} at a time, in {out}", flush=True)
     if workers > 1:  # several processes on one accelerator: each takes the memory it needs, not 75%
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    # The points' training stage is inside each point's run (experiment.run_population trains, or
-    # resumes, its own workdir). Stacked training of points that share a model shape would go here,
-    # as the demo's train_together does for its replicates: every point's data first, then their
-    # models trained together into each point's <population>/train; each point then finds its
-    # training finished and goes on to its tournament.
+    if sweep.experiment == "populations" and len(todo) > 1 and trains_together(sweep.base):
+        # every point's data, then the models of one shape in one stacked step (demo.data_then_training);
+        # each point's run then finds its training finished and goes on to its tournament
+        from transcendence_jax.demo import data_then_training
+
+        units = []
+        for p in todo:
+            cfg = ConfigDict(p.cfg.to_dict())
+            cfg.workers = max(1, cfg.workers // workers)
+            units += [(cfg, kind, os.path.join(out, p.folder), 0) for kind in cfg.populations]
+        data_then_training(units, os.path.join(out, "stages"), workers)
     jobs = {}
     for p in todo:
         cfg = ConfigDict(p.cfg.to_dict())

@@ -143,6 +143,14 @@ def train(config, workdir, *, allow_config_change: bool = False) -> dict:
 REPLICATE_KEYS = ("train.seed", "data.path", "data.seed")  # what replicates trained together may differ in
 
 
+def shape_key(config) -> str:
+    """What replicates trained together must share: the config without `REPLICATE_KEYS`."""
+    import json
+
+    flat = guards.flatten(config.to_dict())
+    return json.dumps({k: v for k, v in sorted(flat.items()) if k not in REPLICATE_KEYS}, default=str)
+
+
 def check_replicates(configs, workdirs) -> None:
     """UserError unless the configs differ only in `REPLICATE_KEYS` (one shape, one schedule) and
     each has a workdir of its own."""
