@@ -202,3 +202,16 @@ def test_workdir_without_checkpoint_is_one_line_error(tmp_path):
                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
     assert r.returncode == 2 and "uciok" in r.stdout and "has no checkpoint yet" in r.stderr
     assert r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_client_that_goes_away_ends_the_engine_quietly():
+    """A client that closes the engine's output (a GUI that quit, `| head -1`) ends it with no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "transcendence_jax", "uci", "--pretrained", "demo"], cwd=REPO,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    proc.stdin.write("uci\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().startswith("id name transcendence-jax")
+    proc.stdout.close()
+    _, err = proc.communicate("uci\n" * 2000 + "quit\n", timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in err, err

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import threading
 
@@ -217,9 +218,12 @@ class UciEngine:
         return choice.move.uci()
 
     def loop(self, lines) -> None:
-        for line in lines:
-            if not self.handle(line.strip()):
-                break
+        try:
+            for line in lines:
+                if not self.handle(line.strip()):
+                    break
+        except BrokenPipeError:  # the client closed our output: it is gone, nothing to answer
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.out.fileno())  # Python's recipe: no error at exit
 
 
 def run(args: argparse.Namespace) -> int:
