@@ -118,7 +118,7 @@ def test_bad_sweeps_are_one_line(tmp_path, capsys):
 @pytest.mark.slow
 def test_killed_sweep_resumes_and_partial_report(tmp_path):
     """The reduced diversity sweep (2 points, one at a time) killed with SIGKILL while its second
-    point runs: its child goes with it; --report on the partial sweep reports point 0 and names
+    point trains: its child goes with it; --report on the partial sweep reports point 0 and names
     point 1 unfinished; a rerun runs point 1 only (point 0's files untouched) and reports both."""
     out = tmp_path / "div"
     proc = subprocess.Popen(sweep_cli("diversity", "--size", "reduced", "--out", out, "--workers", 1),
@@ -126,7 +126,9 @@ def test_killed_sweep_resumes_and_partial_report(tmp_path):
     first = out / "000-experts3_overlap0.0_seed0"
     second = out / "001-experts3_overlap1.0_seed0"
     deadline = time.time() + 900
-    while not (first / "point.json").exists() or not (second / "settings.json").exists():
+    # Killed in point 1's training: past its data stage, whose pool of game workers (grandchildren,
+    # not ours to stop) would otherwise finish their chunk before noticing.
+    while not (first / "point.json").exists() or not (second / "crowd" / "train").exists():
         assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.poll() is not None else ""
         time.sleep(0.5)
     kids = children(proc.pid)
@@ -162,10 +164,13 @@ def test_killed_sweep_resumes_and_partial_report(tmp_path):
     assert [p["status"] for p in results["points"]] == ["done", "done"]
     groups = {g["labels"]["overlap"]: g for g in results["groups"]}
     assert set(groups) == {0.0, 1.0}
-    for g in groups.values():
+    for overlap, folder in ((0.0, first), (1.0, second)):
+        (row,) = json.loads((folder / "point.json").read_text())["rows"]
         for name in ("vote_minus_best_expert", "model_minus_best_expert", "model_minus_vote"):
-            m = g["measures"][name]
-            assert m["lo"] <= m["value"] <= m["hi"] and m["per_seed"] == [m["value"]]
+            # One seed: its own value, and a CI drawn from its own bootstrap over the games.
+            m, own = groups[overlap]["measures"][name], row["measures"][name]
+            assert m["value"] == own["value"] and m["per_seed"] == [own["value"]]
+            assert min(own["samples"]) <= m["lo"] <= m["hi"] <= max(own["samples"]) and len(own["samples"]) == 500
     rows = json.loads((first / "point.json").read_text())["rows"]
     assert rows[0]["labels"] == {"population": "crowd", "overlap": 0.0, "experts": 3, "params": 1172608}  # tiny
     assert (out / "figure.png").stat().st_size > 1000 and "| overlap |" in (out / "summary.md").read_text()
