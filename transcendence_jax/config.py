@@ -171,6 +171,17 @@ def apply_override(config: ml_collections.ConfigDict, override: str) -> None:
     node[parts[-1]] = _coerce(value, current, key)
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """A nested dict (a config's to_dict(), a config.json) as {'a.b.c': leaf}."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
 def load_config(path_or_name: str, overrides: Iterable[str] = ()) -> ml_collections.ConfigDict:
     """The config at a path or with a packaged name ("tiny"), with the overrides applied."""
     config = _load(path_or_name)

@@ -20,22 +20,12 @@ import json
 import math
 import sys
 
+from transcendence_jax.config import flatten
 from transcendence_jax.errors import UserError
 
 # Keys (or prefixes ending in ".") whose change a resumed run accepts without being told.
 RESUMABLE = ("train.steps", "train.log_every", "train.eval_every", "train.eval_batches", "train.checkpoint_every",
              "train.keep_checkpoints", "mesh.", "data.worker_count", "model.remat", "model.attention")
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """A nested dict as {'a.b.c': leaf}."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
 
 
 def config_changes(saved_json: str, config) -> dict[str, tuple]:

@@ -31,6 +31,7 @@ import numpy as np
 from etils import epath
 
 from transcendence_jax import jsonl, progress
+from transcendence_jax.config import flatten
 
 
 def is_url(path) -> bool:
@@ -116,7 +117,7 @@ class MetricsWriter:
         """The config's scalars as TensorBoard hparams (tuples as text), the whole config as text."""
         from tensorboardX.summary import hparams
 
-        flat = {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(v)) for k, v in _flat(config).items()
+        flat = {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(v)) for k, v in flatten(config).items()
                 if v is not None}
         experiment, start, _ = hparams(flat, {"train/loss": None, "eval/loss": None, "eval/accuracy": None})
         self.tb.file_writer.add_summary(experiment)
@@ -187,17 +188,6 @@ def tag(key: str) -> str:
     if "/" in key:
         return key
     return f"eval/{key[4:]}" if key.startswith("val_") else f"train/{key}"
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    """A nested dict as {'a.b': leaf}."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
 
 
 def _start_wandb(project: str, workdir, local: str, config: dict):

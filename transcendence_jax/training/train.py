@@ -26,6 +26,7 @@ from contextlib import ExitStack
 import jax
 import jax.numpy as jnp
 
+from transcendence_jax.config import flatten
 from transcendence_jax.errors import UserError
 from transcendence_jax.training import checkpoint as ckpt
 from transcendence_jax.training import guards
@@ -147,7 +148,7 @@ def shape_key(config) -> str:
     """What replicates trained together must share: the config without `REPLICATE_KEYS`."""
     import json
 
-    flat = guards.flatten(config.to_dict())
+    flat = flatten(config.to_dict())
     return json.dumps({k: v for k, v in sorted(flat.items()) if k not in REPLICATE_KEYS}, default=str)
 
 
@@ -158,9 +159,9 @@ def check_replicates(configs, workdirs) -> None:
         raise UserError(f"{len(configs)} configs for {len(workdirs)} workdirs: give one workdir per replicate")
     if len({str(as_path(w)) for w in workdirs}) < len(workdirs):
         raise UserError("two replicates share a workdir: give each its own")
-    first = guards.flatten(configs[0].to_dict())
+    first = flatten(configs[0].to_dict())
     for config in configs[1:]:
-        other = guards.flatten(config.to_dict())
+        other = flatten(config.to_dict())
         differ = sorted(k for k in first.keys() | other.keys()
                         if first.get(k) != other.get(k) and k not in REPLICATE_KEYS)
         if differ:
