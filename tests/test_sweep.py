@@ -280,3 +280,60 @@ def test_shard_runs_its_share_and_list_shows_states(tmp_path, capsys):
     assert cli.main(["sweep", config, "--size", "reduced", "--out", str(out), "--list"]) == 0
     states = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
     assert states == ["missing", "failed", "missing", "failed"]
+
+
+def test_report_labels_several_key_axes_and_gives_each_measure_its_unit(tmp_path, capsys):
+    """The specialists preset's crowd axis (expert_kind,experts set together) reads as its keys in
+    the legend, the crossings and the table (a column per key), never as a tuple; an Elo measure
+    gets "(Elo)" and the zero line, entropy nats and agreement a fraction, without it (points faked:
+    point.json files, no training)."""
+    import numpy as np
+
+    from transcendence_jax.sweep.grid import load_sweep, points
+    from transcendence_jax.sweep.report import figure, report, unit_of
+
+    sweep = load_sweep("specialists", "reduced")
+    sweep.grid = [("crowd", "expert_kind,experts", [("specialist", 3), ("blind", 5)]),
+                  ("overlap", "populations.crowd", [0.0, 1.0])]
+    sweep.report.measures = ["model_minus_best_expert", "entropy", "base_agreement"]
+    out = tmp_path / "spec"
+    rng = np.random.default_rng(0)
+    for p in points(sweep):
+        margin = 80 - 160 * p.labels["overlap"]
+        row = dict(labels=dict(population="crowd", overlap=p.labels["overlap"], experts=p.cfg.experts, params=1000),
+                   measures=dict(model_minus_best_expert=dict(value=margin,
+                                                              samples=(margin + rng.normal(0, 10, 200)).tolist()),
+                                 entropy=2.4 - 0.2 * p.labels["overlap"], base_agreement=0.41),
+                   info={})
+        (out / p.folder).mkdir(parents=True)
+        (out / p.folder / "point.json").write_text(json.dumps(dict(rows=[row])))
+    summary = report(sweep, str(out))
+    capsys.readouterr()
+    assert (out / "figure.png").stat().st_size > 1000
+
+    table = summary["table"]
+    assert "('specialist'" not in table and "('blind'" not in table
+    assert ("| expert_kind | experts | overlap | seeds | model_minus_best_expert (Elo) | entropy (nats) "
+            "| base_agreement (fraction) |") in table
+    assert "| specialist | 3 | 0.0 | 1 | +80 [" in table and "| 2.400 [2.400, 2.400] | 0.410 [0.410, 0.410] |" in table
+    texts = sorted(c["text"] for c in summary["crossings"])
+    assert texts[0].startswith("expert_kind=blind, experts=5: model_minus_best_expert crosses zero at overlap 0.5")
+    assert texts[1].startswith("expert_kind=specialist, experts=3: ")
+
+    fig = figure(summary["groups"], summary["report"], summary["crossings"])
+    elo, entropy, agreement = fig.axes[:3]
+    assert [ax.get_ylabel() for ax in (elo, entropy, agreement)] == [
+        "model_minus_best_expert (Elo)", "entropy (nats)", "base_agreement (fraction)"]
+    assert [t.get_text() for t in elo.get_legend().get_texts()] == [
+        "expert_kind=blind, experts=5", "expert_kind=specialist, experts=3"]
+
+    def zero_lines(ax):
+        return [ln for ln in ax.get_lines() if ln.get_linestyle() == "--" and set(ln.get_ydata()) == {0}]
+
+    assert len(zero_lines(elo)) == 1 and not zero_lines(entropy) and not zero_lines(agreement)
+    assert entropy.get_ylim()[0] > 1  # not squashed down to a zero line
+    assert [unit_of(m) for m in ("elo@1", "minus_best_expert@1", "model_minus_vote", "entropy", "base_agreement",
+                                 "steps")] == ["Elo", "Elo", "Elo", "nats", "fraction", ""]
+    sweep.report.units = {"entropy": "bits"}  # a sweep config's own units win over the rule
+    summary = report(sweep, str(out))
+    assert "| entropy (bits) |" in summary["table"] and summary["report"]["units"]["entropy"] == "bits"

@@ -8,6 +8,17 @@ first grid step from above zero to at or below it, linearly interpolated between
 found per line, its 95% CI from the same draws: bootstrap over seeds and games. Writes, in --out:
 results.json, figure.png (a panel per measure against report.x, a line per value of report.lines)
 and summary.md (the table, the crossings, then the failed, unfinished and missing points).
+
+Units: each measure's unit is report.units[name] (a mapping in the sweep config, by the full name or
+the name before "@": {"top1": "fraction"}), else a rule by name: "Elo" for Elo ratings and their
+differences (the name, before any "@T", is or starts with "elo", ends with "_elo" or holds "minus":
+model_minus_best_expert, elo@1, minus_best_expert@1), "nats" for an entropy, "fraction" for an
+agreement (base_agreement), else none. The unit labels the panel's y axis and the table's column;
+only an Elo measure gets the zero line and whole-Elo signed cells (+94 [+63, +126]), the others
+three decimals (2.954 [2.950, 2.958]; whole numbers from 100 up).
+Labels: a grid axis that sets several keys under one label (specialists' ("crowd",
+"expert_kind,experts", [("specialist", 3), ...])) reads "expert_kind=specialist, experts=3" in the
+legend, ticks and crossings (each key's last part), and is one column per key in the table.
 """
 
 from __future__ import annotations
@@ -25,13 +36,69 @@ from transcendence_jax.sweep.runner import status
 
 
 def settings(sweep: ConfigDict, groups: list[dict]) -> dict:
-    """sweep.report with its defaults: x the first grid key, every measure, no lines, no crossing."""
+    """sweep.report with its defaults: x the first grid key, every measure, no lines, no crossing;
+    with each measure's unit (units: see the top) and the grid's several-key axes (axes: label ->
+    the short names of its keys)."""
     rc = sweep.get("report", ConfigDict()).to_dict()
     first = points(sweep)[0]
-    measures = list(dict.fromkeys(m for g in groups for m in g["measures"]))
+    measures = list(rc.get("measures") or dict.fromkeys(m for g in groups for m in g["measures"]))
+    given = dict(rc.get("units") or {})
+    axes = {}
+    for axis in sweep.grid:
+        if len(axis) == 3 and "," in axis[1]:
+            keys = axis[1].split(",")
+            tails = [k.split(".")[-1] for k in keys]
+            axes[axis[0]] = [t if tails.count(t) == 1 else k for k, t in zip(keys, tails)]
     return dict(x=rc.get("x") or next(iter(first.labels)), lines=rc.get("lines", ""),
-                measures=list(rc.get("measures") or measures), crossing=rc.get("crossing", ""),
-                xscale=rc.get("xscale", "linear"), title=rc.get("title") or f"sweep {sweep.name} ({sweep.size})")
+                measures=measures, crossing=rc.get("crossing", ""),
+                xscale=rc.get("xscale", "linear"), title=rc.get("title") or f"sweep {sweep.name} ({sweep.size})",
+                units={m: given.get(m, given.get(m.split("@")[0], unit_of(m))) for m in measures}, axes=axes)
+
+
+def unit_of(name: str) -> str:
+    """A measure's unit by its name (the rule at the top): "Elo", "nats", "fraction" or ""."""
+    base = name.split("@")[0].lower()
+    if base.startswith("elo") or base.endswith("_elo") or "minus" in base:
+        return "Elo"
+    return "nats" if "entropy" in base else "fraction" if "agreement" in base else ""
+
+
+def shown(rc: dict, label: str, value) -> str:
+    """A label's value as text: a several-key axis's tuple as "key=value, key=value"."""
+    names = rc.get("axes", {}).get(label)
+    if names and isinstance(value, (tuple, list)) and len(value) == len(names):
+        return ", ".join(f"{n}={value_text(v)}" for n, v in zip(names, value))
+    return value_text(value)
+
+
+def line_label(rc: dict, line) -> str:
+    """A line's name in the legend and the crossings: lines=value, or a several-key axis's keys."""
+    return shown(rc, rc["lines"], line) if rc["lines"] in rc.get("axes", {}) else f"{rc['lines']}={value_text(line)}"
+
+
+def columns(rc: dict, labels: dict) -> dict:
+    """A group's labels for the table: a several-key axis split into a column per key (one already
+    among the labels with the same value is shown once)."""
+    out: dict = {}
+    for k, v in labels.items():
+        names = rc.get("axes", {}).get(k)
+        if names and isinstance(v, (tuple, list)) and len(v) == len(names):
+            for n, x in zip(names, v):
+                out[n if labels.get(n, x) == x else f"{k}.{n}"] = x
+        else:
+            out.setdefault(k, v)
+    return out
+
+
+def cell(m: dict, unit: str) -> str:
+    """A measure's mean [95% CI]: whole signed Elo, else three decimals (whole numbers from 100 up)."""
+    def num(v):
+        return f"{v:+.0f}" if unit == "Elo" else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+    return f"{num(m['value'])} [{num(m['lo'])}, {num(m['hi'])}]"
+
+
+def titled(name: str, unit: str) -> str:
+    return f"{name} ({unit})" if unit else name
 
 
 def group(rows: list[tuple[Point, dict]], seed: int) -> list[dict]:
@@ -97,7 +164,7 @@ def crossings(groups: list[dict], rc: dict, seed: int) -> list[dict]:
         est = zero_crossing(xs, [g["measures"][name]["value"] for g in members])
         lo, hi = np.percentile(boot, 2.5, method="lower"), np.percentile(boot, 97.5, method="higher")
         est, lo, hi = (_bounded(v, xs) for v in (est, lo, hi))
-        text = (f"{rc['lines']}={line}: " if rc["lines"] else "") + (
+        text = (f"{line_label(rc, line)}: " if rc["lines"] else "") + (
             f"{name} crosses zero at {rc['x']} {est} [95% CI {lo}, {hi}] "
             "(interpolated between grid points; CI: bootstrap over seeds and games)")
         out.append(dict(line=line, measure=name, x=rc["x"], crossing=est, lo=lo, hi=hi, text=text))
@@ -109,28 +176,28 @@ def _bounded(v: float, xs) -> float | str:
     return f"<= {xs[0]:g}" if v == -math.inf else f"> {xs[-1]:g}" if v == math.inf else round(float(v), 3)
 
 
-def figure(groups: list[dict], rc: dict, found: list[dict], path: str) -> None:
-    """A panel per measure: its mean and 95% CI against x, a line per value of report.lines, the
-    zero line, and the crossings (a diamond at zero with its CI) on the crossing measure's panel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def figure(groups: list[dict], rc: dict, found: list[dict]):
+    """A matplotlib Figure (not pyplot's: nothing to close), a panel per measure: its mean and 95% CI
+    against x, a line per value of report.lines, the y axis in the measure's unit, the zero line on
+    Elo panels, and the crossings (a diamond at zero with its CI) on the crossing measure's panel."""
+    from matplotlib.figure import Figure
 
     measures = rc["measures"]
-    fig, axes = plt.subplots(1, len(measures), figsize=(5.2 * len(measures), 4.2), dpi=110, squeeze=False)
+    fig = Figure(figsize=(5.2 * len(measures), 4.2), dpi=110)
+    axes = fig.subplots(1, len(measures), squeeze=False)
     lines = lines_of(groups, rc)
-    values = sorted({value_text(g["labels"][rc["x"]]) for g in groups})
+    values = sorted({shown(rc, rc["x"], g["labels"][rc["x"]]) for g in groups})
     numeric = all(isinstance(g["labels"][rc["x"]], (int, float)) for g in groups)
-    where = (lambda v: float(v)) if numeric else (lambda v: values.index(value_text(v)))  # text: evenly spaced
+    where = (lambda v: float(v)) if numeric else (lambda v: values.index(shown(rc, rc["x"], v)))  # text: spaced
     for ax, name in zip(axes[0], measures):
+        unit = rc.get("units", {}).get(name, unit_of(name))
         for i, (line, members) in enumerate(lines.items()):
             pts = [(g["labels"][rc["x"]], g["measures"][name]) for g in members if name in g["measures"]]
             if not pts:
                 continue
             x = np.array([where(p[0]) for p in pts], float)
             y, lo, hi = (np.array([p[1][k] for p in pts]) for k in ("value", "lo", "hi"))
-            label = f"{rc['lines']}={line}" if rc["lines"] else None
+            label = line_label(rc, line) if rc["lines"] else None
             ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", capsize=3, label=label, color=f"C{i}")
             for c in found if name == rc["crossing"] else []:
                 if c["line"] == line and isinstance(c["crossing"], float):
@@ -138,34 +205,41 @@ def figure(groups: list[dict], rc: dict, found: list[dict], path: str) -> None:
                     right = c["hi"] if isinstance(c["hi"], float) else x.max()
                     ax.errorbar([c["crossing"]], [0], xerr=[[c["crossing"] - left], [right - c["crossing"]]],
                                 marker="D", color=f"C{i}", capsize=4, markersize=7)
-        ax.axhline(0, color="grey", lw=0.8, ls="--")
+        if unit == "Elo":
+            ax.axhline(0, color="grey", lw=0.8, ls="--")
         if numeric:
             ax.set_xscale(rc["xscale"])
         else:
             ax.set_xticks(range(len(values)), values, rotation=20, fontsize=8)
         ax.set_xlabel(rc["x"])
-        ax.set_ylabel(f"{name} (Elo)")
+        ax.set_ylabel(titled(name, unit))
         ax.set_title(name.replace("_", " "), fontsize=10)
         if rc["lines"] and ax is axes[0][0]:
             ax.legend(fontsize=8)
     drawn = any(isinstance(c["crossing"], float) for c in found)
     fig.suptitle(rc["title"] + ("; diamonds: zero crossing, 95% CI" if drawn else ""), fontsize=11)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 def table(groups: list[dict], rc: dict) -> str:
-    """A markdown table: the labels that vary, the seeds, each measure's mean [95% CI]."""
-    labels = [k for k in groups[0]["labels"] if len({json.dumps(g["labels"].get(k)) for g in groups}) > 1
-              or k == rc["x"]]
-    head = [*labels, "seeds", *rc["measures"]]
+    """A markdown table: the labels that vary (a several-key axis a column per key), the seeds,
+    each measure's mean [95% CI] in its unit (in the column's head)."""
+    shown_labels = [columns(rc, g["labels"]) for g in groups]
+    x = columns(rc, {rc["x"]: groups[0]["labels"].get(rc["x"])})
+    every = list(dict.fromkeys(k for labels in shown_labels for k in labels))
+    labels = [k for k in every if len({json.dumps(s.get(k), default=str) for s in shown_labels}) > 1 or k in x]
+    units = rc.get("units", {})
+    head = [*labels, "seeds", *(titled(m, units.get(m, unit_of(m))) for m in rc["measures"])]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for g in sorted(groups, key=lambda g: [json.dumps(g["labels"].get(k)) for k in labels]):
-        cells = [f"{g['labels'].get(k)}" for k in labels] + [f"{len(g['seeds'])}"]
+    order = sorted(range(len(groups)), key=lambda i: [json.dumps(shown_labels[i].get(k), default=str) for k in labels])
+    for i in order:
+        g = groups[i]
+        cells = [value_text(shown_labels[i][k]) if k in shown_labels[i] else "-" for k in labels]
+        cells.append(f"{len(g['seeds'])}")
         for name in rc["measures"]:
             m = g["measures"].get(name)
-            cells.append(f"{m['value']:+.0f} [{m['lo']:+.0f}, {m['hi']:+.0f}]" if m else "-")
+            cells.append(cell(m, units.get(name, unit_of(name))) if m else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -195,7 +269,7 @@ def report(sweep: ConfigDict, out: str) -> dict:
         text.append("missing: points " + ", ".join(str(p.index) for p in every if states[p.index][0] == "missing"))
     os.makedirs(out, exist_ok=True)
     if groups:
-        figure(groups, rc, found, os.path.join(out, "figure.png"))
+        figure(groups, rc, found).savefig(os.path.join(out, "figure.png"))
     summary = dict(sweep=sweep.name, size=sweep.size, experiment=sweep.experiment, report=rc,
                    points=[dict(index=p.index, folder=p.folder, setting=p.labels, status=states[p.index][0],
                                 **({"error": states[p.index][1]} if states[p.index][1] else {})) for p in every],
