@@ -10,7 +10,7 @@ A sweep config (configs/sweeps/<name>.py, or any file) has get_config(size) -> C
               last part, unless two keys share it)
   seeds       replicates of each combination: point seed = base.seed + s
   workers     how many points run at once by default (--workers)
-  report      what --report draws (sweep/report.py): x, lines, measures, crossing, xscale, title
+  report      what --report draws (sweep/report.py): x, lines, measures, crossing, xscale, title, units
 Each point is an independent experiment config with its own folder under --out.
 """
 
