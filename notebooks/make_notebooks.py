@@ -12,6 +12,17 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 OUT = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parent
 
+# The repository, set here once: every notebook's "Open in Colab" badge and its install cell use it.
+GITHUB = "transcendence-jax/transcendence-jax"  # owner/name on GitHub
+BRANCH = "main"
+REPO_URL = f"git+https://github.com/{GITHUB}.git"
+
+# The quickstart's default ("quick"): the demo config with a 2-layer model and a smaller tournament.
+# Training steps are what the verdict needs (the 4-layer model at 300 and 450 steps stayed level
+# with the best expert); a 2-layer model takes them faster and transcends as well at 600 steps.
+QUICK = ["games=5000", "training.model.num_layers=2", "temperatures=[0.001,1.0]", "reference_players=[]",
+         "model_votes=[]", "games_per_pair=10", "head_to_head=100", "analysis_positions=20"]
+
 
 def md(text):
     return new_markdown_cell(text.strip("\n"))
@@ -39,10 +50,33 @@ def write(name, cells):
     print("wrote", path)
 
 
+def shell_override(override: str) -> str:
+    """A config override as a shell argument (a list value quoted: brackets are glob characters)."""
+    key, value = override.split("=", 1)
+    return f"--config.{key}='{value}'" if "[" in value else f"--config.{override}"
+
+
+def badge(name: str) -> str:
+    """The "Open in Colab" badge of notebooks/<name>.ipynb on GitHub."""
+    url = f"https://colab.research.google.com/github/{GITHUB}/blob/{BRANCH}/notebooks/{name}.ipynb"
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+
+
+def install(stockfish: bool = False):
+    """Every notebook's first code cell: installs what the notebook needs where it is missing."""
+    text = INSTALL.replace("@REPO_URL@", REPO_URL)
+    return code(text if stockfish else text.split("# Stockfish")[0] + INSTALLED)
+
+
+INSTALLED = '''print(f"Colab: {IN_COLAB}, TPU: {ON_TPU}, transcendence_jax: installed")
+'''
+
 INSTALL = r'''
 # Install: nothing to do where transcendence_jax is importable (a local checkout with `make setup`);
-# on Colab, pip-install it from the git repo (with the TPU extra on a TPU runtime) and Stockfish from apt.
+# elsewhere (Colab), pip-install it from the git repository (with the TPU extra on a TPU runtime).
 import glob, importlib.metadata, importlib.util, os, shutil, subprocess, sys
+
+REPO_URL = os.environ.get("TJ_REPO_URL", "@REPO_URL@")
 
 IN_COLAB = "google.colab" in sys.modules
 ON_TPU = bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_ACCELERATOR_TYPE")
@@ -57,6 +91,7 @@ if importlib.util.find_spec("transcendence_jax") is None:
     if stale:  # pip replaced modules this kernel had already imported
         raise SystemExit(f"installed, but {', '.join(stale)} changed version under this kernel: "
                          "restart the runtime (Runtime > Restart session) and run all cells again")
+# Stockfish, for the games against it: apt-get on Colab.
 STOCKFISH = shutil.which("stockfish") or ("/usr/games/stockfish" if os.path.exists("/usr/games/stockfish") else None)
 if STOCKFISH is None and IN_COLAB:
     subprocess.run("apt-get -qq update && apt-get -qq install -y stockfish", shell=True, check=True)
@@ -67,8 +102,10 @@ print(f"Colab: {IN_COLAB}, TPU: {ON_TPU}, Stockfish: {STOCKFISH or 'not found (o
 
 def quickstart():
     return [
-        md('''
+        md(f'''
 # transcendence-jax quickstart
+
+{badge("quickstart")}
 
 *Transcendence* (Zhang et al., 2024): a generative model trained on the games of many imperfect
 experts learns the **mixture** of their policies, and sampled at **low temperature** it plays the
@@ -81,32 +118,41 @@ generates their games, trains a small decoder on them, plays a tournament of the
 unflawed base policy and the model at several temperatures, and rates everyone on one Elo scale.
 Then it shows the library API on the trained model.
 
-It runs unchanged on a local CPU, a Colab CPU runtime and a Colab TPU runtime.
+It runs unchanged on a local CPU, a Colab CPU runtime and a Colab TPU runtime. The first cell
+installs the package (and Stockfish) where they are missing.
 '''),
-        md('''
+        install(stockfish=True),
+        md(f'''
 ## Parameters
 
-`SCALE = "reduced"` (the default) runs the whole path at smoke-test size: a few minutes, and the
-model is barely trained, so its ratings mean little. `SCALE = "default"` is the real experiment
-(10k expert games per population, 600 training steps, 40 games a pair and 100 head-to-head games;
-about 12 minutes for both populations on 2 CPU cores, where it transcends; faster on a TPU). The same from a shell:
-`transcendence demo --scale default --out runs/demo`. Each value can also come from an environment
-variable (the test suite uses them to run the smallest size).
+`SCALE = "quick"` (the default) is the demo config with less of everything but training steps
+(`QUICK_OVERRIDES` below: 5,000 expert games, a 2-layer model, two temperatures, 10 games a pair
+plus 100 head-to-head games with each expert, no reference players). It takes about 6 minutes for both
+populations on 2 CPU cores, 5 of them training (5 min 50 s on this project's shared 2-core machine,
+2026-12-06), and gives the experiment's real verdict: there, *diverse* transcends (the model at
+tau 0.001 +91 [+47, +136] Elo above the best expert) and *clones* do not (-177 [-238, -123]).
+Fewer training steps do not: the demo's 4-layer model at 300 and 450 steps stayed level with the
+best expert (-33 [-77, +13], +20 [-31, +67]; at 600 steps, +46 [+1, +91]). From a shell:
+`transcendence demo --out runs/quick {" ".join(shell_override(o) for o in QUICK)}`.
+`SCALE = "default"` is the whole experiment of the README (10k expert games per population, 600
+training steps, the reference players, 40 games a pair and 100 head-to-head games; about 8 minutes
+on 2 CPU cores; faster on a TPU). `SCALE = "reduced"` is the test suite's smoke test: every stage
+in a minute, a model barely trained, ratings that mean nothing. From a shell:
+`transcendence demo --out runs/demo` (default), with `--config.KEY=VALUE` for each override. Each
+value can also come from an environment variable (the test suite uses them to run the smallest size).
 '''),
         code(r'''
 import os
 
-SCALE = os.environ.get("TJ_SCALE", "reduced")                              # "reduced" | "default"
+SCALE = os.environ.get("TJ_SCALE", "quick")                                # "quick" | "default" | "reduced"
+# What "quick" changes in the demo config (configs/demo.py lists every field).
+QUICK_OVERRIDES = @QUICK@
 POPULATIONS = os.environ.get("TJ_POPULATIONS", "diverse,clones").split(",")  # subset of diverse,clones
-# Demo config overrides (configs/demo.py), e.g. "games=2000;games_per_pair=10".
+# More demo config overrides, e.g. "games=2000;games_per_pair=10".
 OVERRIDES = [s for s in os.environ.get("TJ_OVERRIDES", "").split(";") if s]
 OUT = os.environ.get("TJ_OUT", "runs/quickstart")                         # reruns resume from here
 STOCKFISH_GAMES = int(os.environ.get("TJ_STOCKFISH_GAMES", "2"))          # model vs Stockfish games in the API section
-# Where to install from when transcendence_jax is not importable (Colab): the project's git repository.
-REPO_URL = os.environ.get("TJ_REPO_URL", "git+https://github.com/transcendence-jax/transcendence-jax.git")
-''', tags=("parameters",)),
-        md("## Install"),
-        code(INSTALL),
+'''.replace("@QUICK@", "[\n    " + ",\n    ".join(map(repr, QUICK)) + ",\n]"), tags=("parameters",)),
         code(r'''
 import jax
 import transcendence_jax as tj
@@ -122,7 +168,8 @@ and a verdict line: does the model at the lowest temperature beat the best exper
 of the difference?
 '''),
         code(r'''
-summary = tj.run_demo(OUT, scale=SCALE, populations=POPULATIONS, overrides=OVERRIDES)
+scale, overrides = ("default", QUICK_OVERRIDES + OVERRIDES) if SCALE == "quick" else (SCALE, OVERRIDES)
+summary = tj.run_demo(OUT, scale=scale, populations=POPULATIONS, overrides=overrides)
 '''),
         md('''
 ## Ratings
@@ -208,24 +255,35 @@ if STOCKFISH and STOCKFISH_GAMES:
   temperatures, the positions where an expert was blind, games as boards.
 - `notebooks/theory.ipynb` walks through the paper's argument on the synthetic experts, no training.
 - Real games: `transcendence data build` (Lichess PGN / .zst), `transcendence train --config paper_50m`,
-  `transcendence evaluate` against Stockfish over the paper's temperature grid.
+  `transcendence eval` against Stockfish over the paper's temperature grid (`--openings book.pgn` for an
+  opening book), `transcendence uci` to play the model in any chess GUI.
 '''),
     ]
 
 
 def explore():
     return [
-        md('''
+        md(f'''
 # Exploring a trained model
+
+{badge("explore")}
 
 Loads a training workdir (the quickstart's by default) and looks at what the model learned: its
 move distribution at several temperatures, the positions of its validation games where an expert
-was blind (where low temperature should help), and games rendered as boards.
+was blind (where low temperature should help), and games rendered as boards: the demo's own
+tournament games (`tournament/games.pgn` beside the workdir) when there are some.
 '''),
+        install(),
         code(r'''
 import os
 
-WORKDIR = os.environ.get("TJ_WORKDIR", "runs/quickstart/diverse/train")  # a `transcendence train` workdir
+# A `transcendence train` workdir, or the folder of one demo population (e.g. runs/quickstart/diverse).
+WORKDIR = os.environ.get("TJ_WORKDIR", "runs/quickstart/diverse/train")
+# ---- A model that needs no training (issue 20, item 8) -------------------------------------------
+# When WORKDIR holds no model (a fresh Colab runtime), this model shipped in the package is explored
+# instead: tj.load_model("pretrained:demo") is the demo's diverse-population model. None: require WORKDIR.
+PRETRAINED = os.environ.get("TJ_PRETRAINED", "demo")
+# ---------------------------------------------------------------------------------------------------
 TEMPERATURES = [0.001, 0.1, 0.3, 0.5, 1.0, 2.0]
 MAX_BLIND = int(os.environ.get("TJ_MAX_BLIND", "48"))  # blind positions to analyse
 SEED = 0
@@ -245,13 +303,18 @@ from IPython.display import SVG, Markdown, display
 import transcendence_jax as tj
 from transcendence_jax.experts import policies
 
-model, config, step = tj.load_model(WORKDIR)
+from transcendence_jax.experts import population as experts
+
+SOURCE = WORKDIR if os.path.exists(WORKDIR) or not PRETRAINED else f"pretrained:{PRETRAINED}"
+model, config, step = tj.load_model(SOURCE)
 DATA = config.data.path
 files = sorted(glob.glob(os.path.join(DATA, "validation-*.array_record")))
-if not files:
-    raise tj.UserError(f"no validation shards in {DATA} (config.data.path of {WORKDIR}): rebuild the dataset there")
-records = list(tj.read_records(files))
-print(f"{WORKDIR}: step {step}; {len(records)} validation games from {DATA}")
+if files:
+    records = list(tj.read_records(files))
+    print(f"{SOURCE}: step {step}; {len(records)} validation games from {DATA}")
+else:  # a shipped model comes without its data: fresh games of the demo's diverse experts (not trained on)
+    records = list(experts.records(experts.population("diverse", 5, 0), 40, seed=1000, boards=False))
+    print(f"{SOURCE}: step {step}; {DATA} is not here, so {len(records)} fresh games of the demo's diverse experts")
 '''),
         md('''
 ## The move distribution at several temperatures
@@ -343,18 +406,22 @@ for (board, move, base), choice in list(zip(blind, argmax))[:3] if blind else []
         md('''
 ## Games as boards
 
-A game the model played in the demo's tournament (its PGN sits beside the workdir), else a
-validation game of the experts, shown every few moves.
+A game the model played at its lowest temperature in the demo's tournament (the demo writes
+`tournament/games.pgn` beside the workdir, with the players, the result and the opening of every
+game), else a game of the experts, shown every few moves.
 '''),
         code(r'''
-pgn_path = os.path.join(os.path.dirname(os.path.abspath(WORKDIR)), "tournament", "games.pgn")
+folder = WORKDIR if os.path.basename(os.path.normpath(WORKDIR)) != "train" else os.path.dirname(WORKDIR)
+pgn_path = os.path.join(folder, "tournament", "games.pgn")
 game = None
 if os.path.exists(pgn_path):
     with open(pgn_path) as f:
-        while (g := chess.pgn.read_game(f)) is not None:
-            if "model" in g.headers["White"] + g.headers["Black"]:
-                game = g
-                break
+        games = list(iter(lambda: chess.pgn.read_game(f), None))
+    print(f"{len(games)} games in {pgn_path}")
+    tau = lambda name: float(name.split("@")[1]) if name.startswith("model@") else float("inf")
+    lowest = min(games, key=lambda g: min(tau(g.headers["White"]), tau(g.headers["Black"])))
+    if "model@" in lowest.headers["White"] + lowest.headers["Black"]:
+        game = lowest
 if game is None:
     game = chess.pgn.Game()
     node = game
@@ -362,7 +429,8 @@ if game is None:
         node = node.add_variation(move)
     first = records[0]
     game.headers.update(White=f"expert{first.white_id}", Black=f"expert{first.black_id}", Result=first.result)
-print(game.headers["White"], "-", game.headers["Black"], game.headers["Result"])
+print(game.headers["White"], "-", game.headers["Black"], game.headers["Result"],
+      f"(opening: {game.headers.get('Opening', 'start position')})")
 print(game.mainline_moves())
 
 moves = list(game.mainline_moves())
@@ -378,8 +446,10 @@ for ply, move in enumerate(moves, 1):
 
 def theory():
     return [
-        md('''
+        md(f'''
 # The theory on synthetic experts
+
+{badge("theory")}
 
 Why can a model trained only to imitate experts play better than all of them? Zhang et al. (2024)
 argue: cross-entropy training learns the **mixture** of the experts' policies; low-temperature
@@ -388,6 +458,7 @@ are **diverse** (they err in different places) is right where each of them is so
 This notebook checks each step with numbers, without training anything: plain numpy, then the
 project's synthetic experts (`transcendence_jax.experts.population`). It runs in under a minute on a CPU.
 '''),
+        install(),
         code(r'''
 import collections
 
@@ -433,7 +504,8 @@ plt.figure(figsize=(6, 3.5))
 plt.plot(ks, [vote_accuracy(k, False) for k in ks], "o-", label="plurality vote, independent errors")
 plt.plot(ks, [vote_accuracy(k, True) for k in ks], "s-", label="plurality vote, shared errors")
 plt.axhline(q_K.max(), color="gray", ls="--", label=f"best expert ({q_K.max():.2f})")
-plt.xticks(list(ks)); plt.xlabel("experts voting (the first k, best first)"); plt.ylabel("accuracy")
+plt.xticks(list(ks)); plt.xlabel("experts voting (the first k, best first)")
+plt.ylabel(f"accuracy (share of {N:,} questions)")
 plt.legend(fontsize=8)
 plt.show()
 '''),
@@ -528,7 +600,8 @@ plt.figure(figsize=(6, 3.5))
 for (kind, mix), color in zip(mixtures.items(), ["C0", "C3"]):
     plt.plot(taus, [tempered_error(mix, t) for t in taus], color=color, label=f"{kind}: mixture at tau")
     plt.axhline(np.array([m[2] for m in mix]).mean(0).min(), color=color, ls="--", lw=1, label=f"{kind}: best expert")
-plt.xscale("log"); plt.xlabel("temperature tau"); plt.ylabel("error rate per move"); plt.legend(fontsize=8)
+plt.xscale("log"); plt.xlabel("temperature tau (log scale)")
+plt.ylabel(f"error rate per move (mean over {len(positions)} positions)"); plt.legend(fontsize=8)
 plt.show()
 '''),
         md('''

@@ -36,6 +36,25 @@ def test_committed_notebooks_have_no_outputs(path):
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), f"{path.name} has no parameters cell"
 
 
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_first_code_cell_installs_and_a_colab_badge_opens_the_notebook(path):
+    """Colab runs a notebook alone: its first code cell must install the package from the one
+    repository URL make_notebooks.py sets, and its title carries an Open in Colab badge there."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_notebooks", NOTEBOOKS / "make_notebooks.py")
+    source = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(source)
+    nb = nbformat.read(path, as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code").source
+    assert '"pip", "install"' in first and f'os.environ.get("TJ_REPO_URL", "{source.REPO_URL}")' in first
+    assert 'find_spec("transcendence_jax") is None' in first
+    url = f"https://colab.research.google.com/github/{source.GITHUB}/blob/{source.BRANCH}/notebooks/{path.name}"
+    assert f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})" in nb.cells[0].source
+    text = "".join(c.source for c in nb.cells)
+    assert "transcendence evaluate" not in text
+
+
 def test_committed_notebooks_match_their_source(tmp_path):
     """notebooks/make_notebooks.py writes them: edits belong there, not in the .ipynb files."""
     import subprocess
@@ -96,6 +115,18 @@ def test_quickstart_then_explore_execute(tmp_path, monkeypatch):
                                                  "TJ_MAX_BLIND": "8"}, monkeypatch)
     assert "step 10" in text and "blind positions" in text
     assert "image/svg+xml" in mimes and "image/png" in mimes
+    # the games come from what the demo wrote: its tournament's games.pgn, a game of the model
+    assert f"games in {out / 'diverse' / 'tournament' / 'games.pgn'}" in text
+    assert "model@0.001 - " in text or " - model@0.001 " in text
+
+
+@pytest.mark.slow
+def test_explore_runs_on_the_shipped_model_without_a_workdir(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    text, mimes = _execute("explore", tmp_path, {"TJ_WORKDIR": str(tmp_path / "none"), "TJ_MAX_BLIND": "4"},
+                           monkeypatch)
+    assert "pretrained:demo: step 600" in text and "fresh games of the demo's diverse experts" in text
+    assert "blind positions" in text and "image/svg+xml" in mimes
 
 
 @pytest.mark.slow
