@@ -119,3 +119,15 @@ def test_games_the_model_would_not_play_are_refused(tmp_path, capsys, plies, ope
     assert cli.main(argv) == 2  # this workdir has no checkpoint: the check comes first
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --max-plies") and "\n" not in err, err
+
+
+@pytest.mark.skipif(not HAVE_STOCKFISH, reason="needs Stockfish")
+def test_eval_plays_the_shipped_model(tmp_path, capsys):
+    """`--workdir pretrained:demo`, as load_model accepts it; the results only where --out says."""
+    assert cli.main(["eval", "--workdir", "pretrained:demo"]) == 2
+    assert "pass --out DIR" in capsys.readouterr().err
+    out = tmp_path / "pre"
+    assert cli.main(["eval", "--workdir", "pretrained:demo", "--out", str(out), "--games", "1",
+                     "--temperatures", "1.0", "--opponents", "sf1", "--max-plies", "20"]) == 0
+    assert "checkpoint step 600" in capsys.readouterr().out
+    assert json.loads((out / "ratings.json").read_text())

@@ -3,7 +3,8 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from transcendence_jax.rating import elo_mle, plot_rating_vs_temperature, rating_figure
+from transcendence_jax.rating import elo_mle
+from transcendence_jax.rating_figure import plot_rating_vs_temperature, rating_figure
 from transcendence_jax.training.metrics import loss_figure, plot_losses
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from transcendence_jax import rating as R
+from transcendence_jax import rating_figure
 from transcendence_jax.errors import UserError
 
 
@@ -136,7 +137,7 @@ def test_table_and_plot(tmp_path):
     with pytest.raises(UserError, match="not found"):
         R.read_games(str(tmp_path / "missing.jsonl"))
 
-    out = R.plot_rating_vs_temperature(
+    out = rating_figure.plot_rating_vs_temperature(
         {"ChessFormer": [(0.001, 1420, 1380, 1460), (1.0, 855, 800, 900), (0.1, 1495, 1450, 1540)]},
         str(tmp_path / "rating.png"), band=(1400, 1450))
     data = open(out, "rb").read()

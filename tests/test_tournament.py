@@ -53,3 +53,19 @@ def test_tournament_from_a_book_writes_pgn_and_counts_distinct_games(tmp_path, c
     assert summary["repeated_pairs"] == {p: {"games": sum(q == p for q, _ in movetexts), "distinct": len(m)}
                                          for p, m in per_pair.items() if len(m) < sum(q == p for q, _ in movetexts)}
     assert f"diverse: tournament: {len(games)} games, {summary['distinct_games']} distinct" in capsys.readouterr().out
+
+
+def test_a_bad_book_stops_the_demo_before_any_work(tmp_path):
+    """A missing or malformed book is one line at the start, not after the data and training."""
+    import pytest
+
+    from transcendence_jax.demo import demo
+    from transcendence_jax.errors import UserError
+
+    bad = tmp_path / "bad.pgn"
+    bad.write_text('[Event "book"]\n\n1. e4 e5 2. Ke3 *\n')  # an illegal move
+    for book, message in ((tmp_path / "missing.pgn", "not found"), (bad, "bad.pgn")):
+        out = tmp_path / f"out-{book.stem}"
+        with pytest.raises(UserError, match=message):
+            demo(str(out), scale="reduced", overrides=[f"openings={book}"])
+        assert not list(out.glob("*/data"))

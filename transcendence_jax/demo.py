@@ -82,7 +82,8 @@ def state_level_line(states: dict) -> str:
 def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
     """The tables (the first replicate's), fidelity, state-level lines, the verdicts (over every
     replicate when there are several), the figure and results.json."""
-    from transcendence_jax.rating import format_table, player_records, plot_rating_vs_temperature
+    from transcendence_jax.rating import format_table, player_records
+    from transcendence_jax.rating_figure import plot_rating_vs_temperature
 
     tau = min(cfg.temperatures)
     summary = {"config": cfg.to_dict(), "populations": {}}
@@ -297,6 +298,10 @@ def demo(out: str, *, scale: str = "default", config: str | None = None, populat
                         "(the config's `populations`)")
     if cfg.get("seeds", 1) < 1:
         raise UserError(f"seeds={cfg.seeds}: at least one replicate")
+    if isinstance(cfg.get("openings"), str):  # a bad book: one line now, not after data and training
+        from transcendence_jax.play.openings import read_openings
+
+        read_openings(cfg.openings)
     os.makedirs(out, exist_ok=True)
     start = time.time()
     if parallel is None:

@@ -29,7 +29,7 @@ import os
 import tempfile
 import time
 
-from transcendence_jax import jsonl, rating, workdir_lock
+from transcendence_jax import jsonl, rating, rating_figure, workdir_lock
 from transcendence_jax.errors import UserError
 from transcendence_jax.play.arena import grid, play_games
 from transcendence_jax.play.engines import EnginePool, parse_engine_spec
@@ -277,7 +277,7 @@ def rate(results: list[dict], temperatures, opponents, *, out_dir: str, legal: s
     series = {"Elo, MLE (95% CI)": elo_pts}
     if glicko_pts:
         series["Glicko-2 as the paper (+-RD)"] = glicko_pts
-    plot = rating.plot_rating_vs_temperature(series, os.path.join(out_dir, "rating_vs_temperature.png"),
+    plot = rating_figure.plot_rating_vs_temperature(series, os.path.join(out_dir, "rating_vs_temperature.png"),
                                              title="Model rating against temperature")
     return dict(anchors=anchors or f"mean of {', '.join(opponents)} = 0", temperatures=rows,
                 games=len(results), distinct_games=distinct_games(results),
@@ -307,7 +307,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--workdir", required=True, help="a `transcendence train` workdir")
+    parser.add_argument("--workdir", required=True,
+                        help="a `transcendence train` workdir, an experiment folder (its train/), or pretrained:NAME")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
     parser.add_argument("--temperatures", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
     parser.add_argument("--opponents", default=",".join(DEFAULT_OPPONENTS),
@@ -359,10 +360,14 @@ def split_opponents(text: str) -> list[str]:
 
 def run(args) -> int:
     from transcendence_jax.training.checkpoint import load_model
+    from transcendence_jax.training.locate import PRETRAINED, resolve_workdir
 
-    if not os.path.isdir(args.workdir):
+    pretrained = args.workdir.startswith(PRETRAINED)
+    if not pretrained and not os.path.isdir(args.workdir):
         what = "is a file" if os.path.exists(args.workdir) else "not found"
         raise UserError(f"workdir {args.workdir} {what}; pass the --workdir of a `transcendence train` run")
+    if pretrained and not args.out:
+        raise UserError(f"--workdir {args.workdir} is a model shipped in the package: pass --out DIR for the results")
     try:
         temperatures = [float(t) for t in _split(args.temperatures, ",")]
     except ValueError:
@@ -370,11 +375,12 @@ def run(args) -> int:
     _check_temperatures(temperatures)  # before loading the checkpoint
     openings, _ = parse_openings(args.openings)  # a bad book fails before the checkpoint loads
     _check_game_length(args.max_plies, openings)
-    out = args.out or os.path.join(args.workdir, "eval")
+    workdir = args.workdir if pretrained else resolve_workdir(args.workdir)  # an experiment folder: its train/
+    out = args.out or os.path.join(workdir, "eval")
     _check_out_dir(out)
     opponents = split_opponents(args.opponents)
-    model, _, step = load_model(args.workdir, args.step)
-    tensorboard = args.tensorboard or os.path.join(args.workdir, "tensorboard")
+    model, _, step = load_model(workdir, args.step)
+    tensorboard = args.tensorboard or ("none" if pretrained else os.path.join(workdir, "tensorboard"))
     tensorboard = None if tensorboard.lower() == "none" else tensorboard
     with workdir_lock.hold(out, "eval", "--out"):  # one eval at a time per output directory
         summary = evaluate(model, out_dir=out, step=step, temperatures=temperatures, opponents=opponents,

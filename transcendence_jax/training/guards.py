@@ -25,7 +25,7 @@ from transcendence_jax.errors import UserError
 
 # Keys (or prefixes ending in ".") whose change a resumed run accepts without being told.
 RESUMABLE = ("train.steps", "train.log_every", "train.eval_every", "train.eval_batches", "train.checkpoint_every",
-             "train.keep_checkpoints", "mesh.", "data.worker_count", "model.remat", "model.attention")
+             "train.keep_checkpoints", "train.wandb", "mesh.", "data.worker_count", "model.remat", "model.attention")
 
 
 def config_changes(saved_json: str, config) -> dict[str, tuple]:
