@@ -133,7 +133,14 @@ def test_replicates_train_together_in_one_stacked_step(tmp_path):
 
     solo = tmp_path / "solo"  # replicate 1's training alone, from the config it was trained with
     train(ConfigDict(configs[1]), str(solo))
-    together = [r["loss"] for r in read_metrics(str(out / "diverse-seed1" / "train" / "metrics.jsonl"))]
+    rows = read_metrics(str(out / "diverse-seed1" / "train" / "metrics.jsonl"))
+    assert 0 < rows[-1]["val_accuracy"] < 1 and rows[-1]["val_loss"] > 0  # eval_every=10: the last step
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "diverse-seed1" / "train" / "tensorboard"))
+    events.Reload()
+    assert {"eval/loss", "eval/accuracy", "train/loss"} <= set(events.Tags()["scalars"])
+    together = [r["loss"] for r in rows]
     np.testing.assert_allclose(together, [r["loss"] for r in read_metrics(str(solo / "metrics.jsonl"))], rtol=1e-4)
 
 

@@ -375,9 +375,12 @@ def run(args) -> int:
     _check_temperatures(temperatures)  # before loading the checkpoint
     openings, _ = parse_openings(args.openings)  # a bad book fails before the checkpoint loads
     _check_game_length(args.max_plies, openings)
+    if args.out:
+        _check_out_dir(args.out)
     workdir = args.workdir if pretrained else resolve_workdir(args.workdir)  # an experiment folder: its train/
     out = args.out or os.path.join(workdir, "eval")
-    _check_out_dir(out)
+    if not args.out:
+        _check_out_dir(out)
     opponents = split_opponents(args.opponents)
     model, _, step = load_model(workdir, args.step)
     tensorboard = args.tensorboard or ("none" if pretrained else os.path.join(workdir, "tensorboard"))

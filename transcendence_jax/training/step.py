@@ -185,12 +185,12 @@ def make_stacked_train_step(config, graphdef, tx, schedule, mesh, state_sharding
 
 
 def make_eval_step(config, graphdef, mesh, param_shardings, rest_shardings, batch_keys):
-    """(params, rest, batch) -> (sum of token losses, token count)."""
+    """(params, rest, batch) -> (sum of token losses, sum of correct arg-maxes, token count)."""
     legal_loss = legal_loss_mode(config.train)
 
     def eval_fn(params, rest, batch):
         loss, m = _loss(params, rest, graphdef, batch, legal_loss, None)
-        return loss * m["tokens"], m["tokens"]
+        return loss * m["tokens"], m["accuracy"] * m["tokens"], m["tokens"]
 
     in_batch = {k: batch_sharding(mesh, nd, config.mesh.rules) for k, nd in batch_keys.items()}
     return jax.jit(eval_fn, in_shardings=(param_shardings, rest_shardings, in_batch))

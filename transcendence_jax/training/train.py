@@ -123,15 +123,16 @@ def _loaders(config):
     return train_loader, val_loader
 
 
-def evaluate(eval_step, params, rest, val_loader, num_batches: int, mesh, rules) -> float:
-    """Mean validation loss over the first `num_batches` batches (the same ones every time)."""
-    total = count = 0.0
+def evaluate(eval_step, params, rest, val_loader, num_batches: int, mesh, rules) -> dict[str, float]:
+    """Validation loss and accuracy (the arg-max's share of the targets, over the same softmax as
+    the loss) over the first `num_batches` batches (the same ones every time)."""
+    loss = correct = count = 0.0
     for i, batch in enumerate(iter(val_loader)):
         if i >= num_batches:
             break
-        s, n = eval_step(params, rest, shard_batch(batch, mesh, rules))
-        total, count = total + float(s), count + float(n)
-    return total / max(count, 1e-8)
+        s, c, n = eval_step(params, rest, shard_batch(batch, mesh, rules))
+        loss, correct, count = loss + float(s), correct + float(c), count + float(n)
+    return {"val_loss": loss / max(count, 1e-8), "val_accuracy": correct / max(count, 1e-8)}
 
 
 def train(config, workdir, *, allow_config_change: bool = False) -> dict:
@@ -318,8 +319,8 @@ def _train(configs, workdirs, allow_config_change: bool) -> list[dict]:
                     state_i = _replicate(state, i) if stacked else state
                     rest_i = _replicate(rest, i) if stacked else rest
                     if evaluating:
-                        rows[i]["val_loss"] = evaluate(eval_fn, state_i["params"], rest_i, run.val_loader,
-                                                       tc.eval_batches, mesh, config.mesh.rules)
+                        rows[i].update(evaluate(eval_fn, state_i["params"], rest_i, run.val_loader,
+                                                tc.eval_batches, mesh, config.mesh.rules))
                     if saving:
                         sums = ckpt.digest(state_i)
                         run.guard.check_state(step, sums)
