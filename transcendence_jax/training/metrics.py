@@ -172,8 +172,13 @@ class MetricsWriter:
             return
         if self.bar is not None:
             self.bar.close()
-        self.tb.close()
-        self.tb = None
+        try:
+            self.tb.close()
+        except OSError:  # a full disk: the event file keeps what it holds
+            _give_up(self.tb)
+            raise
+        finally:
+            self.tb = None
         if self.wandb is not None:
             self.wandb.finish()
             self.wandb = None
@@ -181,6 +186,18 @@ class MetricsWriter:
         if self.mirror:
             self.sync()
             shutil.rmtree(self.local, ignore_errors=True)
+
+
+def _give_up(summary_writer) -> None:
+    """Stop a tensorboardX writer that cannot write (a full disk) from trying again: its flush
+    thread ends and its close at interpreter exit does nothing; else both print tracebacks after
+    the run's one error line. Reaches into tensorboardX 2.x's EventFileWriter (its worker thread)."""
+    for file_writer in (summary_writer.all_writers or {}).values():
+        events = file_writer.event_writer
+        worker = getattr(events, "_worker", None)
+        if worker is not None and worker.is_alive():
+            worker.stop()
+        events.flush = events.close = lambda: None
 
 
 def tag(key: str) -> str:
