@@ -26,3 +26,29 @@ def experiment(size: str):
         t.steps = t.decay_steps = t.eval_every = t.checkpoint_every = 10
         t.batch_size, t.eval_batches, t.log_every = 8, 1, 5
     return c
+
+
+def populations_sweep(size: str, populations: dict, *, games: int, steps: int):
+    """The frame of a sweep of the "populations" experiment: the base experiment at `size` with
+    `populations`, the model at tau 0.001 and 1, one seed; laptop: `games` expert games, `steps`
+    training steps, a smaller tournament, two points at once; gpu: 50,000 games, 50 head-to-heads,
+    two seeds, four points at once. The preset adds its grid and report."""
+    from ml_collections import ConfigDict
+
+    c = ConfigDict()
+    c.experiment = "populations"
+    c.base = experiment(size)
+    c.base.populations = ConfigDict(populations)
+    c.base.temperatures = [0.001, 1.0]
+    c.seeds = 1
+    if size == "laptop":
+        c.base.games = games
+        c.base.training.train.steps = c.base.training.train.decay_steps = steps
+        c.base.games_per_pair, c.base.head_to_head, c.base.analysis_positions = 20, 50, 100
+        c.workers = 2
+    elif size == "gpu":
+        c.base.games = 50_000
+        c.base.head_to_head = 50
+        c.seeds = 2
+        c.workers = 4
+    return c

@@ -23,29 +23,14 @@ and compiles: ~330 s. 15 points, 2 at a time on 2 cores: 15 x 330 / 2 = 2,475 s,
 
 from ml_collections import ConfigDict
 
-from transcendence_jax.configs.sweeps import experiment
+from transcendence_jax.configs.sweeps import populations_sweep
 
 
 def get_config(size: str = "laptop") -> ConfigDict:
-    c = ConfigDict()
-    c.experiment = "populations"
-    c.base = experiment(size)
-    c.base.populations = ConfigDict({"crowd": 0.0})  # the grid sets its overlap
-    c.base.temperatures = [0.001, 1.0]
-    c.seeds = 1
+    c = populations_sweep(size, {"crowd": 0.0}, games=8000, steps=500)  # the grid sets the crowd's overlap
     overlaps, ks = [0.0, 0.25, 0.5, 0.75, 1.0], [5, 3, 9]  # K=5 (the demo's) first: a cut-off run has its line
     if size == "reduced":
         overlaps, ks = [0.0, 1.0], [3]
-    elif size == "laptop":
-        c.base.games = 8000
-        c.base.training.train.steps = c.base.training.train.decay_steps = 500
-        c.base.games_per_pair, c.base.head_to_head, c.base.analysis_positions = 20, 50, 100
-        c.workers = 2
-    else:
-        c.base.games = 50_000
-        c.base.head_to_head = 50
-        c.seeds = 2
-        c.workers = 4
     c.grid = [("experts", ks), ("overlap", "populations.crowd", overlaps)]
     c.report = ConfigDict(dict(
         x="overlap", lines="experts", measures=["vote_minus_best_expert", "model_minus_best_expert"],

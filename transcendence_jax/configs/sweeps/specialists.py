@@ -28,34 +28,19 @@ compiles: ~300 s for generalists, ~335 s for specialists. 18 points, 2 at a time
 
 from ml_collections import ConfigDict
 
-from transcendence_jax.configs.sweeps import experiment
+from transcendence_jax.configs.sweeps import populations_sweep
 
 # (expert_kind, experts): K=5 first, so a cut-off run has both kinds' demo-sized crowd.
 CROWDS = [("specialist", 5), ("blind", 5), ("specialist", 3), ("blind", 3), ("specialist", 9), ("blind", 9)]
 
 
 def get_config(size: str = "laptop") -> ConfigDict:
-    c = ConfigDict()
-    c.experiment = "populations"
-    c.base = experiment(size)
-    c.base.populations = ConfigDict({"crowd": 0.0})  # the grid sets its overlap
+    c = populations_sweep(size, {"crowd": 0.0}, games=6000, steps=400)  # the grid sets the crowd's overlap
     c.base.expert_kind = "specialist"    # the grid sets it: specialist or blind (experiment.make_population)
     c.base.region_fraction = 0.25        # a specialist's region: 16 of the 64 squares
-    c.base.temperatures = [0.001, 1.0]
-    c.seeds = 1
     crowds, overlaps = CROWDS, [0.0, 0.5, 1.0]
     if size == "reduced":
         crowds, overlaps = [("specialist", 3), ("blind", 3)], [0.0, 1.0]
-    elif size == "laptop":
-        c.base.games = 6000
-        c.base.training.train.steps = c.base.training.train.decay_steps = 400
-        c.base.games_per_pair, c.base.head_to_head, c.base.analysis_positions = 20, 50, 100
-        c.workers = 2
-    else:
-        c.base.games = 50_000
-        c.base.head_to_head = 50
-        c.seeds = 2
-        c.workers = 4
     c.grid = [("crowd", "expert_kind,experts", crowds), ("overlap", "populations.crowd", overlaps)]
     c.report = ConfigDict(dict(
         x="overlap", lines="crowd", measures=["vote_minus_best_expert", "model_minus_best_expert"],
