@@ -31,9 +31,9 @@ def float32_matmuls():
         yield
 
 
-@pytest.fixture(scope="module")
-def model():
-    return Transformer(small_cfg(), rngs=nnx.Rngs(0))
+@pytest.fixture(scope="module", params=[False, True], ids=["tied-head", "board-head"])
+def model(request):
+    return Transformer(small_cfg(board_head=request.param), rngs=nnx.Rngs(0))
 
 
 def test_forward_shape_and_dtype(model):
@@ -130,6 +130,42 @@ def test_board_input_changes_logits(model):
     assert np.abs(a[:, 5] - b[:, 5]).max() > 1e-4
     with pytest.raises(ValueError, match="board"):
         model(tok)
+
+
+def test_board_head_adds_the_scores_of_the_pieces_on_each_moves_squares():
+    """The board head's share of a move's logit is the final state's score for the piece on its
+    to-square plus the one for the piece on its from-square; special tokens get none."""
+    from transcendence_jax.data.tokenizer import MOVE_OF_TOKEN
+    model = Transformer(small_cfg(board_head=True), rngs=nnx.Rngs(3))
+    tok, bd = batch(B=2, T=6, seed=4)
+    with_head = np.asarray(model(tok, bd))
+    scores = np.asarray(model.head_pieces[...])
+    model.head_pieces[...] = jnp.zeros_like(model.head_pieces[...])
+    tied = np.asarray(model(tok, bd))
+    model.head_pieces[...] = scores
+    x = np.asarray(model.ln_f(nnx.jit(lambda m, t, b: _final_state(m, t, b))(model, tok, bd)))
+    for b, t in [(0, 0), (1, 5)]:
+        s = np.einsum("d,drp->rp", x[b, t], scores)
+        for token in (6, 300, 1500, 1972):
+            move = MOVE_OF_TOKEN[token]
+            want = s[0, bd[b, t, move.to_square]] + s[1, bd[b, t, move.from_square]]
+            np.testing.assert_allclose(with_head[b, t, token] - tied[b, t, token], want, atol=1e-5)
+        np.testing.assert_allclose(with_head[b, t, :5], tied[b, t, :5], atol=1e-6)  # special tokens
+
+
+def _final_state(model, tokens_BT, boards_BT64):
+    B, T = tokens_BT.shape
+    x = model._embed(tokens_BT, boards_BT64, jnp.broadcast_to(jnp.arange(T)[None], (B, T)), True)
+    mask = jnp.tril(jnp.ones((T, T), bool))[None]
+    for block in model.blocks:
+        x, _ = block(x, mask)
+    return x
+
+
+def test_board_head_needs_board_input():
+    from transcendence_jax.errors import UserError
+    with pytest.raises(UserError, match="board_input"):
+        Transformer(small_cfg(board_input=False, board_head=True), rngs=nnx.Rngs(0))
 
 
 def test_legal_loss_ignores_illegal_logits():

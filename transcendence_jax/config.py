@@ -40,6 +40,8 @@ def base_config() -> ml_collections.ConfigDict:
         max_len=128,           # learned positions (and the KV cache length)
         dropout=0.0,
         board_input=False,     # add summed (square, piece) embeddings of the board after each move
+        board_head=False,      # each move's logit also reads the pieces on its from and to squares
+                               # (needs board_input): captures and their victims in one linear step
         dtype="float32",       # compute dtype: "float32" | "bfloat16"
         param_dtype="float32",
         remat=False,           # jax.checkpoint per block (recomputes activations: slower, saves memory)

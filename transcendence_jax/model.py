@@ -7,6 +7,11 @@ optional dropout, tied input/output embedding), with three differences, options 
 - Optional board input: the (square, piece) embeddings of the board after each move, summed
   over the 64 squares, are added to that move's embedding (a one-hot matmul: its backward is
   one dense matmul, not a scatter-add of 64 rows per token).
+- Optional board head (`board_head`): a move's logit adds a score, read off the final hidden
+  state, for the piece on its to-square and one for the piece on its from-square (13 codes
+  each). Tied logits score a move by its token alone, so "this move captures a queen" had to be
+  composed from the summed board embedding through the layers; here it is one linear read, as
+  in square-based policy heads (Leela, AlphaZero).
 The KV cache is kept in chunks so a short game reads only the positions it has (`extend`).
 Every parameter carries logical axis names in its `out_sharding` metadata; `sharding.py` maps
 them onto mesh axes. Parameters live in `param_dtype`; the forward computes in `dtype`, keeps
@@ -15,14 +20,17 @@ LayerNorm and softmax in fp32, and returns fp32 logits.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from transcendence_jax.data.boards import NUM_PIECE_CODES as NUM_PIECES
+from transcendence_jax.data.tokenizer import MOVE_OF_TOKEN
 from transcendence_jax.errors import UserError
 
 NEG_INF = -1e30
@@ -242,6 +250,12 @@ class Transformer(nnx.Module):
         self.wpe = _param(rngs, (cfg.max_len, D), (None, "embed"), 0.02, pdt)
         self.board_emb = (_param(rngs, (64 * NUM_PIECES, D), (None, "embed"), 0.02, pdt)
                           if cfg.board_input else None)
+        if cfg.get("board_head") and not cfg.board_input:
+            raise UserError("model.board_head needs model.board_input (the head reads the boards): "
+                            "set --config.model.board_input=true or board_head=false")
+        # Scores per piece code of a move's to- and from-square: [D, 2, 13].
+        self.head_pieces = (_param(rngs, (D, 2, NUM_PIECES), ("embed", None, None), 0.02, pdt)
+                            if cfg.get("board_head") else None)
         self.drop = nnx.Dropout(cfg.dropout, rngs=rngs) if cfg.dropout > 0 else None
         self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
         self.ln_f = LayerNorm(D, pdt)
@@ -260,11 +274,21 @@ class Transformer(nnx.Module):
             x_BTD = self.drop(x_BTD, deterministic=deterministic)
         return x_BTD
 
-    def _head(self, x_BTD):
+    def _head(self, x_BTD, boards_BT64=None):
         x_BTD = self.ln_f(x_BTD)
         B, T, D = x_BTD.shape
-        logits_NV = jnp.einsum("nd,vd->nv", x_BTD.reshape(B * T, D), self.wte[...].astype(self.dtype),
+        x_ND = x_BTD.reshape(B * T, D)
+        logits_NV = jnp.einsum("nd,vd->nv", x_ND, self.wte[...].astype(self.dtype),
                                preferred_element_type=jnp.float32)
+        if self.head_pieces is not None:
+            # Each square's score for the piece on it, as to-square and as from-square: [N, 2, 64];
+            # then summed into the moves through one-hot [2, 64, V] square tables (matmuls, not gathers).
+            scores_NRP = jnp.einsum("nd,drp->nrp", x_ND, self.head_pieces[...].astype(self.dtype),
+                                    preferred_element_type=jnp.float32)
+            onehot_NSP = jax.nn.one_hot(boards_BT64.reshape(B * T, 64).astype(jnp.int32), NUM_PIECES,
+                                        dtype=jnp.float32)
+            squares_NRS = jnp.einsum("nrp,nsp->nrs", scores_NRP, onehot_NSP)
+            logits_NV = logits_NV + jnp.einsum("nrs,rsv->nv", squares_NRS, move_squares(logits_NV.shape[1]))
         return logits_NV.reshape(B, T, -1)
 
     def __call__(self, tokens_BT, boards_BT64=None, *, deterministic=True):
@@ -280,7 +304,7 @@ class Transformer(nnx.Module):
                 x_BTD = nnx.remat(lambda blk, x: blk(x, mask_1TT, deterministic=deterministic)[0])(block, x_BTD)
             else:
                 x_BTD, _ = block(x_BTD, mask_1TT, deterministic=deterministic)
-        return self._head(x_BTD)
+        return self._head(x_BTD, boards_BT64)
 
     def init_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
         """An empty (zero) cache of max_len positions (default cfg.max_len) per row."""
@@ -318,8 +342,22 @@ class Transformer(nnx.Module):
             ks.append(k)
             vs.append(v)
         if last_B is not None:
-            x_BTD = jnp.take_along_axis(x_BTD, jnp.asarray(last_B, jnp.int32)[:, None, None], axis=1)
-        return self._head(x_BTD), KVCache(k=tuple(ks), v=tuple(vs))
+            last_B11 = jnp.asarray(last_B, jnp.int32)[:, None, None]
+            x_BTD = jnp.take_along_axis(x_BTD, last_B11, axis=1)
+            if boards_BT64 is not None:
+                boards_BT64 = jnp.take_along_axis(boards_BT64, last_B11, axis=1)
+        return self._head(x_BTD, boards_BT64), KVCache(k=tuple(ks), v=tuple(vs))
+
+
+@functools.lru_cache(maxsize=4)
+def move_squares(V: int) -> np.ndarray:
+    """[2, 64, V] one-hot: each move token's to-square (row 0) and from-square (row 1); special
+    tokens and the vocabulary's padding have none."""
+    table = np.zeros((2, 64, V), np.float32)
+    for token, move in enumerate(MOVE_OF_TOKEN[:V]):
+        if move is not None:
+            table[0, move.to_square, token] = table[1, move.from_square, token] = 1.0
+    return table
 
 
 def cross_entropy(logits_BTV, targets_BT, weights_BT, legal_BTV=None):
