@@ -1,5 +1,7 @@
 """State-level analysis: values from real Stockfish and rollouts, rewards, gains and their summary."""
 
+import math
+
 import chess
 import numpy as np
 import pytest
@@ -84,3 +86,12 @@ def test_model_policies_match_the_sampler():
     assert set(cold_warm[0.5]) == set(board.legal_moves) and max(cold_warm[0.001].values()) == 1.0
     ref = sampling.move_probabilities(model, board, 0.5)
     assert max(abs(ref[m] - cold_warm[0.5][m]) for m in ref) < 1e-6
+
+
+def test_kl_divergence_and_mass_on():
+    a, b, c = (chess.Move.from_uci(u) for u in ("e2e4", "d2d4", "g1f3"))
+    p = {a: 0.5, b: 0.5}
+    assert A.kl_divergence(p, p) == 0.0
+    assert abs(A.kl_divergence(p, {a: 0.25, b: 0.75}) - 0.5 * (math.log(2) + math.log(2 / 3))) < 1e-12
+    assert abs(A.kl_divergence(p, {a: 1.0}, floor=1e-6) - 0.5 * (math.log(0.5) + math.log(0.5 / 1e-6))) < 1e-9
+    assert abs(A.mass_on({a: 0.2, b: 0.3, c: 0.5}, [a, c]) - 0.7) < 1e-12

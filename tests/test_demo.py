@@ -63,6 +63,10 @@ def test_table_structure(demo_run, capsys):
         assert set(states) == {str(t) for t in cfg["temperatures"]}
         for v in states.values():
             assert 0.0 <= v["agreement_with_base"] <= 1.0
+            assert v["kl_from_mixture"] >= 0.0 and 0.0 <= v["mass_on_vote"] <= 1.0 + 1e-9
+        # Sharpening moves the model away from the mixture.
+        low, high = states[str(min(cfg["temperatures"]))], states[str(max(cfg["temperatures"]))]
+        assert low["kl_from_mixture"] > high["kl_from_mixture"]
         assert pop["state_level"]["values"] == "stockfish"  # the paper's values, not rollouts
         assert set(pop["state_level"]["vote_gain_over_experts"]) >= {"mean", "ci95", "share_top"}
 

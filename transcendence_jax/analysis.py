@@ -18,6 +18,7 @@ Gains are in expected-score points x 100 (the paper's "+2.15 points").
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import chess
@@ -165,3 +166,14 @@ def agreement(policies: Sequence[Mapping[chess.Move, float]], moves: Sequence[ch
     """Mean probability each policy puts on the given move (e.g. the base policy's): top-1
     agreement for an arg-max policy."""
     return float(np.mean([p.get(m, 0.0) for p, m in zip(policies, moves, strict=True)]))
+
+
+def kl_divergence(p: Mapping[chess.Move, float], q: Mapping[chess.Move, float], floor: float = 1e-9) -> float:
+    """KL(p || q) in nats: what q loses on p's moves (q's probability floored at `floor`: a
+    tempered distribution drops moves below its threshold)."""
+    return float(sum(pm * math.log(pm / max(q.get(m, 0.0), floor)) for m, pm in p.items() if pm > 0))
+
+
+def mass_on(policy: Mapping[chess.Move, float], moves) -> float:
+    """The probability `policy` puts on `moves` (e.g. the vote's arg-max set, or the captures)."""
+    return float(sum(policy.get(m, 0.0) for m in moves))

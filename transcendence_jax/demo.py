@@ -75,8 +75,16 @@ def state_level_line(states: dict) -> str:
     parts = [f"vote {gain(states['vote_gain_over_experts'])}"] + [
         f"tau={t}: {gain(v['gain_over_experts'])} (agree {v['agreement_with_base']:.2f})"
         for t, v in states["temperatures"].items()]
-    return (f"state-level, {states['positions']} held-out positions ({states['values']} values), gain over the "
+    line = (f"state-level, {states['positions']} held-out positions ({states['values']} values), gain over the "
             "experts where some expert is blind: " + ", ".join(parts))
+    temps = states["temperatures"]
+    if "kl_from_mixture" not in next(iter(temps.values()), {}):
+        return line  # a results.json written before the distribution measures
+    high, low = temps[max(temps, key=float)], temps[min(temps, key=float)]
+    return (line + f"\nfidelity as distributions: KL(mixture || model@{max(temps, key=float)}) "
+            f"{high['kl_from_mixture']:.3f} nats, mass on captures (where one is on) {high['capture_mass']:.2f} "
+            f"against the mixture's {states['mixture_capture_mass']:.2f}; model@{min(temps, key=float)}'s mass "
+            f"on the vote's moves {low['mass_on_vote']:.2f}")
 
 
 def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:

@@ -276,6 +276,9 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
     else:
         raise UserError(f"state_values={how!r}: use stockfish or rollouts")
     mixture = [reference.mixture_distribution(population, b) for b in boards]  # the experts' average
+    vote = [reference.vote_distribution(population, b) for b in boards]
+    captures = [[m for m in b.legal_moves if b.is_capture(m)] for b in boards]
+    with_capture = [s for s, c in enumerate(captures) if c]
     groups = {"blind": blind_S, "none_blind": ~blind_S}
 
     def gain_over_experts(pi) -> dict:
@@ -283,7 +286,9 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
                                         seed=cfg.seed)
 
     out = {"positions": len(boards), "some_expert_blind": float(blind_S.mean()), "values": how,
-           "vote_gain_over_experts": gain_over_experts([reference.vote_distribution(population, b) for b in boards]),
+           "vote_gain_over_experts": gain_over_experts(vote),
+           "positions_with_a_capture": len(with_capture),
+           "mixture_capture_mass": _mean([analysis.mass_on(mixture[s], captures[s]) for s in with_capture]),
            "temperatures": {}}
     for tau in cfg.temperatures:
         pi = [m[tau] for m in model_pi]
@@ -291,8 +296,17 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
         out["temperatures"][str(tau)] = {
             "agreement_with_base": float(agree_S.mean()),
             "agreement_where_some_expert_blind": float(agree_S[blind_S].mean()) if blind_S.any() else None,
+            # Fidelity as distributions: nats the model loses on the mixture's moves (a perfect
+            # imitator: 0 at tau 1), its mass on the vote's moves (1 at tau -> 0), and on captures.
+            "kl_from_mixture": _mean([analysis.kl_divergence(q, p) for q, p in zip(mixture, pi)]),
+            "mass_on_vote": _mean([analysis.mass_on(p, v) for p, v in zip(pi, vote)]),
+            "capture_mass": _mean([analysis.mass_on(pi[s], captures[s]) for s in with_capture]),
             "gain_over_experts": gain_over_experts(pi)}
     return out
+
+
+def _mean(xs) -> float | None:
+    return float(np.mean(xs)) if len(xs) else None
 
 
 def held_out_positions(data_dir: str, n: int, seed: int) -> list[chess.Board]:
