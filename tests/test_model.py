@@ -133,22 +133,22 @@ def test_board_input_changes_logits(model):
 
 
 def test_board_head_adds_the_scores_of_the_pieces_on_each_moves_squares():
-    """The board head's share of a move's logit is the final state's score for the piece on its
-    to-square plus the one for the piece on its from-square; special tokens get none."""
+    """The board head's share of a move's logit is the final state's score for the (square, piece)
+    on its to-square plus the one for the piece on its from-square; special tokens get none."""
     from transcendence_jax.data.tokenizer import MOVE_OF_TOKEN
     model = Transformer(small_cfg(board_head=True), rngs=nnx.Rngs(3))
     tok, bd = batch(B=2, T=6, seed=4)
     with_head = np.asarray(model(tok, bd))
-    scores = np.asarray(model.head_pieces[...])
-    model.head_pieces[...] = jnp.zeros_like(model.head_pieces[...])
+    to, frm = np.asarray(model.head_to[...]), np.asarray(model.head_from[...])
+    model.head_to[...], model.head_from[...] = jnp.zeros_like(to), jnp.zeros_like(frm)
     tied = np.asarray(model(tok, bd))
-    model.head_pieces[...] = scores
+    model.head_to[...], model.head_from[...] = to, frm
     x = np.asarray(model.ln_f(nnx.jit(lambda m, t, b: _final_state(m, t, b))(model, tok, bd)))
     for b, t in [(0, 0), (1, 5)]:
-        s = np.einsum("d,drp->rp", x[b, t], scores)
         for token in (6, 300, 1500, 1972):
             move = MOVE_OF_TOKEN[token]
-            want = s[0, bd[b, t, move.to_square]] + s[1, bd[b, t, move.from_square]]
+            to_score = x[b, t] @ to[:, move.to_square, bd[b, t, move.to_square]]
+            want = to_score + x[b, t] @ frm[:, bd[b, t, move.from_square]]
             np.testing.assert_allclose(with_head[b, t, token] - tied[b, t, token], want, atol=1e-5)
         np.testing.assert_allclose(with_head[b, t, :5], tied[b, t, :5], atol=1e-6)  # special tokens
 

@@ -7,11 +7,13 @@ optional dropout, tied input/output embedding), with three differences, options 
 - Optional board input: the (square, piece) embeddings of the board after each move, summed
   over the 64 squares, are added to that move's embedding (a one-hot matmul: its backward is
   one dense matmul, not a scatter-add of 64 rows per token).
-- Optional board head (`board_head`): a move's logit adds a score, read off the final hidden
-  state, for the piece on its to-square and one for the piece on its from-square (13 codes
-  each). Tied logits score a move by its token alone, so "this move captures a queen" had to be
-  composed from the summed board embedding through the layers; here it is one linear read, as
-  in square-based policy heads (Leela, AlphaZero).
+- Optional board head (`board_head`): a move's logit adds two scores read off the final hidden
+  state: one for the (square, piece) pair on its to-square and one for the piece on its
+  from-square. Tied logits score a move by its token alone, so "this move captures a queen" had
+  to be composed from the summed board embedding through the layers; here it is one linear
+  read, as in square-based policy heads (Leela, AlphaZero). The to-score is per square: a
+  player's habits tied to squares (an expert blind to captures landing on some) are learnable
+  as such, not smeared over the board.
 The KV cache is kept in chunks so a short game reads only the positions it has (`extend`).
 Every parameter carries logical axis names in its `out_sharding` metadata; `sharding.py` maps
 them onto mesh axes. Parameters live in `param_dtype`; the forward computes in `dtype`, keeps
@@ -253,9 +255,11 @@ class Transformer(nnx.Module):
         if cfg.get("board_head") and not cfg.board_input:
             raise UserError("model.board_head needs model.board_input (the head reads the boards): "
                             "set --config.model.board_input=true or board_head=false")
-        # Scores per piece code of a move's to- and from-square: [D, 2, 13].
-        self.head_pieces = (_param(rngs, (D, 2, NUM_PIECES), ("embed", None, None), 0.02, pdt)
-                            if cfg.get("board_head") else None)
+        # Scores for the (square, piece) on a move's to-square, [D, 64, 13], and the piece on its
+        # from-square, [D, 13].
+        head = bool(cfg.get("board_head"))
+        self.head_to = _param(rngs, (D, 64, NUM_PIECES), ("embed", None, None), 0.02, pdt) if head else None
+        self.head_from = _param(rngs, (D, NUM_PIECES), ("embed", None), 0.02, pdt) if head else None
         self.drop = nnx.Dropout(cfg.dropout, rngs=rngs) if cfg.dropout > 0 else None
         self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
         self.ln_f = LayerNorm(D, pdt)
@@ -280,14 +284,18 @@ class Transformer(nnx.Module):
         x_ND = x_BTD.reshape(B * T, D)
         logits_NV = jnp.einsum("nd,vd->nv", x_ND, self.wte[...].astype(self.dtype),
                                preferred_element_type=jnp.float32)
-        if self.head_pieces is not None:
-            # Each square's score for the piece on it, as to-square and as from-square: [N, 2, 64];
-            # then summed into the moves through one-hot [2, 64, V] square tables (matmuls, not gathers).
-            scores_NRP = jnp.einsum("nd,drp->nrp", x_ND, self.head_pieces[...].astype(self.dtype),
-                                    preferred_element_type=jnp.float32)
+        if self.head_to is not None:
+            # Each square's score for the piece on it, as a to-square and as a from-square
+            # ([N, 2, 64]), summed into the moves by one-hot [2, 64, V] square tables (matmuls, not
+            # gathers: XLA:CPU's gathers and their scatter-add backward are slow).
             onehot_NSP = jax.nn.one_hot(boards_BT64.reshape(B * T, 64).astype(jnp.int32), NUM_PIECES,
-                                        dtype=jnp.float32)
-            squares_NRS = jnp.einsum("nrp,nsp->nrs", scores_NRP, onehot_NSP)
+                                        dtype=self.dtype)
+            to_NSP = jnp.einsum("nd,dsp->nsp", x_ND, self.head_to[...].astype(self.dtype),
+                                preferred_element_type=jnp.float32)
+            from_NP = jnp.einsum("nd,dp->np", x_ND, self.head_from[...].astype(self.dtype),
+                                 preferred_element_type=jnp.float32)
+            squares_NRS = jnp.stack([(to_NSP * onehot_NSP).sum(-1),
+                                     jnp.einsum("np,nsp->ns", from_NP, onehot_NSP.astype(jnp.float32))], 1)
             logits_NV = logits_NV + jnp.einsum("nrs,rsv->nv", squares_NRS, move_squares(logits_NV.shape[1]))
         return logits_NV.reshape(B, T, -1)
 
