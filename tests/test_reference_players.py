@@ -137,3 +137,31 @@ def test_stockfish_values_see_what_the_diverse_vote_fixes(positions):
     shared = state_gains([vote_distribution(clones, b) for b in boards],
                          [mixture_distribution(clones, b) for b in boards], values)
     assert shared.mean() < diverse.mean(), (shared, diverse)
+
+
+def test_quiet_random_plays_the_model_where_a_capture_is_legal_and_random_moves_elsewhere():
+    """Where a capture is legal: exactly the model's sampler (same seed, same games); where none
+    is: a legal move that varies with the game, not the model's fixed arg-max."""
+    from flax import nnx
+
+    from transcendence_jax.config import load_config
+    from transcendence_jax.model import Transformer
+    from transcendence_jax.play.players import GameState, ModelPlayer, QuietRandomBackend, QuietRandomPlayer
+    from transcendence_jax.sampling.sampler import Sampler
+
+    cfg = load_config("tiny", ["model.num_layers=1", "model.embed_dim=32", "model.mlp_dim=64", "model.num_heads=2"])
+    model = Transformer(cfg.model, rngs=nnx.Rngs(3))
+    capture = chess.Board()
+    for uci in ("e2e4", "d7d5"):  # exd5 is legal
+        capture.push_uci(uci)
+    quiet = chess.Board()  # the start: no capture
+    states = [GameState(f"c{i}", capture.copy()) for i in range(4)] + [GameState(f"q{i}", quiet.copy())
+                                                                       for i in range(12)]
+    alone = Sampler(model, max_games=16, seed=7)
+    backend = QuietRandomBackend(Sampler(model, max_games=16, seed=7), seed=1)
+    model_player, player = ModelPlayer("m", alone, 0.001), QuietRandomPlayer("q", backend, 0.001)
+    model_moves = [c.move for c in alone.choose([(model_player, s) for s in states])]
+    moves = [c.move for c in backend.choose([(player, s) for s in states])]
+    assert moves[:4] == model_moves[:4]
+    assert len(set(model_moves[4:])) == 1  # the model's arg-max: one move in every game
+    assert all(m in quiet.legal_moves for m in moves[4:]) and len(set(moves[4:])) >= 5

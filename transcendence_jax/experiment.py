@@ -152,6 +152,8 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list
         ModelVoteBackend,
         ModelVotePlayer,
         PolicyPlayer,
+        QuietRandomBackend,
+        QuietRandomPlayer,
         close_players,
     )
     from transcendence_jax.sampling.sampler import Sampler
@@ -180,6 +182,11 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list
                    for i, member in enumerate(ensemble)]
         models.append(EnsembleVotePlayer(f"ensemble-vote@{cfg.vote_temperature:g}",
                                          EnsembleVoteBackend(members, seed=cfg.seed), cfg.vote_temperature))
+    if cfg.get("quiet_random_player"):  # the model's captures, the experts' random quiet moves
+        tau = min(cfg.temperatures)
+        backend = QuietRandomBackend(Sampler(model, max_games=min(cfg.games_per_pair * (p + len(models)), 4096),
+                                             legal="mask", seed=cfg.seed + 99), seed=cfg.seed)
+        models.append(QuietRandomPlayer(quiet_random_name(tau), backend, tau))
     pairings = arena.round_robin(players + models, cfg.games_per_pair)
     pairings += [(f"h2h-{gid}", w, b, h) for gid, w, b, h in
                  arena.grid([min(models[:m], key=lambda p: p.temperature)], players[: cfg.experts],
@@ -222,6 +229,10 @@ def vote_name(votes: int, tau: float) -> str:
     return f"model-vote{votes}@{tau:g}"
 
 
+def quiet_random_name(tau: float) -> str:
+    return f"model-quiet-random@{tau:g}"
+
+
 def rate(cfg: ConfigDict, results: list[dict]) -> dict:
     """One Elo scale (experts' mean = 0), CIs, and the verdict: lowest-temperature model minus best expert."""
     from transcendence_jax.rating import elo_mle
@@ -239,8 +250,10 @@ def rate(cfg: ConfigDict, results: list[dict]) -> dict:
     tau_one = model_name(1.0) if 1.0 in cfg.temperatures else high
     references = {f"{tau_one} minus mixture": (tau_one, "mixture"), f"{low} minus vote": (low, "vote"),
                   "vote minus best expert": ("vote", best), "mixture minus best expert": ("mixture", best)}
-    voters = [n for n in ratings.elo if n.startswith(("model-vote", "ensemble-vote"))]
+    voters = [n for n in ratings.elo if n.startswith(("model-vote", "ensemble-vote", "model-quiet-random"))]
     references.update({f"{n} minus best expert": (n, best) for n in voters})
+    quiet = quiet_random_name(min(cfg.temperatures))
+    references[f"{quiet} minus vote"] = (quiet, "vote")
     fidelity = {label: ratings.diff(a, b) for label, (a, b) in references.items()
                 if a in ratings.elo and b in ratings.elo}
     return dict(ratings=ratings, best_expert=best, diff=diff, diff_high=diff_high, fidelity=fidelity,

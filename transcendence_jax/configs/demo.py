@@ -34,6 +34,8 @@ def get_config() -> ConfigDict:
     c.model_votes = [5, 25]              # inference-time vote: the model samples k moves, plays the mode
     c.vote_temperature = 1.0             # ... each sampled at this temperature
     c.ensemble_vote = False              # also a model per expert (its own games only), voting move by move
+    c.quiet_random_player = True         # also the model at the lowest tau where a capture is legal and a random
+                                         # move elsewhere (as the experts): its gain without its fixed quiet moves
     c.games_per_pair = 40                # round robin, colours alternating
     c.head_to_head = 100                 # model at the lowest temperature vs each expert, extra games
     c.max_plies = 100                    # the experts' own cap; adjudicated by material, as their games

@@ -177,6 +177,44 @@ class ModelVotePlayer:
         return {"temperature": self.temperature, "votes": self.votes}
 
 
+class QuietRandomBackend:
+    """The model where a capture is legal; where none is, a uniformly random legal move (what the
+    MVV-LVA experts play there). A diagnostic: it keeps what the model learned about captures,
+    where the experts' knowledge and flaws lie, and takes away its arg-max's fixed choice among
+    the quiet moves the experts treat as equal. Its Sampler must be its own (as ModelVoteBackend's)."""
+
+    def __init__(self, sampler, seed: int = 0):
+        self.sampler, self.seed = sampler, seed
+
+    def choose(self, requests):
+        choices = []
+        for (player, state), choice in zip(requests, self.sampler.choose(requests)):
+            board = state.board
+            legal = list(board.legal_moves)
+            if choice.move is None or any(board.is_capture(m) for m in legal):
+                choices.append(choice)
+                continue
+            rng = np.random.default_rng(seed_of(self.seed, player.name, state.game_id, board.ply()))
+            choices.append(MoveChoice(legal[int(rng.integers(len(legal)))], choice.illegal))
+        return choices
+
+    def release(self, game_id: str) -> None:
+        self.sampler.release(game_id)
+
+    def close(self) -> None:
+        self.sampler.close()
+
+
+class QuietRandomPlayer:
+    """The model at `temperature` where a capture is legal, a random legal move elsewhere."""
+
+    def __init__(self, name: str, backend: QuietRandomBackend, temperature: float):
+        self.name, self.backend, self.temperature = name, backend, float(temperature)
+
+    def describe(self) -> dict:
+        return {"temperature": self.temperature, "quiet": "random"}
+
+
 class EnsembleVoteBackend:
     """An ensemble of agents voting move by move: each member model (one Sampler each) samples
     its own move at the player's temperature, the most frequent is played (ties at random)."""
