@@ -165,28 +165,33 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list
         if name not in REFERENCE_POLICIES:
             raise UserError(f"reference player {name!r}: choose from {', '.join(REFERENCE_POLICIES)}")
         players.append(PolicyPlayer(name, getattr(reference, REFERENCE_POLICIES[name])(population), seed=cfg.seed))
-    # Every model game in flight at once, up to a cache of a few thousand games a sampler.
-    m, p, v = len(cfg.temperatures), len(players), len(cfg.get("model_votes", []))
-    model_games = cfg.games_per_pair * (m * (p + v) + m * (m - 1) // 2) + cfg.head_to_head * cfg.experts
-    sampler = Sampler(model, max_games=min(model_games, 4096), legal="mask", seed=cfg.seed)
+    # Every game of a backend in flight at once (a cache slot each, up to 4,096): its players' games
+    # against every other player of the round robin, once per game, plus the head-to-heads.
+    m, v = len(cfg.temperatures), len(cfg.get("model_votes", []))
+    q, e = int(bool(cfg.get("quiet_random_player"))), int(bool(ensemble))
+    total = len(players) + m + v + q + e
+
+    def slots(k: int, extra: int = 0) -> int:  # the games of k players sharing one backend
+        return min(cfg.games_per_pair * (k * (total - k) + k * (k - 1) // 2) + extra, 4096)
+
+    sampler = Sampler(model, max_games=slots(m, cfg.head_to_head * cfg.experts), legal="mask", seed=cfg.seed)
     models = [ModelPlayer(model_name(t), sampler, t) for t in cfg.temperatures]
     if v:  # their own Sampler: the arena calls each backend from its own thread
-        vote_games = cfg.games_per_pair * (v * (p + m) + v * (v - 1) // 2)
-        backend = ModelVoteBackend(Sampler(model, max_games=min(vote_games, 4096), legal="mask", seed=cfg.seed + 1),
+        backend = ModelVoteBackend(Sampler(model, max_games=slots(v), legal="mask", seed=cfg.seed + 1),
                                    seed=cfg.seed)
         models += [ModelVotePlayer(vote_name(k, cfg.vote_temperature), backend, k, cfg.vote_temperature)
                    for k in cfg.model_votes]
+    if q:  # the model's captures, the experts' random quiet moves
+        tau = min(cfg.temperatures)
+        backend = QuietRandomBackend(Sampler(model, max_games=slots(1), legal="mask", seed=cfg.seed + 99),
+                                     seed=cfg.seed)
+        models.append(QuietRandomPlayer(quiet_random_name(tau), backend, tau))
     if ensemble:  # one Sampler a member, each member sampling its own move at the vote temperature
-        ensemble_games = cfg.games_per_pair * (p + len(models))
-        members = [Sampler(member, max_games=min(ensemble_games, 4096), legal="mask", seed=cfg.seed + 2 + i)
+        members = [Sampler(member, max_games=slots(1), legal="mask", seed=cfg.seed + 2 + i)
                    for i, member in enumerate(ensemble)]
         models.append(EnsembleVotePlayer(f"ensemble-vote@{cfg.vote_temperature:g}",
                                          EnsembleVoteBackend(members, seed=cfg.seed), cfg.vote_temperature))
-    if cfg.get("quiet_random_player"):  # the model's captures, the experts' random quiet moves
-        tau = min(cfg.temperatures)
-        backend = QuietRandomBackend(Sampler(model, max_games=min(cfg.games_per_pair * (p + len(models)), 4096),
-                                             legal="mask", seed=cfg.seed + 99), seed=cfg.seed)
-        models.append(QuietRandomPlayer(quiet_random_name(tau), backend, tau))
+    assert len(players) + len(models) == total
     pairings = arena.round_robin(players + models, cfg.games_per_pair)
     pairings += [(f"h2h-{gid}", w, b, h) for gid, w, b, h in
                  arena.grid([min(models[:m], key=lambda p: p.temperature)], players[: cfg.experts],
