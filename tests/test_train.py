@@ -25,7 +25,8 @@ PY = sys.executable
 # The tiny config shrunk to seconds per run.
 OVERRIDES = [
     "model.num_layers=2", "model.num_heads=2", "model.embed_dim=32", "model.mlp_dim=64", "model.max_len=64",
-    "model.dropout=0.0", "model.board_input=False", "model.dtype=float32", "model.param_dtype=float32",
+    "model.dropout=0.0", "model.board_input=False", "model.board_head=False", "model.dtype=float32",
+    "model.param_dtype=float32",
     "model.remat=False", "data.seq_len=32", "data.packing=pad", "data.worker_count=0", "data.seed=0",
     "train.batch_size=8", "train.grad_accum=1", "train.steps=4", "train.warmup_steps=2", "train.decay_steps=50",
     "train.lr=0.001", "train.eval_every=0", "train.checkpoint_every=2", "train.keep_checkpoints=5",

@@ -164,7 +164,8 @@ def test_nan_or_negative_temperature_is_one_line_error(tmp_path, capsys):
 def test_python_chess_plays_a_full_game_and_a_moves_only_model_refuses_a_fen(tmp_path):
     """A model without board input plays a whole game against Stockfish from the start, and
     answers a FEN it cannot represent with an info string and the null move, not a guess."""
-    workdir = make_workdir(tmp_path / "w", ["model.board_input=false", "train.legal_mask=none"])
+    workdir = make_workdir(tmp_path / "w", ["model.board_input=false", "model.board_head=false",
+                                            "train.legal_mask=none"])
     model_engine = popen_uci(["--workdir", workdir, "--temperature", "1.0"], tmp_path)
     stockfish = chess.engine.SimpleEngine.popen_uci(find_stockfish())
     try:

@@ -6,7 +6,7 @@ params.npz (the parameters of one checkpoint step, float32, keyed by their path 
 e.g. `blocks/0/attn/qkv`) and info.json (the step, where it came from, the sha256 of
 params.npz, checked on load). Only parameters: no optimizer state, so it cannot resume training.
 
-`demo`: the demo's diverse-population model, seed 0 (1.4M parameters, 600 steps; what
+`demo`: the demo's diverse-population model, seed 0 (1.2M parameters with the board head, 600 steps; what
 `make demo` trains, bit for bit). Made with `export("runs/demo/diverse", "demo")`.
 """
 
