@@ -172,7 +172,7 @@ def test_killed_sweep_resumes_and_partial_report(tmp_path):
             assert m["value"] == own["value"] and m["per_seed"] == [own["value"]]
             assert min(own["samples"]) <= m["lo"] <= m["hi"] <= max(own["samples"]) and len(own["samples"]) == 500
     rows = json.loads((first / "point.json").read_text())["rows"]
-    assert rows[0]["labels"] == {"population": "crowd", "overlap": 0.0, "experts": 3, "params": 1172608}  # tiny
+    assert rows[0]["labels"] == {"population": "crowd", "overlap": 0.0, "experts": 3, "params": tiny_params()}
     assert (out / "figure.png").stat().st_size > 1000 and "| overlap |" in (out / "summary.md").read_text()
     (crossing,) = results["crossings"]
     assert crossing["measure"] == "model_minus_best_expert" and crossing["line"] == 3
@@ -337,3 +337,14 @@ def test_report_labels_several_key_axes_and_gives_each_measure_its_unit(tmp_path
     sweep.report.units = {"entropy": "bits"}  # a sweep config's own units win over the rule
     summary = report(sweep, str(out))
     assert "| entropy (bits) |" in summary["table"] and summary["report"]["units"]["entropy"] == "bits"
+
+
+def tiny_params() -> int:
+    """The parameter count of the tiny config's model (the sweeps' decoder)."""
+    from flax import nnx
+
+    from transcendence_jax.config import load_config
+    from transcendence_jax.model import Transformer, count_params
+
+    return count_params(Transformer(load_config("tiny").model, rngs=nnx.Rngs(0)))
+

@@ -25,8 +25,8 @@ BOOK = """[Event "book"]
 def test_tournament_from_a_book_writes_pgn_and_counts_distinct_games(tmp_path, capsys):
     book = tmp_path / "book.pgn"
     book.write_text(BOOK)
-    cfg = demo_config("reduced", overrides=["reference_players=[]", "model_votes=[]", "games_per_pair=4",
-                                            "head_to_head=2", "max_plies=24", f"openings={book}"])
+    cfg = demo_config("reduced", overrides=["reference_players=[]", "model_votes=[]", "quiet_random_player=false",
+                                            "games_per_pair=4", "head_to_head=2", "max_plies=24", f"openings={book}"])
     out = tmp_path / "tournament"
     results = experiment.tournament(cfg, "diverse", tiny_model()[0], str(out))
     players = 5 + 1 + len(cfg.temperatures)  # experts, base, the model at each temperature
