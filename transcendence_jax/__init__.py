@@ -12,7 +12,7 @@ no public name is also a submodule's name, so `tj.train_model` is always the fun
     probs = tj.move_probabilities(model, boards, temperature=1.0)  # one {move: p} a board; <= 0.001: one-hot
     summary = tj.evaluate_model(model, out_dir="runs/tiny/eval", opponents=["sf1"], games=10)
     ratings = tj.elo_mle(games)  # (white, black, score_white) triples -> tj.Ratings
-    print(ratings.diff("model@0.001", "expert0"))  # tj.EloDiff(diff, lo, hi): +94 [+63, +126]
+    print(ratings.diff("model@0.001", "expert0"))  # tj.EloDiff(diff, lo, hi), e.g. +315 [+282, +349]
 """
 
 import importlib
