@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from transcendence_jax.data.tokenizer import FROM_SQUARE, NUM_SPECIAL, PROMOTION, TO_SQUARE, VOCAB_SIZE
+from transcendence_jax.data.tokenizer import FROM_SQUARE, NUM_SPECIAL, PROMOTION, TO_SQUARE, VOCAB_SIZE, move_squares
 
 
 def _geometry(V: int):
@@ -61,8 +61,7 @@ def _pseudo_tables(V: int):
     tok = np.arange(min(V, VOCAB_SIZE))
     from_V, to_V = np.zeros(V, np.int32), np.zeros(V, np.int32)
     from_V[tok], to_V[tok] = FROM_SQUARE[tok], TO_SQUARE[tok]
-    from_SV, to_SV = np.zeros((64, V), np.float32), np.zeros((64, V), np.float32)
-    from_SV[FROM_SQUARE[tok], tok], to_SV[TO_SQUARE[tok], tok] = 1.0, 1.0
+    to_SV, from_SV = move_squares(V)
     bit_S = np.uint32(1) << (np.arange(64) % 32).astype(np.uint32)
     between_lo_V = (between_SV[:32].astype(np.uint32) * bit_S[:32, None]).sum(0, dtype=np.uint32)
     between_hi_V = (between_SV[32:].astype(np.uint32) * bit_S[32:, None]).sum(0, dtype=np.uint32)

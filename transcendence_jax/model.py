@@ -22,17 +22,15 @@ LayerNorm and softmax in fp32, and returns fp32 logits.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from transcendence_jax.data.boards import NUM_PIECE_CODES as NUM_PIECES
-from transcendence_jax.data.tokenizer import MOVE_OF_TOKEN
+from transcendence_jax.data.tokenizer import move_squares
 from transcendence_jax.errors import UserError
 
 NEG_INF = -1e30
@@ -355,17 +353,6 @@ class Transformer(nnx.Module):
             if boards_BT64 is not None:
                 boards_BT64 = jnp.take_along_axis(boards_BT64, last_B11, axis=1)
         return self._head(x_BTD, boards_BT64), KVCache(k=tuple(ks), v=tuple(vs))
-
-
-@functools.lru_cache(maxsize=4)
-def move_squares(V: int) -> np.ndarray:
-    """[2, 64, V] one-hot: each move token's to-square (row 0) and from-square (row 1); special
-    tokens and the vocabulary's padding have none."""
-    table = np.zeros((2, 64, V), np.float32)
-    for token, move in enumerate(MOVE_OF_TOKEN[:V]):
-        if move is not None:
-            table[0, move.to_square, token] = table[1, move.from_square, token] = 1.0
-    return table
 
 
 def cross_entropy(logits_BTV, targets_BT, weights_BT, legal_BTV=None):

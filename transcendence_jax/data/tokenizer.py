@@ -67,6 +67,16 @@ class TokenizeError(ValueError):
     """A move or token that has no counterpart in the table."""
 
 
+def move_squares(V: int = VOCAB_SIZE) -> np.ndarray:
+    """[2, 64, V] float32 one-hot: each move token's to-square (row 0) and from-square (row 1);
+    special tokens and a padded vocabulary's extra tokens have none. The model's board head and
+    the device's legality rules read the pieces on a move's squares through it (matmuls)."""
+    table = np.zeros((2, 64, V), np.float32)
+    tok = np.arange(NUM_SPECIAL, min(V, VOCAB_SIZE))
+    table[0, TO_SQUARE[tok], tok] = table[1, FROM_SQUARE[tok], tok] = 1.0
+    return table
+
+
 def move_to_token(move: chess.Move | str) -> int:
     uci = move if isinstance(move, str) else move.uci()
     try:
