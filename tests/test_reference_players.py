@@ -59,6 +59,36 @@ def test_mixture_plays_the_experts_average(positions):
         _close(_frequencies(MixturePolicy(experts), board, 2000, i), exact, 2000)
 
 
+def _consistent_experts(experts, boards, moves):
+    """The experts that could have played every one of `moves` at `boards`."""
+    return [e for e in experts if all(m in expert_distribution(e, b) for b, m in zip(boards, moves))]
+
+
+def test_game_mixture_plays_one_expert_a_game(positions):
+    """game-mixture: every move of a game is one expert's (the positions are where the experts
+    disagree, so a random expert each move, as `mixture`, is seldom one expert's), each expert
+    plays about a fifth of the games, and a game's expert is fixed by its id (replays agree)."""
+    from transcendence_jax.experiment import reference_player
+    from transcendence_jax.play.players import GameState
+
+    experts, boards = positions
+    game_mixture, mixture = (reference_player(name, experts, seed=3) for name in ("game-mixture", "mixture"))
+    players = collections.Counter()
+    one_expert = {"game-mixture": 0, "mixture": 0}
+    for g in range(100):
+        for player in (game_mixture, mixture):
+            moves = [c.move for c in player.backend.choose([(player, GameState(f"g{g}", b)) for b in boards])]
+            consistent = _consistent_experts(experts, boards, moves)
+            one_expert[player.name] += bool(consistent)
+            if player is game_mixture:
+                assert consistent, g
+                assert moves == [c.move for c in player.backend.choose([(player, GameState(f"g{g}", b))
+                                                                        for b in boards])]
+                players[game_mixture.policy_for(f"g{g}").name] += 1
+    assert sorted(players) == [e.name for e in experts] and min(players.values()) >= 8, players
+    assert one_expert["mixture"] < 50, one_expert
+
+
 def test_vote_plays_the_majority_of_the_experts(positions):
     experts, boards = positions
     for i, board in enumerate(boards):

@@ -112,7 +112,22 @@ def train_model(cfg: ConfigDict, data_dir: str, workdir: str):
     return train_models([training_config(cfg, data_dir)], [workdir], together=False)[0]
 
 
-REFERENCE_POLICIES = {"vote": "VotePolicy", "mixture": "MixturePolicy"}  # name -> experts.reference class
+REFERENCE_PLAYERS = ("vote", "mixture", "game-mixture")  # experts/reference.py; game-mixture: a random expert a game
+
+
+def reference_player(name: str, population, seed: int):
+    """The experts' majority vote, their mixture (a random expert each move) or their mixture per
+    game (a random expert plays the whole game: what a perfect sequence model samples at tau 1,
+    since the game so far tells it who is moving) as a player."""
+    from transcendence_jax.experts import reference
+    from transcendence_jax.play.players import PerGamePolicyPlayer, PolicyPlayer
+
+    if name == "game-mixture":
+        return PerGamePolicyPlayer(name, population, seed=seed)
+    if name not in REFERENCE_PLAYERS:
+        raise UserError(f"reference player {name!r}: choose from {', '.join(REFERENCE_PLAYERS)}")
+    policy = reference.VotePolicy(population) if name == "vote" else reference.MixturePolicy(population)
+    return PolicyPlayer(name, policy, seed=seed)
 
 
 def train_ensemble(cfg: ConfigDict, kind: str, root: str) -> list:
@@ -143,7 +158,6 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list
     games.jsonl, games.pgn (players, result, opening) and summary.json (games, distinct games, the
     pairs that repeated games)."""
     from transcendence_jax.experts import population as experts
-    from transcendence_jax.experts import reference
     from transcendence_jax.play import arena
     from transcendence_jax.play.players import (
         EnsembleVoteBackend,
@@ -161,10 +175,7 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list
     population = make_population(cfg, kind)
     players = [PolicyPlayer(e.name, e, seed=cfg.seed) for e in population]
     players.append(PolicyPlayer("base", experts.base_expert(cfg.base), seed=cfg.seed))
-    for name in cfg.get("reference_players", []):
-        if name not in REFERENCE_POLICIES:
-            raise UserError(f"reference player {name!r}: choose from {', '.join(REFERENCE_POLICIES)}")
-        players.append(PolicyPlayer(name, getattr(reference, REFERENCE_POLICIES[name])(population), seed=cfg.seed))
+    players += [reference_player(name, population, cfg.seed) for name in cfg.get("reference_players", [])]
     # Every game of a backend in flight at once (a cache slot each, up to 4,096): its players' games
     # against every other player of the round robin, once per game, plus the head-to-heads.
     m, v = len(cfg.temperatures), len(cfg.get("model_votes", []))
@@ -254,7 +265,9 @@ def rate(cfg: ConfigDict, results: list[dict]) -> dict:
     # exactly when it is above: the paper's Proposition 2).
     tau_one = model_name(1.0) if 1.0 in cfg.temperatures else high
     references = {f"{tau_one} minus mixture": (tau_one, "mixture"), f"{low} minus vote": (low, "vote"),
-                  "vote minus best expert": ("vote", best), "mixture minus best expert": ("mixture", best)}
+                  "vote minus best expert": ("vote", best), "mixture minus best expert": ("mixture", best),
+                  f"{tau_one} minus game-mixture": (tau_one, "game-mixture"),
+                  "game-mixture minus best expert": ("game-mixture", best)}
     voters = [n for n in ratings.elo if n.startswith(("model-vote", "ensemble-vote", "model-quiet-random"))]
     references.update({f"{n} minus best expert": (n, best) for n in voters})
     quiet = quiet_random_name(min(cfg.temperatures))

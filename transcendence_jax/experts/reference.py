@@ -3,8 +3,11 @@
 `vote`: at each move the move most experts would play (the arg-max of the summed expert
 distributions, exact ties broken at random): what a perfect model plays as tau -> 0. The
 paper's Proposition 2 says transcendence is possible exactly when it beats the best expert.
-`mixture`: at each move one expert drawn at random plays: what a perfect model samples at tau 1.
-Each expert plays uniformly among its `choices`, so both distributions are exact here.
+`mixture`: at each move one expert drawn at random plays: what a model that does not read who is
+moving from the game samples at tau 1. A perfect sequence model does read it (an expert that left
+a piece hanging is blind there), so at tau 1 it plays as one expert drawn per game: `game-mixture`
+(`experiment.reference_player`). Each expert plays uniformly among its `choices`, so the
+distributions are exact here.
 """
 
 from __future__ import annotations

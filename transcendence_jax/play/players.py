@@ -77,7 +77,7 @@ class PolicyBackend:
             rng = np.random.default_rng(seed_of(player.seed, state.game_id, state.board.ply()))
             # A shallow copy (no move stack): far cheaper than a full copy mid-game, and a policy
             # sees the position only.
-            choices.append(MoveChoice(player.policy(state.board.copy(stack=False), rng)))
+            choices.append(MoveChoice(player.policy_for(state.game_id)(state.board.copy(stack=False), rng)))
         return choices
 
     def close(self) -> None:
@@ -94,6 +94,23 @@ class PolicyPlayer:
                  seed: int = 0):
         self.name, self.policy, self.seed = name, policy, seed
         self.backend = _POLICY_BACKEND
+
+    def policy_for(self, game_id: str) -> Callable[[chess.Board, np.random.Generator], chess.Move]:
+        return self.policy
+
+
+class PerGamePolicyPlayer(PolicyPlayer):
+    """One of `policies` plays the whole of each game, drawn by (seed, name, game id): with the
+    experts, a random expert per game (the experts' mixture per game, where `MixturePolicy` draws
+    one per move)."""
+
+    def __init__(self, name: str, policies: Sequence[Callable[[chess.Board, np.random.Generator], chess.Move]], *,
+                 seed: int = 0):
+        super().__init__(name, policies[0], seed=seed)
+        self.policies = list(policies)
+
+    def policy_for(self, game_id: str):
+        return self.policies[seed_of(self.seed, self.name, game_id) % len(self.policies)]
 
 
 def random_policy(board: chess.Board, rng: np.random.Generator) -> chess.Move:
