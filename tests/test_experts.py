@@ -191,6 +191,35 @@ def test_mvv_lva_decide_draws_from_choices():
             assert flag == (not good[moves.index(move)]), board.fen()
 
 
+def test_ranked_base_is_never_flat():
+    """mvv-lva-ranked: where MVV-LVA would play any legal move (no capture on, or every capture on
+    a blind square) it plays its three preferred moves at 1/2, 1/3, 1/6, the same three for every
+    expert; `decide` samples that. So diverse experts vote for the capture that clones all miss,
+    and the clones' vote is their shared preferred move, not a tie broken at random."""
+    from transcendence_jax.experts.reference import expert_distribution, vote_distribution
+
+    board = chess.Board(MVV)
+    everything = (1 << chess.D5) | (1 << chess.H8) | (1 << chess.E5)
+    assert P.choices(board, 0, "mvv-lva-ranked") == P.choices(board)  # a capture seen: MVV-LVA's
+    blind = E.Expert(1, everything, base="mvv-lva-ranked")
+    flat = expert_distribution(E.Expert(1, everything), board)
+    ranked = expert_distribution(blind, board)
+    assert len(flat) == board.legal_moves.count() > 3
+    assert sorted(ranked.values()) == pytest.approx([1 / 6, 1 / 3, 1 / 2]) and set(ranked) <= set(flat)
+    rng = np.random.default_rng(0)
+    drawn = [P.decide(board, rng, everything, "mvv-lva-ranked")[0] for _ in range(3000)]
+    for move, p in ranked.items():
+        assert abs(drawn.count(move) / 3000 - p) < 5 * np.sqrt(p * (1 - p) / 3000), move
+    assert set(drawn) == set(ranked)
+    seeing = [E.Expert(i, 0, base="mvv-lva-ranked") for i in range(3)]
+    top = max(ranked, key=ranked.get)
+    assert vote_distribution(seeing + [blind] * 2, board) == {chess.Move.from_uci("c4d5"): 1.0}
+    assert vote_distribution([blind] * 5, board) == {top: 1.0}
+    start = chess.Board()  # no capture on: every expert the same three moves
+    assert expert_distribution(seeing[0], start) == expert_distribution(blind, start)
+    assert len(expert_distribution(seeing[0], start)) == 3
+
+
 def test_unknown_base_is_one_line():
     with pytest.raises(UserError, match="base policy"):
         E.population("diverse", 5, 0, base="stockfish-ish")

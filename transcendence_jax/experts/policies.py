@@ -7,6 +7,10 @@ Three base policies, ties broken uniformly at random (seeded); `decide`, `choice
 - "safe" (stronger, for larger models): the best material-winning capture or promotion, or
   the rescue of a hanging piece; else any safe move; else any legal move.
 - "stockfish": Stockfish's moves within a margin of its best (`stockfish_base`).
+- "mvv-lva-ranked": MVV-LVA, but with no capture seen (none on, or every one on a blind square)
+  a shared, fixed preference instead of any legal move: the top three moves by a seeded score
+  per (from, to) square, with probabilities 1/2, 1/3, 1/6. No expert's distribution is flat, so
+  a low-temperature model has no tie to break with what it learned elsewhere (README, "The result").
 The flaw: captures landing on the expert's blind squares are invisible to it (under "safe",
 the opponent's too: its piece there never looks attacked, and a blind square looks safe).
 "safe" scores moves in groups with bitboard masks (legality folded in) and builds only the
@@ -276,7 +280,11 @@ def _moves(group: list, step: int):
         yield chess.Move(fr, to, promo or None), bool(good >> to & 1)
 
 
-BASES = ("mvv-lva", "safe", "stockfish")
+BASES = ("mvv-lva", "safe", "stockfish", "mvv-lva-ranked")
+# mvv-lva-ranked's preference: a fixed score per (from, to) (one table for every population and
+# seed, so the experts share it); its top three moves are listed 3, 2 and 1 times in `choices`.
+_PREFERENCE = np.random.default_rng(20261207).standard_normal((64, 64))
+_RANKED_WEIGHTS = (3, 2, 1)
 _ATTACKER = (0, 1, 3, 3, 5, 9, 10)  # the king attacks last
 
 
@@ -299,6 +307,18 @@ def _mvv_lva(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[boo
     else:  # every capture is invisible: any legal move
         moves = list(board.legal_moves)
     return moves, [move in best for move in moves]
+
+
+def _ranked(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
+    """mvv-lva-ranked's choices: MVV-LVA's where it sees a capture; else, where MVV-LVA plays any
+    legal move, the first three by `_PREFERENCE` (promotions: queen first), listed 3, 2, 1 times."""
+    moves, good = _mvv_lva(board, blind)
+    if any(board.is_capture(m) and not blind >> m.to_square & 1 for m in moves):
+        return moves, good
+    order = sorted(range(len(moves)), key=lambda i: (-_PREFERENCE[moves[i].from_square, moves[i].to_square],
+                                                     -(moves[i].promotion or 0)))
+    ranked = [(moves[i], good[i]) for i, weight in zip(order, _RANKED_WEIGHTS) for _ in range(weight)]
+    return [m for m, _ in ranked], [g for _, g in ranked]
 
 
 def _draw(moves: list[chess.Move], good: list[bool], rng: np.random.Generator) -> tuple[chess.Move | None, bool]:
@@ -363,12 +383,15 @@ def _check_base(base: str) -> None:
 
 
 def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[list[chess.Move], list[bool]]:
-    """(the moves an expert blind on `blind` chooses among, uniformly, in legal-move order;
-    whether each is one of the base policy's best moves). blind=0: the base policy's own."""
+    """(the moves an expert blind on `blind` chooses among, uniformly, in legal-move order (under
+    mvv-lva-ranked a move may be listed more than once: its weight); whether each is one of the
+    base policy's best moves). blind=0: the base policy's own."""
     if base == "stockfish":
         from transcendence_jax.experts import stockfish_base
 
         return stockfish_base.choices(board, blind)
+    if base == "mvv-lva-ranked":
+        return _ranked(board, blind)
     if base != "safe":
         _check_base(base)
         return _mvv_lva(board, blind)
@@ -384,7 +407,7 @@ def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0,
 
     `blind` is True when the flaw cost something: the move played is not among the base
     policy's best moves. Returns (None, False) when there is no legal move."""
-    if base == "stockfish":
+    if base in ("stockfish", "mvv-lva-ranked"):
         return _draw(*choices(board, blind_squares, base), rng)
     if base != "safe":
         _check_base(base)

@@ -21,9 +21,11 @@ from transcendence_jax.experts.population import Expert
 
 
 def expert_distribution(expert: Expert, board: chess.Board) -> dict[chess.Move, float]:
-    """The expert's exact move distribution: uniform over the moves it chooses among."""
-    moves = expert.choices(board)[0]
-    return {m: 1.0 / len(moves) for m in moves}
+    """The expert's exact move distribution: uniform over the list of moves it chooses among."""
+    moves, out = expert.choices(board)[0], {}
+    for m in moves:  # a move listed k times has k shares
+        out[m] = out.get(m, 0.0) + 1.0 / len(moves)
+    return out
 
 
 def mixture_distribution(experts: Sequence[Expert], board: chess.Board) -> dict[chess.Move, float]:
