@@ -120,6 +120,11 @@ def test_policy_measures_match_the_models_distribution(chain):
     got = generations.policy_measures(model, [board], base_expert())
     assert got["entropy"] == pytest.approx(-(p * np.log(p)).sum(), rel=1e-4)
     assert got["base_agreement"] == pytest.approx(probs[chess.Move.from_uci("e4d5")], rel=1e-4)  # the only capture
+    # The CI's draws: means of positions resampled with replacement (here of two positions).
+    two = generations.policy_measures(model, [board, chess.Board()], base_expert(), bootstrap=50)
+    alone = generations.policy_measures(model, [chess.Board()], base_expert())["entropy"]
+    means = {round(v, 4) for v in (got["entropy"], alone, (got["entropy"] + alone) / 2)}
+    assert set(two["draws"]["entropy"]) <= means and len(set(two["draws"]["entropy"])) > 1
 
 
 @pytest.mark.parametrize("field, value", [("generations", 0), ("self_play_games", 0),
@@ -142,7 +147,8 @@ def test_sweep_point_rows(chain):
     assert [r["labels"] for r in rows] == [dict(tau=0.5, generation=g) for g in range(3)]
     for row, want in zip(rows, summary["chains"]["0.5"]):
         m = row["measures"]
-        assert m["entropy"] == want["entropy"] and m["elo@1"]["value"] == want["elo@1"][0]
+        assert m["entropy"]["value"] == want["entropy"] and m["elo@1"]["value"] == want["elo@1"][0]
+        assert m["entropy"]["samples"] == want["draws"]["entropy"]
         assert len(m["elo@1"]["samples"]) == 500 and len(m["minus_best_expert@1"]["samples"]) == 500
         lo, hi = np.percentile(m["minus_best_expert@1"]["samples"], [2.5, 97.5])
         assert lo == pytest.approx(want["minus_best_expert@1"][1], abs=0.05)

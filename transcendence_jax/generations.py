@@ -86,9 +86,10 @@ def self_play(model, source: dict, tau: float, games: int, where: str, *, max_pl
     return write_dataset(recs, data_dir, seed=seed, split_by=whole_record, extra_stats={"source": source})
 
 
-def policy_measures(model, boards, base) -> dict:
+def policy_measures(model, boards, base, *, bootstrap: int = 200, seed: int = 0) -> dict:
     """The model's policy at tau 1 on `boards`: mean entropy (nats) and mean probability of the
-    base policy's best moves."""
+    base policy's best moves, each with `bootstrap` resampled means over the positions (the same
+    resamples for every model: paired)."""
     from transcendence_jax.analysis import model_policies
 
     entropy, agreement = [], []
@@ -97,7 +98,10 @@ def policy_measures(model, boards, base) -> dict:
         entropy.append(float(-(p[p > 0] * np.log(p[p > 0])).sum()))
         best = set(base.choices(board)[0])
         agreement.append(sum(q for m, q in pis[1.0].items() if m in best))
-    return dict(entropy=float(np.mean(entropy)), base_agreement=float(np.mean(agreement)), positions=len(boards))
+    draws = np.random.default_rng(seed).integers(0, len(boards), (bootstrap, len(boards)))
+    return dict(entropy=float(np.mean(entropy)), base_agreement=float(np.mean(agreement)), positions=len(boards),
+                draws=dict(entropy=np.round(np.asarray(entropy)[draws].mean(1), 4).tolist(),
+                           base_agreement=np.round(np.asarray(agreement)[draws].mean(1), 4).tolist()))
 
 
 def tournament(cfg: ConfigDict, population, models: list[tuple], out: str) -> list[dict]:
@@ -146,7 +150,8 @@ def sweep_point(cfg: ConfigDict, root: str) -> list[dict]:
     rows = []
     for tau, chain in summary["chains"].items():
         for row in chain:
-            measures = {"entropy": row["entropy"], "base_agreement": row["base_agreement"]}
+            measures = {name: dict(value=row[name], samples=row["draws"][name]) if "draws" in row else row[name]
+                        for name in ("entropy", "base_agreement")}
             for t in summary["rate_temperatures"]:
                 name = player_name(float(tau), row["generation"], t)
                 elo = ratings.samples_BP[:, ratings.players.index(name)]
@@ -217,7 +222,8 @@ def _run(cfg: ConfigDict, out: str, replicate: int = 0):
         chains[f"{tau:g}"] = []
         for g in range(cfg.generations + 1):
             gen = gens[(tau, g) if g else (None, 0)]
-            row = dict(generation=g, step=gen["step"], data=gen["data"], **policy_measures(gen["model"], boards, base))
+            row = dict(generation=g, step=gen["step"], data=gen["data"],
+                       **policy_measures(gen["model"], boards, base, seed=cfg.seed))
             for t in cfg.rate_temperatures:
                 name = player_name(tau, g, t)
                 row[f"elo@{t:g}"] = [ratings.elo[name], *ratings.ci[name]]
