@@ -46,17 +46,6 @@ def positions(experts, games: int, seed: int):
     return out
 
 
-def posterior_predictive(experts, board: chess.Board, posterior) -> dict:
-    """What a perfect sequence model predicts: the experts' distributions weighted by the
-    posterior over who is moving (the mixture reweighted by the game so far)."""
-    total: dict = {}
-    for expert, w in zip(experts, posterior):
-        if w > 0:
-            for move, p in expert_distribution(expert, board).items():
-                total[move] = total.get(move, 0.0) + w * p
-    return total
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workdirs", nargs="+")
@@ -71,7 +60,7 @@ def main():
     pairs = positions(experts, args.games, seed=12345 + args.seed)
     boards = [b for b, _, _ in pairs]
     mixture = [mixture_distribution(experts, b) for b in boards]
-    posterior = [posterior_predictive(experts, b, w) for b, _, w in pairs]
+    posterior = [mixture_distribution(experts, b, w) for b, _, w in pairs]  # what a perfect sequence model predicts
     vote = [set(vote_distribution(experts, b)) for b in boards]
     captures = [[m for m in b.legal_moves if b.is_capture(m)] for b in boards]
     on = [s for s, c in enumerate(captures) if c]

@@ -150,7 +150,7 @@ def sweep_point(cfg: ConfigDict, root: str) -> list[dict]:
     rows = []
     for tau, chain in summary["chains"].items():
         for row in chain:
-            measures = {name: dict(value=row[name], samples=row["draws"][name]) if "draws" in row else row[name]
+            measures = {name: dict(value=row[name], samples=row["draws"][name])
                         for name in ("entropy", "base_agreement")}
             for t in summary["rate_temperatures"]:
                 name = player_name(float(tau), row["generation"], t)

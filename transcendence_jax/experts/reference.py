@@ -28,12 +28,16 @@ def expert_distribution(expert: Expert, board: chess.Board) -> dict[chess.Move, 
     return out
 
 
-def mixture_distribution(experts: Sequence[Expert], board: chess.Board) -> dict[chess.Move, float]:
-    """The experts' average distribution (each expert equally likely to move)."""
+def mixture_distribution(experts: Sequence[Expert], board: chess.Board,
+                         weights: Sequence[float] | None = None) -> dict[chess.Move, float]:
+    """The experts' average distribution (each expert equally likely to move, or as likely as its
+    weight: e.g. the posterior over who is moving)."""
+    weights = [1.0 / len(experts)] * len(experts) if weights is None else weights
     total: dict[chess.Move, float] = {}
-    for expert in experts:
-        for move, p in expert_distribution(expert, board).items():
-            total[move] = total.get(move, 0.0) + p / len(experts)
+    for expert, w in zip(experts, weights):
+        if w > 0:
+            for move, p in expert_distribution(expert, board).items():
+                total[move] = total.get(move, 0.0) + w * p
     return total
 
 
