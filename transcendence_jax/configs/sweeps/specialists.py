@@ -13,17 +13,13 @@ draws both against overlap, a line per crowd (kind x K), and where the model's m
   transcendence sweep specialists --size laptop --out runs/sweeps/specialists
 
 Sizes: reduced (a test's: specialists and generalists of 3 at overlap 0 and 1; 2 min 5 s here, a
-point at a time), laptop (18 points, 1 seed), gpu (18 points x 2 seeds, demo_gpu's model; not yet timed).
-Laptop time, from the demo's timings (docs/demo and runs/demo3 logs, a population on one core of
-two busy ones: 38 s for 10,000 expert games, 0.5 s a training step, ~0.035 s a tournament game
-with the model) and the specialists' own speed (~10,500 moves/s a core, against ~17,000 for the
-generalists: they list every legal move where they guess): a point has 6,000 games (23 s of
-generalists, ~57 s of specialists at ~100 plies a game), 400 training steps (200 s), a tournament
-of K experts, base, vote, mixture and the model at 2 temperatures, 20 games a pair and 50
-head-to-heads with each expert: 90 K + 140 model games (410 to 950: 15-35 s, plus ~10 s of vote
-and mixture games among the experts), 100 state-level positions (~8 s) and ~20 s of start and
-compiles: ~300 s for generalists, ~335 s for specialists. 18 points, 2 at a time on 2 cores:
-9 x (300 + 335) / 2 = 2,860 s, about 48 minutes.
+point at a time), laptop (12 points, 1 seed: specialists of 3, 5, 9 and generalists of 5 - the
+diversity sweep has the generalists at every K; with them all, 18 points took 68 min under load
+and ~60 idle, over the hour a laptop size has), gpu (18 points x 2 seeds, demo_gpu's model; not
+yet timed). Laptop time: a point ~300 s (generalists) to ~335 s (specialists: they list every
+legal move where they guess) at 6,000 games, 400 steps, 20 games a pair and 50 head-to-heads
+(docs/sweeps/specialists: 6 min 32 s a point, two at once); 12 points two at a time on 2 cores:
+(3 x 3 x 335 + 3 x 300) / 2 ~ 1,960 s, about 33 minutes (measured idle: 32 min 35 s; README).
 """
 
 from ml_collections import ConfigDict
@@ -32,6 +28,7 @@ from transcendence_jax.configs.sweeps import populations_sweep
 
 # (expert_kind, experts): K=5 first, so a cut-off run has both kinds' demo-sized crowd.
 CROWDS = [("specialist", 5), ("blind", 5), ("specialist", 3), ("blind", 3), ("specialist", 9), ("blind", 9)]
+LAPTOP_CROWDS = [c for c in CROWDS if c[0] == "specialist" or c[1] == 5]
 
 
 def get_config(size: str = "laptop") -> ConfigDict:
@@ -39,7 +36,9 @@ def get_config(size: str = "laptop") -> ConfigDict:
     c.base.expert_kind = "specialist"    # the grid sets it: specialist or blind (experiment.make_population)
     c.base.region_fraction = 0.25        # a specialist's region: 16 of the 64 squares
     crowds, overlaps = CROWDS, [0.0, 0.5, 1.0]
-    if size == "reduced":
+    if size == "laptop":
+        crowds = LAPTOP_CROWDS
+    elif size == "reduced":
         crowds, overlaps = [("specialist", 3), ("blind", 3)], [0.0, 1.0]
     c.grid = [("crowd", "expert_kind,experts", crowds), ("overlap", "populations.crowd", overlaps)]
     c.report = ConfigDict(dict(
