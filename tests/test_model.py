@@ -121,6 +121,35 @@ def test_causality(model):
     assert np.abs(a[:, 12:] - b[:, 12:]).max() > 1e-3
 
 
+@pytest.mark.parametrize("context", [1, 3])
+def test_context_window_reads_only_the_last_positions_and_the_cache_agrees(context):
+    """With model.context = c each layer reads its last c positions, so position t's logits
+    depend on tokens and boards within the receptive field, r = layers x (c - 1) + 1 positions
+    (c = 1: position t alone): changing everything before it moves nothing (but the positions
+    changed), changing its first position moves them; the cached decode, prefill then a token at
+    a time, equals the full forward."""
+    model = Transformer(small_cfg(board_head=True, context=context), rngs=nnx.Rngs(0))
+    r = 2 * (context - 1) + 1
+    tok, bd = batch()
+    t = 15
+    tok2, bd2 = tok.copy(), bd.copy()
+    tok2[:, :t - r + 1] = 7
+    bd2[:, :t - r + 1] = 0
+    a, b = np.asarray(model(tok, bd)), np.asarray(model(tok2, bd2))
+    np.testing.assert_array_equal(a[:, t], b[:, t])  # masked keys: exactly nothing
+    assert np.abs(a[:, t - r] - b[:, t - r]).max() > 1e-3
+    tok3 = tok.copy()
+    tok3[:, t - r + 1] = 9  # at the field's edge the effect passes through every layer: small at init
+    assert np.abs(np.asarray(model(tok3, bd))[:, t] - a[:, t]).max() > 1e-6
+    cache = model.init_cache(3)
+    logits, cache = model.extend(tok[:, :7], bd[:, :7], cache, jnp.zeros(3, jnp.int32))
+    outs = [logits]
+    for s in range(7, 20):
+        logits, cache = model.extend(tok[:, s:s + 1], bd[:, s:s + 1], cache, jnp.full(3, s, jnp.int32))
+        outs.append(logits)
+    np.testing.assert_allclose(np.concatenate(outs, 1), a, atol=2e-5)
+
+
 def test_board_input_changes_logits(model):
     tok, bd = batch()
     bd2 = bd.copy()

@@ -38,6 +38,9 @@ def base_config() -> ml_collections.ConfigDict:
         vocab_size=2048,       # tokenizer.VOCAB_SIZE (1973) padded to a multiple of 128
         num_layers=4, num_heads=4, embed_dim=128, mlp_dim=512,
         max_len=128,           # learned positions (and the KV cache length)
+        context=0,             # positions each layer attends to, itself included (0: the whole game
+                               # so far); 1 with board_input: a policy of the position, blind to
+                               # who is playing (the experts' mixture per move, not per game)
         dropout=0.0,
         board_input=False,     # add summed (square, piece) embeddings of the board after each move
         board_head=False,      # each move's logit also reads the pieces on its from and to squares

@@ -14,6 +14,11 @@ optional dropout, tied input/output embedding), with three differences, options 
   read, as in square-based policy heads (Leela, AlphaZero). The to-score is per square: a
   player's habits tied to squares (an expert blind to captures landing on some) are learnable
   as such, not smeared over the board.
+- Optional context window (`context`): each layer attends to its last `context` positions
+  (the model reads num_layers x (context - 1) + 1). A model that reads the whole game can tell
+  which expert is moving (one that left a piece hanging is blind there) and imitate that
+  expert; with `context` 1 and board input it is a policy of the position, as Maia and
+  searchless_chess are, and learns the experts' mixture.
 The KV cache is kept in chunks so a short game reads only the positions it has (`extend`).
 Every parameter carries logical axis names in its `out_sharding` metadata; `sharding.py` maps
 them onto mesh axes. Parameters live in `param_dtype`; the forward computes in `dtype`, keeps
@@ -69,6 +74,13 @@ def dense(x_BTK, w_KM):
     residual sums) into that strided copy."""
     y_NM = x_BTK.reshape(-1, x_BTK.shape[-1]) @ w_KM
     return y_NM.reshape(*x_BTK.shape[:-1], w_KM.shape[-1])
+
+
+def causal_mask(q_pos, k_pos, context: int = 0):
+    """True where a query at position q_pos may read a key at k_pos (broadcast): the keys at or
+    before it and, with context > 0, within its last `context` positions."""
+    allowed = q_pos >= k_pos
+    return allowed & (q_pos - k_pos < context) if context else allowed
 
 
 def attend(q_BTHE, k_BSHE, v_BSHE, mask_BTS, dropout=None):
@@ -144,6 +156,7 @@ class Attention(nnx.Module):
         pdt = _dtype(cfg.param_dtype)
         self.num_heads, self.head_dim, self.dtype = H, E, _dtype(cfg.dtype)
         self.implementation = cfg.get("attention", "xla")
+        self.windowed = bool(cfg.get("context", 0))  # cuDNN's causal kernel has no window here
         if self.implementation not in ("xla", "cudnn", "auto"):
             raise ValueError(f"model.attention {self.implementation!r}: use auto, xla or cudnn")
         if self.implementation == "auto":  # cuDNN's fused attention needs an NVIDIA GPU and 16-bit inputs
@@ -178,7 +191,8 @@ class Attention(nnx.Module):
                 dropout = lambda p: self.attn_drop(p, deterministic=False)  # nanoGPT's attn_dropout
             # cuDNN's flash kernel takes sequence lengths in multiples of 64 (training): "auto"
             # falls back to the einsums for others (e.g. the demo's 101).
-            cudnn = self.implementation == "cudnn" or (self.implementation == "auto" and T % 64 == 0)
+            cudnn = not self.windowed and (
+                self.implementation == "cudnn" or (self.implementation == "auto" and T % 64 == 0))
             if cudnn and dropout is None:  # the full forward's mask is causal
                 y_BTHE = jax.nn.dot_product_attention(q_BTHE, k_BSHE.astype(self.dtype), v_BSHE.astype(self.dtype),
                                                       scale=1.0, is_causal=True, implementation="cudnn")
@@ -304,7 +318,7 @@ class Transformer(nnx.Module):
             raise ValueError(f"sequence length {T} exceeds the model's max_len {self.cfg.max_len}")
         pos_BT = jnp.broadcast_to(jnp.arange(T)[None], (B, T))
         x_BTD = self._embed(tokens_BT, boards_BT64, pos_BT, deterministic)
-        mask_1TT = jnp.tril(jnp.ones((T, T), bool))[None]
+        mask_1TT = causal_mask(jnp.arange(T)[:, None], jnp.arange(T)[None], self.cfg.get("context", 0))[None]
         for block in self.blocks:
             if self.cfg.remat:
                 x_BTD = nnx.remat(lambda blk, x: blk(x, mask_1TT, deterministic=deterministic)[0])(block, x_BTD)
@@ -341,7 +355,7 @@ class Transformer(nnx.Module):
         rows_B = None if rows_B is None else jnp.asarray(rows_B, jnp.int32)
         pos_BT = jnp.asarray(pos_B, jnp.int32)[:, None] + jnp.arange(T, dtype=jnp.int32)[None]
         x_BTD = self._embed(tokens_BT, boards_BT64, pos_BT, True)
-        mask_BTS = pos_BT[:, :, None] >= jnp.arange(S)[None, None, :]
+        mask_BTS = causal_mask(pos_BT[:, :, None], jnp.arange(S)[None, None, :], self.cfg.get("context", 0))
         ks, vs = [], []
         for i, block in enumerate(self.blocks):
             x_BTD, (k, v) = block(x_BTD, mask_BTS, kv=(cache.k[i], cache.v[i]), pos_BT=pos_BT, rows_B=rows_B)
