@@ -220,6 +220,41 @@ def test_ranked_base_is_never_flat():
     assert len(expert_distribution(seeing[0], start)) == 3
 
 
+def test_softmax_base_is_a_softmax_of_one_fixed_score_per_move():
+    """mvv-lva-softmax: where MVV-LVA would play any legal move, each legal move with its fixed
+    weight round(8 exp(1.6 score)), the same for every expert: the distribution is the legal-move
+    softmax of one logit per move (so its ratios do not depend on which other moves are legal),
+    `decide` samples it, and a capture seen is MVV-LVA's."""
+    from transcendence_jax.experts.reference import expert_distribution, vote_distribution
+
+    board = chess.Board(MVV)
+    everything = (1 << chess.D5) | (1 << chess.H8) | (1 << chess.E5)
+    assert P.choices(board, 0, "mvv-lva-softmax") == P.choices(board)  # a capture seen: MVV-LVA's
+    blind = E.Expert(1, everything, base="mvv-lva-softmax")
+    dist = expert_distribution(blind, board)
+    assert set(dist) == set(board.legal_moves)
+    logit = {m: np.log(dist[m]) for m in dist}
+    for m in dist:
+        z = P._PREFERENCE[m.from_square, m.to_square]
+        w = max(1, round(8 * np.exp(1.6 * z)))
+        some = next(iter(dist))
+        zs = P._PREFERENCE[some.from_square, some.to_square]
+        assert logit[m] - logit[some] == pytest.approx(np.log(w / max(1, round(8 * np.exp(1.6 * zs)))))
+    start = chess.Board()  # another position, other legal moves: the same ratios between two moves
+    s_dist = expert_distribution(blind, start)
+    common = sorted(set(dist) & set(s_dist), key=str)
+    assert len(common) >= 2
+    for m in common[1:]:
+        assert s_dist[m] / s_dist[common[0]] == pytest.approx(dist[m] / dist[common[0]])
+    rng = np.random.default_rng(0)
+    drawn = [P.decide(start, rng, everything, "mvv-lva-softmax")[0] for _ in range(3000)]
+    for move, p in s_dist.items():
+        assert abs(drawn.count(move) / 3000 - p) < 5 * np.sqrt(p * (1 - p) / 3000) + 1e-3, move
+    seeing = [E.Expert(i, 0, base="mvv-lva-softmax") for i in range(3)]
+    assert vote_distribution(seeing + [blind] * 2, board) == {chess.Move.from_uci("c4d5"): 1.0}
+    assert vote_distribution([blind] * 5, board) == {max(dist, key=dist.get): 1.0}
+
+
 def test_unknown_base_is_one_line():
     with pytest.raises(UserError, match="base policy"):
         E.population("diverse", 5, 0, base="stockfish-ish")

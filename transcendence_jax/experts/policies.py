@@ -1,6 +1,6 @@
 """The experts' base policies and their flaw: the move an expert blind on some squares plays.
 
-Three base policies, ties broken uniformly at random (seeded); `decide`, `choices` and
+Five base policies, ties broken uniformly at random (seeded); `decide`, `choices` and
 `error_probability` take the base's name:
 - "mvv-lva" (the default): capture the most valuable victim with the least valuable
   attacker; no capture: any legal move. Nearly linear in the board, so a small model learns it.
@@ -11,6 +11,9 @@ Three base policies, ties broken uniformly at random (seeded); `decide`, `choice
   a shared, fixed preference instead of any legal move: the top three moves by a seeded score
   per (from, to) square, with probabilities 1/2, 1/3, 1/6. No expert's distribution is flat, so
   a low-temperature model has no tie to break with what it learned elsewhere (README, "The result").
+- "mvv-lva-softmax": the same, but every legal move with a weight, exp(1.6 score) quantized: a
+  softmax over one fixed score per move, which a model's legal-move softmax can represent
+  exactly (a move's chance under the top three depends on which better moves are legal).
 The flaw: captures landing on the expert's blind squares are invisible to it (under "safe",
 the opponent's too: its piece there never looks attacked, and a blind square looks safe).
 "safe" scores moves in groups with bitboard masks (legality folded in) and builds only the
@@ -280,11 +283,13 @@ def _moves(group: list, step: int):
         yield chess.Move(fr, to, promo or None), bool(good >> to & 1)
 
 
-BASES = ("mvv-lva", "safe", "stockfish", "mvv-lva-ranked")
-# mvv-lva-ranked's preference: a fixed score per (from, to) (one table for every population and
-# seed, so the experts share it); its top three moves are listed 3, 2 and 1 times in `choices`.
+BASES = ("mvv-lva", "safe", "stockfish", "mvv-lva-ranked", "mvv-lva-softmax")
+# The preference of mvv-lva-ranked and mvv-lva-softmax: a fixed score per (from, to) (one table for
+# every population and seed, so the experts share it). mvv-lva-ranked lists its top three moves 3,
+# 2 and 1 times in `choices`; mvv-lva-softmax lists each legal move round(8 exp(1.6 score)) times.
 _PREFERENCE = np.random.default_rng(20261207).standard_normal((64, 64))
 _RANKED_WEIGHTS = (3, 2, 1)
+_SOFTMAX_WEIGHTS = np.maximum(1, np.rint(8 * np.exp(1.6 * _PREFERENCE))).astype(int).tolist()
 _ATTACKER = (0, 1, 3, 3, 5, 9, 10)  # the king attacks last
 
 
@@ -313,12 +318,29 @@ def _ranked(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool
     """mvv-lva-ranked's choices: MVV-LVA's where it sees a capture; else, where MVV-LVA plays any
     legal move, the first three by `_PREFERENCE` (promotions: queen first), listed 3, 2, 1 times."""
     moves, good = _mvv_lva(board, blind)
-    if any(board.is_capture(m) and not blind >> m.to_square & 1 for m in moves):
+    if _sees_capture(board, moves, blind):
         return moves, good
     order = sorted(range(len(moves)), key=lambda i: (-_PREFERENCE[moves[i].from_square, moves[i].to_square],
                                                      -(moves[i].promotion or 0)))
     ranked = [(moves[i], good[i]) for i, weight in zip(order, _RANKED_WEIGHTS) for _ in range(weight)]
     return [m for m, _ in ranked], [g for _, g in ranked]
+
+
+def _softmax(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
+    """mvv-lva-softmax's choices: MVV-LVA's where it sees a capture; else, where MVV-LVA plays any
+    legal move, each listed round(8 exp(1.6 score)) times: a softmax over the legal moves of one
+    fixed score per move, the form of a model's own legal-move softmax (ranked's top three is not:
+    a move's chance there depends on which better moves are legal)."""
+    moves, good = _mvv_lva(board, blind)
+    if _sees_capture(board, moves, blind):
+        return moves, good
+    weights = [_SOFTMAX_WEIGHTS[m.from_square][m.to_square] for m in moves]
+    return ([m for m, w in zip(moves, weights) for _ in range(w)],
+            [g for g, w in zip(good, weights) for _ in range(w)])
+
+
+def _sees_capture(board: chess.Board, moves: list[chess.Move], blind: int) -> bool:
+    return any(board.is_capture(m) and not blind >> m.to_square & 1 for m in moves)
 
 
 def _draw(moves: list[chess.Move], good: list[bool], rng: np.random.Generator) -> tuple[chess.Move | None, bool]:
@@ -392,6 +414,8 @@ def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[
         return stockfish_base.choices(board, blind)
     if base == "mvv-lva-ranked":
         return _ranked(board, blind)
+    if base == "mvv-lva-softmax":
+        return _softmax(board, blind)
     if base != "safe":
         _check_base(base)
         return _mvv_lva(board, blind)
@@ -407,7 +431,7 @@ def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0,
 
     `blind` is True when the flaw cost something: the move played is not among the base
     policy's best moves. Returns (None, False) when there is no legal move."""
-    if base in ("stockfish", "mvv-lva-ranked"):
+    if base in ("stockfish", "mvv-lva-ranked", "mvv-lva-softmax"):
         return _draw(*choices(board, blind_squares, base), rng)
     if base != "safe":
         _check_base(base)

@@ -12,6 +12,7 @@ distributions are exact here.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Sequence
 
 import chess
@@ -22,10 +23,8 @@ from transcendence_jax.experts.population import Expert
 
 def expert_distribution(expert: Expert, board: chess.Board) -> dict[chess.Move, float]:
     """The expert's exact move distribution: uniform over the list of moves it chooses among."""
-    moves, out = expert.choices(board)[0], {}
-    for m in moves:  # a move listed k times has k shares
-        out[m] = out.get(m, 0.0) + 1.0 / len(moves)
-    return out
+    moves = expert.choices(board)[0]
+    return {m: k / len(moves) for m, k in Counter(moves).items()}  # a move listed k times has k shares
 
 
 def mixture_distribution(experts: Sequence[Expert], board: chess.Board,
