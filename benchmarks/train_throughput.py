@@ -20,6 +20,11 @@ input and the legal-move loss on random legal games; both sides read the same pr
 masks (JAX's legal_mask=host; the demo makes them in the step instead) and PyTorch sums the
 board's (square, piece) embeddings as a PyTorch user would. --stack R also times R replicates in
 one vmapped step (`train --seeds R`) against R solo steps, interleaved: trainings per hour.
+--floor also times every matmul (dot_general) of each step alone, at its own shapes, and sums
+them: the step's matmul floor on this CPU (its other work and memory traffic come on top), so
+R x solo step / stacked floor bounds what stacking can gain here.
+
+  .venv/bin/python benchmarks/train_throughput.py --demo --stack 4 --no-torch --floor
 """
 
 from __future__ import annotations
@@ -173,6 +178,43 @@ class StackedBench:
             return time.perf_counter() - t0
 
 
+def _dot_generals(jaxpr, times: int = 1):
+    """(lhs aval, rhs aval, params, count) of every dot_general in a jaxpr, sub-jaxprs included
+    (a scan's body counted `length` times)."""
+    out = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            out.append((eqn.invars[0].aval, eqn.invars[1].aval, eqn.params, times))
+        n = times * eqn.params.get("length", 1) if eqn.primitive.name == "scan" else times
+        for v in eqn.params.values():
+            for sub in v if isinstance(v, (tuple, list)) else (v,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    out += _dot_generals(inner, n)
+    return out
+
+
+def matmul_floor(step_fn, *args, reps: int = 5) -> tuple[float, float, int]:
+    """(seconds, FLOPs, count) of the matmuls of `step_fn(*args)`, each timed alone (median of
+    reps, jitted on random operands of its shapes) and summed."""
+    seconds, flops, cache = 0.0, 0.0, {}
+    dots = _dot_generals(jax.make_jaxpr(step_fn)(*args).jaxpr)
+    for lhs, rhs, params, count in dots:
+        (lc, rc), (lb, rb) = params["dimension_numbers"]
+        key = (lhs.shape, rhs.shape, str(params["dimension_numbers"]), lhs.dtype, rhs.dtype)
+        if key not in cache:
+            a = jnp.ones(lhs.shape, lhs.dtype)
+            b = jnp.ones(rhs.shape, rhs.dtype)
+            fn = jax.jit(lambda x, y, p=params: jax.lax.dot_general(
+                x, y, p["dimension_numbers"], preferred_element_type=p["preferred_element_type"]))
+            jax.block_until_ready(fn(a, b))
+            cache[key] = statistics.median(timed(fn, a, b) for _ in range(reps))
+        seconds += count * cache[key]
+        contracted = np.prod([lhs.shape[d] for d in lc])
+        flops += count * 2 * np.prod(lhs.shape) * np.prod(rhs.shape) / contracted / np.prod([rhs.shape[d] for d in rb])
+    return seconds, flops, len(dots)
+
+
 # ---------------------------------------------------------------------------- PyTorch
 
 
@@ -304,6 +346,8 @@ def main(argv=None):
     ap.add_argument("--demo", action="store_true",
                     help="the demo's model: 4 layers, width 128, 101 tokens x 24, board input, legal-move loss")
     ap.add_argument("--stack", type=int, default=0, help="also time this many replicates in one stacked step")
+    ap.add_argument("--floor", action="store_true",
+                    help="also time each step's matmuls alone and sum them (the step's matmul floor)")
     a = ap.parse_args(argv)
     if a.demo:
         a.layers, a.width, a.heads, a.seq, a.batch = 4, 128, 4, 101, 24
@@ -368,6 +412,19 @@ def main(argv=None):
         t = res["stacked"] = statistics.median(times["stacked"])
         print(f"\n{a.stack} replicates stacked: {t:.3f} s a step ({flops_step * a.stack / t / peak:.1%} of peak) "
               f"against {a.stack} x {res['jax']:.3f} s solo: {a.stack * res['jax'] / t:.2f}x the trainings per hour")
+    if a.floor:
+        with jax.set_mesh(jb.mesh):
+            solo = matmul_floor(jb.step_fn, jb.state, jb.rest, jb.batch)
+            stacked = sb and matmul_floor(sb.step_fn, sb.state, sb.rest, sb.batch, sb.keys)
+        print(f"\nmatmul floor (each dot_general of the step alone, summed): solo {solo[0]:.3f} s for {solo[2]} "
+              f"matmuls, {solo[1] / 1e9:.2f} GFLOP ({solo[1] / solo[0] / peak:.0%} of peak), against its step "
+              f"{res['jax']:.3f} s")
+        if stacked:
+            share = stacked[1] / stacked[0] / peak
+            print(f"{a.stack} stacked: {stacked[0]:.3f} s, {stacked[1] / 1e9:.2f} GFLOP ({share:.0%} of peak), "
+                  f"against its step {res['stacked']:.3f} s: stacking gains at most "
+                  f"{a.stack * res['jax'] / stacked[0]:.2f}x the trainings per hour on the matmuls alone")
+        res["floor"] = solo[0], stacked and stacked[0]
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return res
 
