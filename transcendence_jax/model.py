@@ -18,7 +18,8 @@ optional dropout, tied input/output embedding), with three differences, options 
   (the model reads num_layers x (context - 1) + 1). A model that reads the whole game can tell
   which expert is moving (one that left a piece hanging is blind there) and imitate that
   expert; with `context` 1 and board input it is a policy of the position, as Maia and
-  searchless_chess are, and learns the experts' mixture.
+  searchless_chess are, whose target is the experts' mixture (benchmarks/RESULTS.md, "Populations
+  without flat distributions", measures how near it gets).
 The KV cache is kept in chunks so a short game reads only the positions it has (`extend`).
 Every parameter carries logical axis names in its `out_sharding` metadata; `sharding.py` maps
 them onto mesh axes. Parameters live in `param_dtype`; the forward computes in `dtype`, keeps
