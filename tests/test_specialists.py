@@ -113,14 +113,16 @@ def test_experiment_makes_specialists_by_config(tmp_path):
 def test_preset_sets_the_crowds_on_the_grid():
     from transcendence_jax.sweep.grid import load_sweep, points
 
-    for size, n in (("reduced", 4), ("laptop", 18), ("gpu", 36)):
+    for size, n in (("reduced", 4), ("laptop", 12), ("gpu", 36)):
         every = points(load_sweep("specialists", size))
         assert len(every) == n
         for p in every:
             kind, k = p.labels["crowd"]
             assert (p.cfg.expert_kind, p.cfg.experts, p.cfg.populations.crowd) == (kind, k, p.labels["overlap"])
-    kinds = {p.labels["crowd"] for p in points(load_sweep("specialists", "laptop"))}
+    kinds = {p.labels["crowd"] for p in points(load_sweep("specialists", "gpu"))}
     assert kinds == {(kind, k) for kind in ("specialist", "blind") for k in (3, 5, 9)}
+    kinds = {p.labels["crowd"] for p in points(load_sweep("specialists", "laptop"))}  # diversity has the
+    assert kinds == {("specialist", k) for k in (3, 5, 9)} | {("blind", 5)}             # generalists' K
 
 
 @pytest.mark.slow
