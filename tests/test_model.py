@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from transcendence_jax.errors import UserError
 from transcendence_jax.model import Transformer, count_params, cross_entropy
 
 
@@ -141,6 +142,8 @@ def test_context_window_reads_only_the_last_positions_and_the_cache_agrees(conte
     tok3 = tok.copy()
     tok3[:, t - r + 1] = 9  # at the field's edge the effect passes through every layer: small at init
     assert np.abs(np.asarray(model(tok3, bd))[:, t] - a[:, t]).max() > 1e-6
+    with pytest.raises(UserError, match="model.context"):
+        Transformer(small_cfg(context=-1), rngs=nnx.Rngs(0))
     cache = model.init_cache(3)
     logits, cache = model.extend(tok[:, :7], bd[:, :7], cache, jnp.zeros(3, jnp.int32))
     outs = [logits]

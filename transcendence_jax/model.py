@@ -265,6 +265,9 @@ class Transformer(nnx.Module):
         self.wpe = _param(rngs, (cfg.max_len, D), (None, "embed"), 0.02, pdt)
         self.board_emb = (_param(rngs, (64 * NUM_PIECES, D), (None, "embed"), 0.02, pdt)
                           if cfg.board_input else None)
+        if cfg.get("context", 0) < 0:
+            raise UserError(f"model.context {cfg.context}: use 0 (the whole game) or the positions a layer "
+                            "reads (>= 1)")
         if cfg.get("board_head") and not cfg.board_input:
             raise UserError("model.board_head needs model.board_input (the head reads the boards): "
                             "set --config.model.board_input=true or board_head=false")
