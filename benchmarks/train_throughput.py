@@ -424,7 +424,6 @@ def main(argv=None):
             print(f"{a.stack} stacked: {stacked[0]:.3f} s, {stacked[1] / 1e9:.2f} GFLOP ({share:.0%} of peak), "
                   f"against its step {res['stacked']:.3f} s: stacking gains at most "
                   f"{a.stack * res['jax'] / stacked[0]:.2f}x the trainings per hour on the matmuls alone")
-        res["floor"] = solo[0], stacked and stacked[0]
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return res
 

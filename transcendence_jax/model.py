@@ -265,7 +265,8 @@ class Transformer(nnx.Module):
         self.wpe = _param(rngs, (cfg.max_len, D), (None, "embed"), 0.02, pdt)
         self.board_emb = (_param(rngs, (64 * NUM_PIECES, D), (None, "embed"), 0.02, pdt)
                           if cfg.board_input else None)
-        if cfg.get("context", 0) < 0:
+        self.context = cfg.get("context", 0)  # older configs lack it: the whole game
+        if self.context < 0:
             raise UserError(f"model.context {cfg.context}: use 0 (the whole game) or the positions a layer "
                             "reads (>= 1)")
         if cfg.get("board_head") and not cfg.board_input:
@@ -322,7 +323,7 @@ class Transformer(nnx.Module):
             raise ValueError(f"sequence length {T} exceeds the model's max_len {self.cfg.max_len}")
         pos_BT = jnp.broadcast_to(jnp.arange(T)[None], (B, T))
         x_BTD = self._embed(tokens_BT, boards_BT64, pos_BT, deterministic)
-        mask_1TT = causal_mask(jnp.arange(T)[:, None], jnp.arange(T)[None], self.cfg.get("context", 0))[None]
+        mask_1TT = causal_mask(jnp.arange(T)[:, None], jnp.arange(T)[None], self.context)[None]
         for block in self.blocks:
             if self.cfg.remat:
                 x_BTD = nnx.remat(lambda blk, x: blk(x, mask_1TT, deterministic=deterministic)[0])(block, x_BTD)
@@ -359,7 +360,7 @@ class Transformer(nnx.Module):
         rows_B = None if rows_B is None else jnp.asarray(rows_B, jnp.int32)
         pos_BT = jnp.asarray(pos_B, jnp.int32)[:, None] + jnp.arange(T, dtype=jnp.int32)[None]
         x_BTD = self._embed(tokens_BT, boards_BT64, pos_BT, True)
-        mask_BTS = causal_mask(pos_BT[:, :, None], jnp.arange(S)[None, None, :], self.cfg.get("context", 0))
+        mask_BTS = causal_mask(pos_BT[:, :, None], jnp.arange(S)[None, None, :], self.context)
         ks, vs = [], []
         for i, block in enumerate(self.blocks):
             x_BTD, (k, v) = block(x_BTD, mask_BTS, kv=(cache.k[i], cache.v[i]), pos_BT=pos_BT, rows_B=rows_B)

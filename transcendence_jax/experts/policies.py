@@ -314,33 +314,31 @@ def _mvv_lva(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[boo
     return moves, [move in best for move in moves]
 
 
-def _ranked(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
-    """mvv-lva-ranked's choices: MVV-LVA's where it sees a capture; else, where MVV-LVA plays any
-    legal move, the first three by `_PREFERENCE` (promotions: queen first), listed 3, 2, 1 times."""
+def _preferred(board: chess.Board, blind: int, weigh) -> tuple[list[chess.Move], list[bool]]:
+    """MVV-LVA's choices where it sees a capture; else, where MVV-LVA plays any legal move, the
+    moves `weigh(moves)` lists as (index, times), in its order."""
     moves, good = _mvv_lva(board, blind)
-    if _sees_capture(board, moves, blind):
+    if any(board.is_capture(m) and not blind >> m.to_square & 1 for m in moves):
         return moves, good
+    listed = [i for i, times in weigh(moves) for _ in range(times)]
+    return [moves[i] for i in listed], [good[i] for i in listed]
+
+
+def _top_three(moves: list[chess.Move]) -> list[tuple[int, int]]:
+    """mvv-lva-ranked: the first three by `_PREFERENCE` (promotions: queen first), 3, 2, 1 times."""
     order = sorted(range(len(moves)), key=lambda i: (-_PREFERENCE[moves[i].from_square, moves[i].to_square],
                                                      -(moves[i].promotion or 0)))
-    ranked = [(moves[i], good[i]) for i, weight in zip(order, _RANKED_WEIGHTS) for _ in range(weight)]
-    return [m for m, _ in ranked], [g for _, g in ranked]
+    return list(zip(order, _RANKED_WEIGHTS))
 
 
-def _softmax(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
-    """mvv-lva-softmax's choices: MVV-LVA's where it sees a capture; else, where MVV-LVA plays any
-    legal move, each listed round(8 exp(1.6 score)) times: a softmax over the legal moves of one
-    fixed score per move, the form of a model's own legal-move softmax (ranked's top three is not:
-    a move's chance there depends on which better moves are legal)."""
-    moves, good = _mvv_lva(board, blind)
-    if _sees_capture(board, moves, blind):
-        return moves, good
-    weights = [_SOFTMAX_WEIGHTS[m.from_square][m.to_square] for m in moves]
-    return ([m for m, w in zip(moves, weights) for _ in range(w)],
-            [g for g, w in zip(good, weights) for _ in range(w)])
+def _softmax(moves: list[chess.Move]) -> list[tuple[int, int]]:
+    """mvv-lva-softmax: each move round(8 exp(1.6 score)) times, a softmax over the legal moves of
+    one fixed score per move, the form of a model's own legal-move softmax (under the top three a
+    move's chance depends on which better moves are legal)."""
+    return [(i, _SOFTMAX_WEIGHTS[m.from_square][m.to_square]) for i, m in enumerate(moves)]
 
 
-def _sees_capture(board: chess.Board, moves: list[chess.Move], blind: int) -> bool:
-    return any(board.is_capture(m) and not blind >> m.to_square & 1 for m in moves)
+_PREFERENCES = {"mvv-lva-ranked": _top_three, "mvv-lva-softmax": _softmax}
 
 
 def _draw(moves: list[chess.Move], good: list[bool], rng: np.random.Generator) -> tuple[chess.Move | None, bool]:
@@ -412,10 +410,8 @@ def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[
         from transcendence_jax.experts import stockfish_base
 
         return stockfish_base.choices(board, blind)
-    if base == "mvv-lva-ranked":
-        return _ranked(board, blind)
-    if base == "mvv-lva-softmax":
-        return _softmax(board, blind)
+    if base in _PREFERENCES:
+        return _preferred(board, blind, _PREFERENCES[base])
     if base != "safe":
         _check_base(base)
         return _mvv_lva(board, blind)
@@ -431,7 +427,7 @@ def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0,
 
     `blind` is True when the flaw cost something: the move played is not among the base
     policy's best moves. Returns (None, False) when there is no legal move."""
-    if base in ("stockfish", "mvv-lva-ranked", "mvv-lva-softmax"):
+    if base == "stockfish" or base in _PREFERENCES:
         return _draw(*choices(board, blind_squares, base), rng)
     if base != "safe":
         _check_base(base)

@@ -18,7 +18,7 @@ diversity sweep has the generalists at every K; with them all, 18 points took 68
 and ~60 idle, over the hour a laptop size has), gpu (18 points x 2 seeds, demo_gpu's model; not
 yet timed). Laptop time: a point ~300 s (generalists) to ~335 s (specialists: they list every
 legal move where they guess) at 6,000 games, 400 steps, 20 games a pair and 50 head-to-heads
-(docs/sweeps/specialists: 6 min 32 s a point, two at once); 12 points two at a time on 2 cores:
+(measured: 4 min 55 s to 5 min 53 s a point, two at once); 12 points two at a time on 2 cores:
 (3 x 3 x 335 + 3 x 300) / 2 ~ 1,960 s, about 33 minutes (measured idle: 32 min 35 s; README).
 """
 
