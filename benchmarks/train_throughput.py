@@ -22,9 +22,11 @@ board's (square, piece) embeddings as a PyTorch user would. --stack R also times
 one vmapped step (`train --seeds R`) against R solo steps, interleaved: trainings per hour.
 --floor also times every matmul (dot_general) of each step alone, at its own shapes, and sums
 them: the step's matmul floor on this CPU (its other work and memory traffic come on top), so
-R x solo step / stacked floor bounds what stacking can gain here.
+R x solo step / stacked floor bounds what stacking can gain here; with PyTorch on, the same
+matmuls are also timed in PyTorch, and PyTorch's step over JAX's matmuls alone bounds JAX / PyTorch.
 
   .venv/bin/python benchmarks/train_throughput.py --demo --stack 4 --no-torch --floor
+  .venv/bin/python benchmarks/train_throughput.py --floor --steps 3 --warmup 1   # the 26M shape's bound
 """
 
 from __future__ import annotations
@@ -194,10 +196,31 @@ def _dot_generals(jaxpr, times: int = 1):
     return out
 
 
-def matmul_floor(step_fn, *args, reps: int = 5) -> tuple[float, float, int]:
-    """(seconds, FLOPs, count) of the matmuls of `step_fn(*args)`, each timed alone (median of
-    reps, jitted on random operands of its shapes) and summed."""
-    seconds, flops, cache = 0.0, 0.0, {}
+def _torch_matmul_seconds(lhs, rhs, dimension_numbers, reps: int) -> float:
+    """Median seconds of PyTorch's batched matmul over the FLOPs of one dot_general, its operands
+    laid out beforehand as (batch, m, k) @ (batch, k, n): PyTorch's kernel at the same shapes."""
+    import torch
+
+    (lc, rc), (lb, rb) = dimension_numbers
+    size = lambda shape, dims: int(np.prod([shape[d] for d in dims]))  # noqa: E731
+    free_l = [d for d in range(len(lhs.shape)) if d not in lc and d not in lb]
+    free_r = [d for d in range(len(rhs.shape)) if d not in rc and d not in rb]
+    a = torch.ones(size(lhs.shape, lb), size(lhs.shape, free_l), size(lhs.shape, lc))
+    b = torch.ones(size(rhs.shape, rb), size(rhs.shape, rc), size(rhs.shape, free_r))
+    torch.matmul(a, b)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_floor(step_fn, *args, reps: int = 5, torch_too: bool = False) -> tuple[float, float, int, float]:
+    """(seconds, FLOPs, count, PyTorch seconds) of the matmuls of `step_fn(*args)`, each timed
+    alone (median of reps, jitted on random operands of its shapes) and summed; PyTorch seconds:
+    the same matmuls in PyTorch (`_torch_matmul_seconds`; 0 unless torch_too)."""
+    seconds, flops, torch_seconds, cache = 0.0, 0.0, 0.0, {}
     dots = _dot_generals(jax.make_jaxpr(step_fn)(*args).jaxpr)
     for lhs, rhs, params, count in dots:
         (lc, rc), (lb, rb) = params["dimension_numbers"]
@@ -208,11 +231,13 @@ def matmul_floor(step_fn, *args, reps: int = 5) -> tuple[float, float, int]:
             fn = jax.jit(lambda x, y, p=params: jax.lax.dot_general(
                 x, y, p["dimension_numbers"], preferred_element_type=p["preferred_element_type"]))
             jax.block_until_ready(fn(a, b))
-            cache[key] = statistics.median(timed(fn, a, b) for _ in range(reps))
-        seconds += count * cache[key]
+            cache[key] = (statistics.median(timed(fn, a, b) for _ in range(reps)),
+                          _torch_matmul_seconds(lhs, rhs, params["dimension_numbers"], reps) if torch_too else 0.0)
+        seconds += count * cache[key][0]
+        torch_seconds += count * cache[key][1]
         contracted = np.prod([lhs.shape[d] for d in lc])
         flops += count * 2 * np.prod(lhs.shape) * np.prod(rhs.shape) / contracted / np.prod([rhs.shape[d] for d in rb])
-    return seconds, flops, len(dots)
+    return seconds, flops, len(dots), torch_seconds
 
 
 # ---------------------------------------------------------------------------- PyTorch
@@ -414,11 +439,15 @@ def main(argv=None):
               f"against {a.stack} x {res['jax']:.3f} s solo: {a.stack * res['jax'] / t:.2f}x the trainings per hour")
     if a.floor:
         with jax.set_mesh(jb.mesh):
-            solo = matmul_floor(jb.step_fn, jb.state, jb.rest, jb.batch)
+            solo = matmul_floor(jb.step_fn, jb.state, jb.rest, jb.batch, torch_too=bool(tb))
             stacked = sb and matmul_floor(sb.step_fn, sb.state, sb.rest, sb.batch, sb.keys)
         print(f"\nmatmul floor (each dot_general of the step alone, summed): solo {solo[0]:.3f} s for {solo[2]} "
               f"matmuls, {solo[1] / 1e9:.2f} GFLOP ({solo[1] / solo[0] / peak:.0%} of peak), against its step "
               f"{res['jax']:.3f} s")
+        if tb:
+            print(f"the same matmuls in PyTorch: {solo[3]:.3f} s ({solo[1] / solo[3] / peak:.0%} of peak), against "
+                  f"its step {res['torch']:.3f} s. With XLA:CPU's matmuls JAX / PyTorch is at most "
+                  f"{res['torch'] / solo[0]:.2f}x (PyTorch's step over JAX's matmuls alone)")
         if stacked:
             share = stacked[1] / stacked[0] / peak
             print(f"{a.stack} stacked: {stacked[0]:.3f} s, {stacked[1] / 1e9:.2f} GFLOP ({share:.0%} of peak), "

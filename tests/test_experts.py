@@ -255,6 +255,36 @@ def test_softmax_base_is_a_softmax_of_one_fixed_score_per_move():
     assert vote_distribution([blind] * 5, board) == {max(dist, key=dist.get): 1.0}
 
 
+def test_argmax_base_is_deterministic_after_its_opening():
+    """mvv-lva-argmax: where MVV-LVA would play any legal move it plays the one legal move of the
+    highest shared score (the softmax's mode), so a blind expert is deterministic there and five
+    clones' vote is their own move; a capture seen is MVV-LVA's; its first plies are mvv-lva's
+    (any legal move), so games of one pair differ."""
+    from transcendence_jax.experts.reference import expert_distribution, vote_distribution
+
+    board = chess.Board(MVV.replace(" 0 1", " 0 20"))  # past the opening
+    everything = (1 << chess.D5) | (1 << chess.H8) | (1 << chess.E5)
+    assert P.choices(board, 0, "mvv-lva-argmax") == P.choices(board)  # a capture seen: MVV-LVA's
+    blind = E.Expert(1, everything, base="mvv-lva-argmax")
+    softmax = expert_distribution(E.Expert(1, everything, base="mvv-lva-softmax"), board)
+    top = max(board.legal_moves, key=lambda m: P._PREFERENCE[m.from_square, m.to_square])
+    assert expert_distribution(blind, board) == {top: 1.0} and softmax[top] == max(softmax.values())
+    rng = np.random.default_rng(0)
+    assert {blind.decide(board, rng)[0] for _ in range(50)} == {top}
+    seeing = [E.Expert(i, 0, base="mvv-lva-argmax") for i in range(3)]
+    assert vote_distribution(seeing + [blind] * 2, board) == {chess.Move.from_uci("c4d5"): 1.0}
+    assert vote_distribution([blind] * 5, board) == {top: 1.0}
+    opening = chess.Board(MVV)  # ply 0: mvv-lva's choices, any legal move when blind
+    assert P.choices(opening, everything, "mvv-lva-argmax") == P.choices(opening, everything)
+    late = chess.Board()
+    for move in ("g1f3", "g8f6", "b1c3", "b8c6", "e2e3", "e7e6", "f1e2", "f8e7"):
+        late.push_uci(move)
+    assert late.ply() == P.ARGMAX_OPENING_PLIES and len(P.choices(late, 0, "mvv-lva-argmax")[0]) == 1
+    pair = E.population("diverse", 5, 0, base="mvv-lva-argmax")[:2]
+    games = {tuple(E.play_game(*pair, np.random.default_rng([0, g]), max_plies=30).moves) for g in range(6)}
+    assert len(games) == 6
+
+
 def test_unknown_base_is_one_line():
     with pytest.raises(UserError, match="base policy"):
         E.population("diverse", 5, 0, base="stockfish-ish")

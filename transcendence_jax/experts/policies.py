@@ -1,6 +1,6 @@
 """The experts' base policies and their flaw: the move an expert blind on some squares plays.
 
-Five base policies, ties broken uniformly at random (seeded); `decide`, `choices` and
+Six base policies, ties broken uniformly at random (seeded); `decide`, `choices` and
 `error_probability` take the base's name:
 - "mvv-lva" (the default): capture the most valuable victim with the least valuable
   attacker; no capture: any legal move. Nearly linear in the board, so a small model learns it.
@@ -14,6 +14,10 @@ Five base policies, ties broken uniformly at random (seeded); `decide`, `choices
 - "mvv-lva-softmax": the same, but every legal move with a weight, exp(1.6 score) quantized: a
   softmax over one fixed score per move, which a model's legal-move softmax can represent
   exactly (a move's chance under the top three depends on which better moves are legal).
+- "mvv-lva-argmax": the same, but only the legal move of the highest score: deterministic where no
+  capture is seen, so a clone's own mode is the clone (the softmax's clones are beaten by their vote).
+  Its first `ARGMAX_OPENING_PLIES` plies are mvv-lva's (any legal move with no capture seen), or
+  every game of a pair would be one game.
 The flaw: captures landing on the expert's blind squares are invisible to it (under "safe",
 the opponent's too: its piece there never looks attacked, and a blind square looks safe).
 "safe" scores moves in groups with bitboard masks (legality folded in) and builds only the
@@ -283,13 +287,14 @@ def _moves(group: list, step: int):
         yield chess.Move(fr, to, promo or None), bool(good >> to & 1)
 
 
-BASES = ("mvv-lva", "safe", "stockfish", "mvv-lva-ranked", "mvv-lva-softmax")
+BASES = ("mvv-lva", "safe", "stockfish", "mvv-lva-ranked", "mvv-lva-softmax", "mvv-lva-argmax")
 # The preference of mvv-lva-ranked and mvv-lva-softmax: a fixed score per (from, to) (one table for
 # every population and seed, so the experts share it). mvv-lva-ranked lists its top three moves 3,
 # 2 and 1 times in `choices`; mvv-lva-softmax lists each legal move round(8 exp(1.6 score)) times.
 _PREFERENCE = np.random.default_rng(20261207).standard_normal((64, 64))
 _RANKED_WEIGHTS = (3, 2, 1)
 _SOFTMAX_WEIGHTS = np.maximum(1, np.rint(8 * np.exp(1.6 * _PREFERENCE))).astype(int).tolist()
+ARGMAX_OPENING_PLIES = 8
 _ATTACKER = (0, 1, 3, 3, 5, 9, 10)  # the king attacks last
 
 
@@ -324,11 +329,20 @@ def _preferred(board: chess.Board, blind: int, weigh) -> tuple[list[chess.Move],
     return [moves[i] for i in listed], [good[i] for i in listed]
 
 
+def _by_preference(moves: list[chess.Move]) -> list[int]:
+    """The moves' indices, best `_PREFERENCE` first (promotions: queen first)."""
+    return sorted(range(len(moves)), key=lambda i: (-_PREFERENCE[moves[i].from_square, moves[i].to_square],
+                                                    -(moves[i].promotion or 0)))
+
+
 def _top_three(moves: list[chess.Move]) -> list[tuple[int, int]]:
-    """mvv-lva-ranked: the first three by `_PREFERENCE` (promotions: queen first), 3, 2, 1 times."""
-    order = sorted(range(len(moves)), key=lambda i: (-_PREFERENCE[moves[i].from_square, moves[i].to_square],
-                                                     -(moves[i].promotion or 0)))
-    return list(zip(order, _RANKED_WEIGHTS))
+    """mvv-lva-ranked: the first three by `_PREFERENCE`, 3, 2 and 1 times."""
+    return list(zip(_by_preference(moves), _RANKED_WEIGHTS))
+
+
+def _top_one(moves: list[chess.Move]) -> list[tuple[int, int]]:
+    """mvv-lva-argmax: the first by `_PREFERENCE` only (the softmax's limit as its scale grows)."""
+    return [(i, 1) for i in _by_preference(moves)[:1]]
 
 
 def _softmax(moves: list[chess.Move]) -> list[tuple[int, int]]:
@@ -338,7 +352,7 @@ def _softmax(moves: list[chess.Move]) -> list[tuple[int, int]]:
     return [(i, _SOFTMAX_WEIGHTS[m.from_square][m.to_square]) for i, m in enumerate(moves)]
 
 
-_PREFERENCES = {"mvv-lva-ranked": _top_three, "mvv-lva-softmax": _softmax}
+_PREFERENCES = {"mvv-lva-ranked": _top_three, "mvv-lva-softmax": _softmax, "mvv-lva-argmax": _top_one}
 
 
 def _draw(moves: list[chess.Move], good: list[bool], rng: np.random.Generator) -> tuple[chess.Move | None, bool]:
@@ -410,7 +424,7 @@ def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[
         from transcendence_jax.experts import stockfish_base
 
         return stockfish_base.choices(board, blind)
-    if base in _PREFERENCES:
+    if base in _PREFERENCES and not (base == "mvv-lva-argmax" and board.ply() < ARGMAX_OPENING_PLIES):
         return _preferred(board, blind, _PREFERENCES[base])
     if base != "safe":
         _check_base(base)
