@@ -255,6 +255,23 @@ def test_softmax_base_is_a_softmax_of_one_fixed_score_per_move():
     assert vote_distribution([blind] * 5, board) == {max(dist, key=dist.get): 1.0}
 
 
+def test_softmax_scale_is_part_of_the_base_name():
+    """mvv-lva-softmax-<scale>: the same base at another scale: a move's weight is proportional to
+    exp(scale z) (to its quantization); mvv-lva-softmax is scale 1.6; a bad scale is one line."""
+    from transcendence_jax.experts.reference import expert_distribution
+
+    start = chess.Board()
+    soft = expert_distribution(E.Expert(1, 0, base="mvv-lva-softmax-0.4"), start)
+    z = {m: P._PREFERENCE[m.from_square, m.to_square] for m in soft}
+    a, b = max(soft, key=z.get), min(soft, key=z.get)
+    assert np.log(soft[a] / soft[b]) == pytest.approx(0.4 * (z[a] - z[b]), abs=0.15)
+    assert P.choices(start, 0, "mvv-lva-softmax-1.6") == P.choices(start, 0, "mvv-lva-softmax")
+    assert E.population("diverse", 5, 0, base="mvv-lva-softmax-0.4")[0].base == "mvv-lva-softmax-0.4"
+    for bad in ("mvv-lva-softmax-0", "mvv-lva-softmax-x", "mvv-lva-argmax-2"):
+        with pytest.raises(UserError, match="base policy"):
+            E.population("diverse", 5, 0, base=bad)
+
+
 def test_argmax_base_is_deterministic_after_its_opening():
     """mvv-lva-argmax: where MVV-LVA would play any legal move it plays the one legal move of the
     highest shared score (the softmax's mode), so a blind expert is deterministic there and five

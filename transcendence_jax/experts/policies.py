@@ -14,6 +14,7 @@ Six base policies, ties broken uniformly at random (seeded); `decide`, `choices`
 - "mvv-lva-softmax": the same, but every legal move with a weight, exp(1.6 score) quantized: a
   softmax over one fixed score per move, which a model's legal-move softmax can represent
   exactly (a move's chance under the top three depends on which better moves are legal).
+  "mvv-lva-softmax-<scale>" (e.g. mvv-lva-softmax-0.4) is the same at another scale than 1.6.
 - "mvv-lva-argmax": the same, but only the legal move of the highest score: deterministic where no
   capture is seen, so a clone's own mode is the clone (the softmax's clones are beaten by their vote).
   Its first `ARGMAX_OPENING_PLIES` plies are mvv-lva's (any legal move with no capture seen), or
@@ -27,6 +28,7 @@ time would (tests/test_experts.py keeps that reference).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 
@@ -293,7 +295,7 @@ BASES = ("mvv-lva", "safe", "stockfish", "mvv-lva-ranked", "mvv-lva-softmax", "m
 # 2 and 1 times in `choices`; mvv-lva-softmax lists each legal move round(8 exp(1.6 score)) times.
 _PREFERENCE = np.random.default_rng(20261207).standard_normal((64, 64))
 _RANKED_WEIGHTS = (3, 2, 1)
-_SOFTMAX_WEIGHTS = np.maximum(1, np.rint(8 * np.exp(1.6 * _PREFERENCE))).astype(int).tolist()
+SOFTMAX_SCALE = 1.6  # mvv-lva-softmax's; mvv-lva-softmax-<scale> is the same base at another scale
 ARGMAX_OPENING_PLIES = 8
 _ATTACKER = (0, 1, 3, 3, 5, 9, 10)  # the king attacks last
 
@@ -345,14 +347,44 @@ def _top_one(moves: list[chess.Move]) -> list[tuple[int, int]]:
     return [(i, 1) for i in _by_preference(moves)[:1]]
 
 
-def _softmax(moves: list[chess.Move]) -> list[tuple[int, int]]:
-    """mvv-lva-softmax: each move round(8 exp(1.6 score)) times, a softmax over the legal moves of
-    one fixed score per move, the form of a model's own legal-move softmax (under the top three a
-    move's chance depends on which better moves are legal)."""
-    return [(i, _SOFTMAX_WEIGHTS[m.from_square][m.to_square]) for i, m in enumerate(moves)]
+def _softmax_scale(base: str) -> float | None:
+    """The scale of a softmax base (mvv-lva-softmax: SOFTMAX_SCALE; mvv-lva-softmax-<s>: s > 0),
+    else None."""
+    if base == "mvv-lva-softmax":
+        return SOFTMAX_SCALE
+    head, _, scale = base.rpartition("-")
+    try:
+        value = float(scale)
+    except ValueError:
+        return None
+    return value if head == "mvv-lva-softmax" and 0 < value < 100 else None
 
 
-_PREFERENCES = {"mvv-lva-ranked": _top_three, "mvv-lva-softmax": _softmax, "mvv-lva-argmax": _top_one}
+def base_family(base: str) -> str:
+    """The named base that `base` is a setting of (mvv-lva-softmax-0.4 is mvv-lva-softmax)."""
+    return "mvv-lva-softmax" if _softmax_scale(base) is not None else base
+
+
+@functools.lru_cache(maxsize=None)
+def _softmax_weights(scale: float) -> list[list[int]]:
+    """Per (from, to), max(1, round(8 exp(1.6 + scale (z - 1)))): proportional to exp(scale z), its
+    resolution scaled so that lists stay about as long as at scale 1.6 (where it is 8 exp(1.6 z))."""
+    return np.maximum(1, np.rint(8 * np.exp(1.6 + scale * (_PREFERENCE - 1)))).astype(int).tolist()
+
+
+def _weigh(base: str):
+    """The weigh function of a preference base (see `_preferred`), else None. mvv-lva-softmax lists
+    each move its weight's times: a softmax over the legal moves of one fixed score per move, the
+    form of a model's own legal-move softmax (under the top three a move's chance depends on which
+    better moves are legal)."""
+    scale = _softmax_scale(base)
+    if scale is None:
+        return _PREFERENCES.get(base)
+    weights = _softmax_weights(scale)
+    return lambda moves: [(i, weights[m.from_square][m.to_square]) for i, m in enumerate(moves)]
+
+
+_PREFERENCES = {"mvv-lva-ranked": _top_three, "mvv-lva-argmax": _top_one}
 
 
 def _draw(moves: list[chess.Move], good: list[bool], rng: np.random.Generator) -> tuple[chess.Move | None, bool]:
@@ -410,10 +442,10 @@ def _mvv_lva_decide(board: chess.Board, rng: np.random.Generator, blind: int) ->
 
 
 def _check_base(base: str) -> None:
-    if base not in BASES:
+    if base_family(base) not in BASES:
         from transcendence_jax.errors import UserError
 
-        raise UserError(f"unknown base policy {base!r}: use one of {', '.join(BASES)}")
+        raise UserError(f"unknown base policy {base!r}: use one of {', '.join(BASES)} (or mvv-lva-softmax-<scale>)")
 
 
 def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[list[chess.Move], list[bool]]:
@@ -424,8 +456,9 @@ def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[
         from transcendence_jax.experts import stockfish_base
 
         return stockfish_base.choices(board, blind)
-    if base in _PREFERENCES and not (base == "mvv-lva-argmax" and board.ply() < ARGMAX_OPENING_PLIES):
-        return _preferred(board, blind, _PREFERENCES[base])
+    weigh = _weigh(base)
+    if weigh and not (base == "mvv-lva-argmax" and board.ply() < ARGMAX_OPENING_PLIES):
+        return _preferred(board, blind, weigh)
     if base != "safe":
         _check_base(base)
         return _mvv_lva(board, blind)
@@ -441,7 +474,7 @@ def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0,
 
     `blind` is True when the flaw cost something: the move played is not among the base
     policy's best moves. Returns (None, False) when there is no legal move."""
-    if base == "stockfish" or base in _PREFERENCES:
+    if base == "stockfish" or _weigh(base):
         return _draw(*choices(board, blind_squares, base), rng)
     if base != "safe":
         _check_base(base)

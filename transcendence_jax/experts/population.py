@@ -26,7 +26,7 @@ from transcendence_jax.data.boards import game_boards
 from transcendence_jax.data.records import GameRecord
 from transcendence_jax.data.tokenizer import encode_game
 from transcendence_jax.errors import UserError
-from transcendence_jax.experts.policies import BASES, VALUE, choices, decide, error_probability
+from transcendence_jax.experts.policies import BASES, VALUE, base_family, choices, decide, error_probability
 
 MAX_PLIES = 100
 ADJUDICATE_LEAD = 3
@@ -174,9 +174,9 @@ def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fracti
         raise UserError(f"unknown population {kind!r}: use diverse or clones")
     if k < 1:
         raise UserError(f"--experts must be >= 1, got {k}")
-    if base not in BASES:
-        raise UserError(f"unknown base policy {base!r}: use one of {', '.join(BASES)}")
-    blind_fraction = BLIND_FRACTION[base] if blind_fraction is None else blind_fraction
+    if base_family(base) not in BASES:
+        raise UserError(f"unknown base policy {base!r}: use one of {', '.join(BASES)} (or mvv-lva-softmax-<scale>)")
+    blind_fraction = BLIND_FRACTION[base_family(base)] if blind_fraction is None else blind_fraction
     n = round(blind_fraction * 64)
     if not 0 <= n <= 64:
         raise UserError(f"--blind-fraction must be in [0, 1], got {blind_fraction}")
@@ -184,7 +184,7 @@ def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fracti
     if not 0.0 <= overlap <= 1.0:
         raise UserError(f"--overlap must be in [0, 1], got {overlap}")
     rng = np.random.default_rng(seed)
-    weight = np.asarray(TRAFFIC[base]) * rng.uniform(0.95, 1.05, 64)  # the seed changes the deal
+    weight = np.asarray(TRAFFIC[base_family(base)]) * rng.uniform(0.95, 1.05, 64)  # the seed changes the deal
     squares = [int(s) for s in rng.permutation(64)]
     sets = _deal(k, n, squares, weight)
     s = round(overlap * n)
@@ -302,8 +302,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--games", type=int, default=20000, help="games in all, over all pairs (default 20000)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the squares dealt and every game")
-    parser.add_argument("--base", choices=BASES, default=DEFAULT_BASE,
-                        help="the shared base policy: mvv-lva (default; learnable by the tiny model) or safe")
+    parser.add_argument("--base", default=DEFAULT_BASE,
+                        help=f"the shared base policy: one of {', '.join(BASES)} or mvv-lva-softmax-<scale> "
+                             "(default mvv-lva: learnable by the tiny model; docs/EXPERTS.md)")
     parser.add_argument("--blind-fraction", type=float, default=None,
                         help="fraction of the 64 squares each expert is blind on "
                              f"(default per base: {BLIND_FRACTION})")
