@@ -267,3 +267,19 @@ def test_attention_implementation_is_checked_and_auto_picks_xla_off_gpu():
     cfg.attention = "flash"
     with pytest.raises(ValueError, match="use auto, xla or cudnn"):
         Transformer(cfg, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("context", [0, 7])
+def test_attention_by_query_blocks_equals_the_full_one(context):
+    """attend_blocks (the CPU full forward's) skips the all-masked blocks above the diagonal and
+    gives `attend`'s outputs and gradients, at a length that is not a multiple of the block."""
+    from transcendence_jax.model import attend, attend_blocks, causal_mask
+
+    B, T, H, E = 2, 37, 3, 8
+    q, k, v, g = (jax.random.normal(jax.random.key(i), (B, T, H, E)) for i in range(4))
+    mask = causal_mask(jnp.arange(T)[:, None], jnp.arange(T)[None], context)[None]
+    full = lambda q, k, v: attend(q, k, v, mask)  # noqa: E731
+    blocks = lambda q, k, v: attend_blocks(q, k, v, mask, 16)  # noqa: E731
+    np.testing.assert_allclose(blocks(q, k, v), full(q, k, v), rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.vjp(blocks, q, k, v)[1](g), jax.vjp(full, q, k, v)[1](g)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -20,6 +20,8 @@ optional dropout, tied input/output embedding), with three differences, options 
   expert; with `context` 1 and board input it is a policy of the position, as Maia and
   searchless_chess are, whose target is the experts' mixture (benchmarks/RESULTS.md, "Populations
   without flat distributions", measures how near it gets).
+- On CPU the full forward attends by blocks of 64 queries over the keys up to each block's end
+  (`attend_blocks`): XLA does not skip the masked half of causal attention, this does.
 The KV cache is kept in chunks so a short game reads only the positions it has (`extend`).
 Every parameter carries logical axis names in its `out_sharding` metadata; `sharding.py` maps
 them onto mesh axes. Parameters live in `param_dtype`; the forward computes in `dtype`, keeps
@@ -94,6 +96,20 @@ def attend(q_BTHE, k_BSHE, v_BSHE, mask_BTS, dropout=None):
     return jnp.einsum("bhts,bshe->bthe", probs_BHTS, v_BSHE)
 
 
+# On CPU the full forward attends by blocks of this many queries (`attend_blocks`).
+CPU_QUERY_BLOCK = 64
+
+
+def attend_blocks(q_BTHE, k_BSHE, v_BSHE, mask_BTS, block: int):
+    """`attend` for a causal mask (no query reads a later key), by blocks of `block` queries, each
+    over the keys up to its own last: the blocks above the diagonal, all masked, are never
+    computed (on CPU, where XLA does not skip them, a third less attention time at T = 256:
+    benchmarks/RESULTS.md, "Train step against PyTorch eager")."""
+    T = q_BTHE.shape[1]
+    return jnp.concatenate([attend(q_BTHE[:, a : a + block], k_BSHE[:, : a + block], v_BSHE[:, : a + block],
+                                   mask_BTS[:, a : a + block, : a + block]) for a in range(0, T, block)], axis=1)
+
+
 def cache_chunks(max_len: int) -> list[int]:
     """Chunk lengths of a cache of max_len positions: 32 each up to 256, then doubling (256, 512,
     ...), the last cut to fit. A call reads its longest game's positions rounded up to whole
@@ -158,6 +174,7 @@ class Attention(nnx.Module):
         self.num_heads, self.head_dim, self.dtype = H, E, _dtype(cfg.dtype)
         self.implementation = cfg.get("attention", "xla")
         self.windowed = bool(cfg.get("context", 0))  # cuDNN's causal kernel has no window here
+        self.query_block = CPU_QUERY_BLOCK if jax.default_backend() == "cpu" else 0
         if self.implementation not in ("xla", "cudnn", "auto"):
             raise ValueError(f"model.attention {self.implementation!r}: use auto, xla or cudnn")
         if self.implementation == "auto":  # cuDNN's fused attention needs an NVIDIA GPU and 16-bit inputs
@@ -197,6 +214,9 @@ class Attention(nnx.Module):
             if cudnn and dropout is None:  # the full forward's mask is causal
                 y_BTHE = jax.nn.dot_product_attention(q_BTHE, k_BSHE.astype(self.dtype), v_BSHE.astype(self.dtype),
                                                       scale=1.0, is_causal=True, implementation="cudnn")
+            elif dropout is None and self.query_block and T > self.query_block:
+                y_BTHE = attend_blocks(q_BTHE, k_BSHE.astype(self.dtype), v_BSHE.astype(self.dtype), mask_BTS,
+                                       self.query_block)
             else:
                 y_BTHE = attend(q_BTHE, k_BSHE.astype(self.dtype), v_BSHE.astype(self.dtype), mask_BTS, dropout)
         y_ND = jnp.einsum("nhe,hed->nd", y_BTHE.reshape(B * T, H, E), self.proj[...].astype(self.dtype))
