@@ -46,6 +46,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 from machine import report_load  # benchmarks/machine.py
 
+from transcendence_jax import model as model_lib
 from transcendence_jax.model import Transformer, count_params, cross_entropy, flops_per_token
 from transcendence_jax.training import step as train_lib
 
@@ -371,12 +372,16 @@ def main(argv=None):
     ap.add_argument("--demo", action="store_true",
                     help="the demo's model: 4 layers, width 128, 101 tokens x 24, board input, legal-move loss")
     ap.add_argument("--stack", type=int, default=0, help="also time this many replicates in one stacked step")
+    ap.add_argument("--attention-block", type=int, default=None,
+                    help="JAX's queries per attention block on CPU (default: the model's; 0: one full attention)")
     ap.add_argument("--floor", action="store_true",
                     help="also time each step's matmuls alone and sum them (the step's matmul floor)")
     a = ap.parse_args(argv)
     if a.demo:
         a.layers, a.width, a.heads, a.seq, a.batch = 4, 128, 4, 101, 24
     report_load()
+    if a.attention_block is not None:
+        model_lib.CPU_QUERY_BLOCK = a.attention_block
 
     batch = random_batch(a)
     config = make_config(a)
