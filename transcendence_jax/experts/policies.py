@@ -372,6 +372,7 @@ def _softmax_weights(scale: float) -> list[list[int]]:
     return np.maximum(1, np.rint(8 * np.exp(1.6 + scale * (_PREFERENCE - 1)))).astype(int).tolist()
 
 
+@functools.lru_cache(maxsize=None)
 def _weigh(base: str):
     """The weigh function of a preference base (see `_preferred`), else None. mvv-lva-softmax lists
     each move its weight's times: a softmax over the legal moves of one fixed score per move, the
@@ -441,7 +442,8 @@ def _mvv_lva_decide(board: chess.Board, rng: np.random.Generator, blind: int) ->
     return move, bool(best) and move not in best
 
 
-def _check_base(base: str) -> None:
+def check_base(base: str) -> None:
+    """One clear line (UserError) for a base that is not one of BASES or mvv-lva-softmax-<scale>."""
     if base_family(base) not in BASES:
         from transcendence_jax.errors import UserError
 
@@ -460,7 +462,7 @@ def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[
     if weigh and not (base == "mvv-lva-argmax" and board.ply() < ARGMAX_OPENING_PLIES):
         return _preferred(board, blind, weigh)
     if base != "safe":
-        _check_base(base)
+        check_base(base)
         return _mvv_lva(board, blind)
     step = 8 if board.turn == chess.WHITE else -8
     pairs = [pair for group in _top(board, blind) for pair in _moves(group, step)]
@@ -477,7 +479,7 @@ def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0,
     if base == "stockfish" or _weigh(base):
         return _draw(*choices(board, blind_squares, base), rng)
     if base != "safe":
-        _check_base(base)
+        check_base(base)
         return _mvv_lva_decide(board, rng, blind_squares)
     groups = _top(board, blind_squares)
     count = sum(group[2].bit_count() for group in groups)

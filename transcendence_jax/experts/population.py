@@ -26,7 +26,7 @@ from transcendence_jax.data.boards import game_boards
 from transcendence_jax.data.records import GameRecord
 from transcendence_jax.data.tokenizer import encode_game
 from transcendence_jax.errors import UserError
-from transcendence_jax.experts.policies import BASES, VALUE, base_family, choices, decide, error_probability
+from transcendence_jax.experts.policies import BASES, VALUE, base_family, check_base, choices, decide, error_probability
 
 MAX_PLIES = 100
 ADJUDICATE_LEAD = 3
@@ -174,8 +174,7 @@ def population(kind: str = "diverse", k: int = 5, seed: int = 0, *, blind_fracti
         raise UserError(f"unknown population {kind!r}: use diverse or clones")
     if k < 1:
         raise UserError(f"--experts must be >= 1, got {k}")
-    if base_family(base) not in BASES:
-        raise UserError(f"unknown base policy {base!r}: use one of {', '.join(BASES)} (or mvv-lva-softmax-<scale>)")
+    check_base(base)
     blind_fraction = BLIND_FRACTION[base_family(base)] if blind_fraction is None else blind_fraction
     n = round(blind_fraction * 64)
     if not 0 <= n <= 64:
