@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= runs/demo
 
-.PHONY: setup demo test stockfish clean
+.PHONY: setup demo test stockfish jemalloc clean
 
 $(BIN)/transcendence: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ stockfish:
 	  { (apt-get install -y -q stockfish || (apt-get update -q && apt-get install -y -q stockfish)) >/dev/null || \
 	    sudo sh -c 'apt-get update -q && apt-get install -y -q stockfish' >/dev/null; }
 
-setup: $(BIN)/transcendence stockfish
+# The allocator `transcendence` re-executes itself on (cli.retain_freed_memory); without it, glibc's.
+jemalloc:
+	@/sbin/ldconfig -p | grep -q libjemalloc.so.2 || \
+	  { (apt-get install -y -q libjemalloc2 || (apt-get update -q && apt-get install -y -q libjemalloc2)) >/dev/null || \
+	    sudo sh -c 'apt-get update -q && apt-get install -y -q libjemalloc2' >/dev/null; }
+
+setup: $(BIN)/transcendence stockfish jemalloc
 
 demo: setup
 	$(BIN)/transcendence demo --out $(OUT)

@@ -1,4 +1,5 @@
-"""The console script's own behaviour: one subcommand per stage, and the import-time heap frozen."""
+"""The console script's own behaviour: one subcommand per stage, the import-time heap frozen, and
+the allocator that keeps freed memory."""
 
 import subprocess
 import sys
@@ -20,16 +21,22 @@ import gc
 def add_arguments(parser):
     pass
 def run(args):
+    print("jemalloc" if "jemalloc" in open("/proc/self/maps").read() else "system malloc")
     print("frozen", gc.get_freeze_count())
 '''
 
 
-def _frozen(tmp_path, mode: str) -> int:
+def _probe(tmp_path, mode: str, **env) -> str:
+    """What the probe command printed, run as the console script or as a library call."""
     (tmp_path / "probe_command.py").write_text(textwrap.dedent(COMMAND))
-    out = subprocess.run([sys.executable, "-c", f"MODE = {mode!r}\n" + PROBE], cwd=tmp_path, check=True,
-                         capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin",
-                                                             "TJ_COMPILATION_CACHE": "off"}).stdout
-    return int(out.split("frozen")[1])
+    return subprocess.run([sys.executable, "-c", f"MODE = {mode!r}\n" + PROBE], cwd=tmp_path, check=True,
+                          capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin:/sbin",
+                               "TJ_COMPILATION_CACHE": "off", **env}).stdout
+
+
+def _frozen(tmp_path, mode: str) -> int:
+    return int(_probe(tmp_path, mode).split("frozen")[1])
 
 
 def test_console_script_freezes_the_import_heap(tmp_path):
@@ -47,3 +54,12 @@ def test_console_script_entry_point():
     assert script.value == "transcendence_jax.cli:main"
     out = subprocess.run([sys.executable, "-m", "transcendence_jax", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and all(c in out.stdout for c in ("data", "train", "eval", "uci", "demo"))
+
+
+def test_console_script_runs_on_an_allocator_that_keeps_freed_memory(tmp_path):
+    """`transcendence ...` re-executes itself, once and with the same arguments, on jemalloc
+    (`make setup` installs libjemalloc2); TJ_MALLOC=system and library calls keep the process's
+    allocator."""
+    assert _probe(tmp_path, "script").splitlines()[0] == "jemalloc", "is libjemalloc2 installed? (make setup)"
+    assert _probe(tmp_path, "script", TJ_MALLOC="system").splitlines()[0] == "system malloc"
+    assert _probe(tmp_path, "library").splitlines()[0] == "system malloc"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import ctypes.util
 import errno
 import gc
 import importlib
@@ -77,6 +78,28 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         if list(words) == argv[: len(words)]:
             importlib.import_module(module).add_arguments(sub)
     return parser
+
+
+def retain_freed_memory() -> None:
+    """Re-run this command with jemalloc keeping the memory it frees (TJ_MALLOC=system: don't).
+
+    XLA:CPU allocates a step's temporaries afresh every step, and glibc hands blocks over 32 MB
+    back to the kernel on free: every step faults and zeroes its memory again, and on a VM that
+    reports free pages to its host, a step after a pause also waits for the host to back them.
+    jemalloc with one arena that never purges reuses the pages instead (benchmarks/RESULTS.md,
+    "The allocator": faster steps for the demo and 26M shapes, a higher peak RSS at 26M). An
+    allocator is chosen when a process starts, hence the re-exec with LD_PRELOAD, before JAX is
+    imported. Nothing happens off Linux, where jemalloc is already preloaded, or where
+    libjemalloc is not installed (`apt-get install libjemalloc2`; `make setup` does)."""
+    if sys.platform != "linux" or os.environ.get("TJ_MALLOC", "").lower() == "system":
+        return
+    preload = os.environ.get("LD_PRELOAD", "")
+    library = ctypes.util.find_library("jemalloc")
+    if "jemalloc" in preload or library is None:
+        return
+    env = dict(os.environ, LD_PRELOAD=f"{library} {preload}".strip())
+    env.setdefault("MALLOC_CONF", "narenas:1,dirty_decay_ms:-1,muzzy_decay_ms:-1")
+    os.execve(sys.executable, sys.orig_argv, env)
 
 
 def keep_compiled_programs() -> None:
@@ -197,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
 
     A UserError, or a path or disk problem (path_problem), is one line `error: ...` and exit 2."""
     own_process = argv is None
+    if own_process:
+        retain_freed_memory()
     argv = sys.argv[1:] if own_process else argv
     keep_compiled_programs()
     echoes = BackgroundEchoes() if own_process else None
