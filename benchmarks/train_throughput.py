@@ -5,7 +5,8 @@ JAX side: the real `model.Transformer` and the real jitted step of `train.make_t
 PyTorch side: nanoGPT's model (pre-norm, no biases, tied head, learned positions, tanh GELU
 as ours, `scaled_dot_product_attention(is_causal=True)`), eager, `clip_grad_norm_` + AdamW.
 Both run in this process, interleaved round by round, and the figures are medians: absolute
-speed on a shared 2-core machine drifts, so read the ratio. Also printed: a big fp32 matmul's
+speed on a shared 2-core machine drifts, so read the ratio. The process runs on the allocator
+`transcendence` runs on (jemalloc; TJ_MALLOC=system: glibc's), for both frameworks. Also printed: a big fp32 matmul's
 FLOP rate (this CPU's practical peak) and the fraction of it each step achieves, and a
 forward / backward / optimizer breakdown (forward alone, forward+backward minus forward, and
 the optimizer update alone, each timed on its own).
