@@ -24,7 +24,8 @@ from train_throughput import JaxBench, make_config, random_batch
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo", action="store_true", help="the demo's model (else the 26M shape)")
-    ap.add_argument("--pauses", type=float, nargs="+", default=[0, 0, 5, 0, 20, 0], help="idle seconds before each step")
+    ap.add_argument("--pauses", type=float, nargs="+", default=[0, 0, 5, 0, 20, 0],
+                    help="idle seconds before each step")
     a = ap.parse_args()
     report_load()
     shape = dict(layers=4, width=128, heads=4, seq=101, batch=24) if a.demo else \
