@@ -194,6 +194,23 @@ def _final_state(model, tokens_BT, boards_BT64):
     return x
 
 
+def test_accuracy_is_the_arg_max_over_the_softmax_it_scores():
+    """accuracy: the weighted share of positions whose arg-max is the target, over the legal moves
+    when a mask is given (an illegal logit above the target's does not count against it)."""
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(4, 50, 32)).astype(np.float32)
+    targets = rng.integers(0, 32, (4, 50))
+    targets[:, :10] = logits[:, :10].argmax(-1)  # some positions right, most wrong
+    w = (rng.random((4, 50)) < 0.8).astype(np.float32)
+    legal = rng.random((4, 50, 32)) < 0.3
+    for mask in (None, legal):
+        allowed = np.ones_like(legal) if mask is None else mask | (np.arange(32) == targets[..., None])
+        argmax = np.where(allowed, logits, -np.inf).argmax(-1)
+        expected = ((argmax == targets) * w).sum() / w.sum()
+        accuracy = float(cross_entropy(logits, targets, w, mask)[1]["accuracy"])
+        assert accuracy == pytest.approx(expected, abs=1e-6) and 0.1 < expected < 0.9
+
+
 def test_board_head_needs_board_input():
     from transcendence_jax.errors import UserError
     with pytest.raises(UserError, match="board_input"):

@@ -400,7 +400,7 @@ def cross_entropy(logits_BTV, targets_BT, weights_BT, legal_BTV=None):
     With legal_BTV (bool), the softmax runs over the legal moves only. The target is always
     allowed (a result token or a move the mask lacks keeps a finite loss), and a position
     with no legal move at all (e.g. padding) falls back to the full softmax.
-    metrics: loss, accuracy (arg-max == target, over the same softmax), tokens (sum of weights).
+    metrics: loss, accuracy (arg-max == target, over the same softmax; a tie counts), tokens (sum of weights).
     """
     logits_BTV = logits_BTV.astype(jnp.float32)
     if legal_BTV is not None:
@@ -414,13 +414,15 @@ def cross_entropy(logits_BTV, targets_BT, weights_BT, legal_BTV=None):
     # log-sum-exp minus the target's logit, picked by a one-hot compare: a gather here makes a
     # scatter in the backward, which XLA:CPU runs slowly.
     is_target_BTV = jnp.arange(logits_BTV.shape[-1]) == targets_BT[..., None]
-    nll_BT = (jax.nn.logsumexp(logits_BTV, axis=-1)
-              - jnp.where(is_target_BTV, logits_BTV, 0.0).sum(-1))
+    target_logit_BT = jnp.where(is_target_BTV, logits_BTV, 0.0).sum(-1)
+    nll_BT = jax.nn.logsumexp(logits_BTV, axis=-1) - target_logit_BT
     weights_BT = weights_BT.astype(jnp.float32)
     tokens = weights_BT.sum()
     denom = jnp.maximum(tokens, 1e-8)
     loss = (nll_BT * weights_BT).sum() / denom
-    correct_BT = (logits_BTV.argmax(-1) == targets_BT).astype(jnp.float32)
+    # The target is the arg-max when its logit is the maximum: the max is logsumexp's own, where
+    # an argmax is a second pass (a variadic reduce, slow on XLA:CPU). A tie counts as correct.
+    correct_BT = (target_logit_BT >= logits_BTV.max(-1)).astype(jnp.float32)
     accuracy = (correct_BT * weights_BT).sum() / denom
     return loss, {"loss": loss, "accuracy": accuracy, "tokens": tokens}
 
