@@ -6,8 +6,9 @@ PyTorch side: nanoGPT's model (pre-norm, no biases, tied head, learned positions
 as ours, `scaled_dot_product_attention(is_causal=True)`), eager, `clip_grad_norm_` + AdamW.
 Both run in this process, interleaved round by round, and the figures are medians: absolute
 speed on a shared 2-core machine drifts, so read the ratio. The process runs on the allocator
-`transcendence` runs on (jemalloc; TJ_MALLOC=system: glibc's), for both frameworks. Also printed: a big fp32 matmul's
-FLOP rate (this CPU's practical peak) and the fraction of it each step achieves, and a
+`transcendence` runs on (jemalloc; TJ_MALLOC=system: glibc's), for both frameworks. On jemalloc
+the 26M shape keeps both frameworks' freed memory: ~20 GB at peak (RESULTS.md, "The allocator").
+Also printed: a big fp32 matmul's FLOP rate (this CPU's practical peak) and the fraction of it each step achieves, and a
 forward / backward / optimizer breakdown (forward alone, forward+backward minus forward, and
 the optimizer update alone, each timed on its own).
 
