@@ -8,9 +8,9 @@ Both run in this process, interleaved round by round, and the figures are median
 speed on a shared 2-core machine drifts, so read the ratio. The process runs on the allocator
 `transcendence` runs on (jemalloc; TJ_MALLOC=system: glibc's), for both frameworks. On jemalloc
 the 26M shape keeps both frameworks' freed memory: ~20 GB at peak (RESULTS.md, "The allocator").
-Also printed: a big fp32 matmul's FLOP rate (this CPU's practical peak) and the fraction of it each step achieves, and a
-forward / backward / optimizer breakdown (forward alone, forward+backward minus forward, and
-the optimizer update alone, each timed on its own).
+Also printed: a big fp32 matmul's FLOP rate (this CPU's practical peak) and the fraction of
+it each step achieves, and a forward / backward / optimizer breakdown (forward alone,
+forward+backward minus forward, and the optimizer update alone, each timed on its own).
 
   .venv/bin/python benchmarks/train_throughput.py                  # the default shape (slow: minutes)
   .venv/bin/python benchmarks/train_throughput.py --layers 2 --width 128 --heads 4 --batch 8
