@@ -18,7 +18,7 @@ optional dropout, tied input/output embedding), with three differences, options 
   (the model reads num_layers x (context - 1) + 1). A model that reads the whole game can tell
   which expert is moving (one that left a piece hanging is blind there) and imitate that
   expert; with `context` 1 and board input it is a policy of the position, as Maia and
-  searchless_chess are, whose target is the experts' mixture (benchmarks/RESULTS.md, "Populations
+  searchless_chess are, whose target is the experts' mixture (docs/FINDINGS.md, "Populations
   without flat distributions", measures how near it gets).
 - On CPU the full forward attends by blocks of 64 queries over the keys up to each block's end
   (`attend_blocks`): XLA does not skip the masked half of causal attention, this does.
