@@ -18,7 +18,7 @@ import resource
 import time
 
 from machine import report_load
-from train_throughput import JaxBench, make_config, random_batch
+from train_throughput import DEMO_SHAPE, SHAPE_26M, JaxBench, make_config, random_batch
 
 
 def main() -> None:
@@ -28,9 +28,7 @@ def main() -> None:
                     help="idle seconds before each step")
     a = ap.parse_args()
     report_load()
-    shape = dict(layers=4, width=128, heads=4, seq=101, batch=24) if a.demo else \
-        dict(layers=8, width=512, heads=8, seq=256, batch=32)
-    a = argparse.Namespace(**vars(a), **shape, vocab=2048)
+    a = argparse.Namespace(**vars(a), **(DEMO_SHAPE if a.demo else SHAPE_26M))
     jb = JaxBench(make_config(a), random_batch(a))
     jb.step(), jb.step()  # compiled, warm
     print(f"{'pause s':>8s} {'step s':>8s} {'system s':>9s} {'page faults':>12s}  peak RSS")

@@ -52,6 +52,9 @@ from transcendence_jax import model as model_lib
 from transcendence_jax.model import Transformer, count_params, cross_entropy, flops_per_token
 from transcendence_jax.training import step as train_lib
 
+SHAPE_26M = dict(layers=8, width=512, heads=8, vocab=2048, seq=256, batch=32)  # the default shape
+DEMO_SHAPE = dict(layers=4, width=128, heads=4, vocab=2048, seq=101, batch=24)  # --demo: the demo's model
+
 
 def make_config(a) -> ml_collections.ConfigDict:
     """The fields of config.model / config.train / config.mesh that the model and the train step read."""
@@ -362,12 +365,8 @@ def matmul_flops(n: int = 2048, reps: int = 5) -> tuple[float, float]:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--layers", type=int, default=8)
-    ap.add_argument("--width", type=int, default=512)
-    ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--vocab", type=int, default=2048)
-    ap.add_argument("--seq", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=32)
+    for name, default in SHAPE_26M.items():
+        ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--steps", type=int, default=5, help="timed steps per side (interleaved rounds)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per side after compile")
     ap.add_argument("--no-torch", action="store_true", help="JAX only (no baseline, no ratio)")
@@ -380,7 +379,7 @@ def main(argv=None):
                     help="also time each step's matmuls alone and sum them (the step's matmul floor)")
     a = ap.parse_args(argv)
     if a.demo:
-        a.layers, a.width, a.heads, a.seq, a.batch = 4, 128, 4, 101, 24
+        vars(a).update(DEMO_SHAPE)
     report_load()
     if a.attention_block is not None:
         model_lib.CPU_QUERY_BLOCK = a.attention_block
