@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import logging
 import os
 import sys
 
@@ -136,15 +137,15 @@ def verify(sums: dict[str, list[int]], saved: dict[str, int] | None) -> str | No
     return None
 
 
-def _is_failed_read_leftover(unraisable) -> bool:
-    """An error Python reports as unraisable after an orbax read failed: the read's other
-    coroutines, collected later, and TensorStore threads finishing into its closed event loop."""
-    e = unraisable.exc_value
-    if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
+def _is_failed_read_leftover(error, obj=None) -> bool:
+    """An error surfacing after an orbax read failed: the read's other coroutines, collected later
+    (Python reports them as unraisable, asyncio logs their tasks' "exception was never retrieved"),
+    and TensorStore threads finishing into its closed event loop."""
+    if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
         return True
-    code = getattr(unraisable.object, "cr_code", None)  # an orbax coroutine that raised
+    code = getattr(obj, "cr_code", None)  # an orbax coroutine that raised
     frames = [code.co_filename] if code else []
-    tb = getattr(e, "__traceback__", None)
+    tb = getattr(error, "__traceback__", None)
     while tb is not None:
         frames.append(tb.tb_frame.f_code.co_filename)
         tb = tb.tb_next
@@ -153,20 +154,29 @@ def _is_failed_read_leftover(unraisable) -> bool:
 
 def _drop_failed_read_leftovers(hook):
     def filtered(unraisable):
-        if not _is_failed_read_leftover(unraisable):
+        if not _is_failed_read_leftover(unraisable.exc_value, unraisable.object):
             hook(unraisable)
 
     filtered.drops_failed_reads = True
     return filtered
 
 
+class _FailedReadLogFilter(logging.Filter):
+    """Drops asyncio's log records of a failed read's tasks (one traceback per task)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and _is_failed_read_leftover(record.exc_info[1]))
+
+
 def _quiet_failed_read() -> None:
-    """A failed orbax read leaves errors that Python prints as they surface, now or later from
-    other threads (dozens of tracebacks per bad step): from the first failure on, those (and only
-    those) are dropped for the rest of the process, so each bad step is one warning line. What is
-    still pending is collected now and again at exit, while the filter is in place."""
+    """A failed orbax read leaves errors that Python prints or asyncio logs as they surface, now
+    or later from other threads (dozens of tracebacks per bad step): from the first failure on,
+    those (and only those) are dropped for the rest of the process, so each bad step is one
+    warning line. What is still pending is collected now and again at exit, while the filters are
+    in place."""
     if not getattr(sys.unraisablehook, "drops_failed_reads", False):
         sys.unraisablehook = _drop_failed_read_leftovers(sys.unraisablehook)
+        logging.getLogger("asyncio").addFilter(_FailedReadLogFilter())
         atexit.register(gc.collect)
     gc.collect()
 
