@@ -63,3 +63,52 @@ def test_console_script_runs_on_an_allocator_that_keeps_freed_memory(tmp_path):
     assert _probe(tmp_path, "script").splitlines()[0] == "jemalloc", "is libjemalloc2 installed? (make setup)"
     assert _probe(tmp_path, "script", TJ_MALLOC="system").splitlines()[0] == "system malloc"
     assert _probe(tmp_path, "library").splitlines()[0] == "system malloc"
+
+
+class _RaisesOnCollection:
+    def __init__(self, error):
+        self.error = error
+
+    def __del__(self):
+        raise self.error
+
+
+def test_a_hook_installed_over_the_background_echoes_outlives_them():
+    """The checkpoint reader's filter goes on top of the echoes' hook; their exit must not take it
+    away, or the failed read's late "Event loop is closed" errors print at the end of a run."""
+    from transcendence_jax.cli import BackgroundEchoes
+
+    original, reported = sys.unraisablehook, []
+    sys.unraisablehook = lambda u: reported.append(str(u.exc_value))  # Python's default, recorded
+    try:
+        with BackgroundEchoes():
+            below = sys.unraisablehook
+
+            def drops_closed_loops(u):
+                if str(u.exc_value) != "Event loop is closed":
+                    below(u)
+            sys.unraisablehook = drops_closed_loops
+        assert sys.unraisablehook is drops_closed_loops
+        _RaisesOnCollection(RuntimeError("Event loop is closed"))
+        _RaisesOnCollection(ValueError("a real error"))
+    finally:
+        sys.unraisablehook = original
+    assert reported == ["a real error"]
+
+
+def test_background_echoes_print_a_path_problem_no_one_reported(capsys):
+    """Held echoes print on exit when they name a path problem (with their closed loops), and not
+    when all they say is "Event loop is closed" (a failed read, already one warning line)."""
+    import errno
+    import os
+
+    from transcendence_jax.cli import BackgroundEchoes
+
+    with BackgroundEchoes():
+        _RaisesOnCollection(RuntimeError("Event loop is closed"))
+    assert capsys.readouterr().err == ""
+    with BackgroundEchoes():
+        _RaisesOnCollection(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/full/disk/file"))
+        _RaisesOnCollection(RuntimeError("Event loop is closed"))
+    stderr = capsys.readouterr().err
+    assert "/full/disk/file" in stderr and "Event loop is closed" in stderr, stderr

@@ -164,13 +164,9 @@ def test_unreadable_checkpoints_one_line_each(tmp_path, base_run, data_dir, cach
         f.write_bytes(data[: len(data) // 2] + bytes(16384) + data[len(data) // 2 + 16384:])
     r = train(work, data_dir, cache, *BASE)
     assert r.returncode == 0, r.stderr[-3000:]
-    # Left: a failed read's other futures finish on tensorstore's native threads after the read gave
-    # up; CPython prints their "Event loop is closed" errors itself, past every hook (any number,
-    # by timing), and under load an orbax task's error can surface too: at most a few of those,
-    # where the fallback used to print dozens.
-    blocks = [b for b in r.stderr.split("Traceback (most recent call last):")[1:]
-              if not b.strip().endswith("RuntimeError: Event loop is closed")]
-    assert len(blocks) <= 3 and not any(noise in r.stderr for noise in ("pybind11", "TensorStore")), r.stderr[-3000:]
+    # The failed reads' other tasks (logged by asyncio) and tensorstore's late callbacks into their
+    # closed event loops (unraisable, some after main() returned) print nothing.
+    assert not any(noise in r.stderr for noise in ("Traceback", "pybind11", "TensorStore")), r.stderr[-3000:]
     warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: checkpoint step")]
     assert [w.split()[3] for w in warnings] == ["8", "4"], r.stderr[-3000:]
     assert "previous checkpoint" in warnings[0] and "restarts from step 0" in warnings[1], warnings

@@ -169,32 +169,39 @@ class BackgroundEchoes:
     """Holds what background threads say about a path or disk failure: orbax's writer threads and
     asyncio log it with tracebacks, and callbacks into their closed event loops raise "Event loop
     is closed". The main thread meets the same failure and main() reports it in one line
-    (`forget()`); when it does not, what was held is printed on exit, so nothing is lost."""
+    (`forget()`); when it does not, what was held is printed on exit, so nothing is lost, unless
+    all of it is "Event loop is closed": that only echoes a failure reported elsewhere (a failed
+    checkpoint read, one warning line). A hook installed on top of this one while it was active
+    (the checkpoint reader's filter) stays in place on exit: this one then passes everything on."""
 
     LOGGERS = ("absl", "asyncio")  # orbax logs through absl
 
     def __init__(self):
-        self.held: list[str] = []
+        self.held: list[tuple[str, bool]] = []  # (what was said, whether it names a path problem)
         self._hook = sys.unraisablehook
+        self._active = False
 
-    @staticmethod
-    def _echo(error) -> bool:
-        return error is not None and (path_problem(error) is not None or (
-            isinstance(error, RuntimeError) and str(error) == "Event loop is closed"))
+    def _hold(self, error, text) -> bool:
+        """Holds `text` (formatted only when held) if `error` is an echo; says whether it was."""
+        if error is None:
+            return False
+        problem = path_problem(error) is not None
+        if problem or (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            self.held.append((text(), problem))
+            return True
+        return False
 
     def _unraisable(self, u) -> None:
-        if self._echo(u.exc_value):
-            self.held.append("".join(traceback.format_exception(u.exc_type, u.exc_value, u.exc_traceback)))
-        else:
+        if not (self._active and self._hold(u.exc_value, lambda: "".join(
+                traceback.format_exception(u.exc_type, u.exc_value, u.exc_traceback)))):
             self._hook(u)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._echo(record.exc_info[1] if record.exc_info else None):
-            self.held.append(logging.Formatter().format(record))
-            return False
-        return True
+        return not self._hold(record.exc_info[1] if record.exc_info else None,
+                              lambda: logging.Formatter().format(record))
 
     def __enter__(self):
+        self._active = True
         sys.unraisablehook = self._unraisable
         for name in self.LOGGERS:
             logging.getLogger(name).addFilter(self)
@@ -208,11 +215,14 @@ class BackgroundEchoes:
         self.held = []
 
     def __exit__(self, *exc):
-        sys.unraisablehook = self._hook
+        self._active = False
+        if sys.unraisablehook == self._unraisable:  # a bound method: equal, not identical
+            sys.unraisablehook = self._hook
         for name in self.LOGGERS:
             logging.getLogger(name).removeFilter(self)
-        for text in self.held:
-            print(text, file=sys.stderr)
+        if any(problem for _, problem in self.held):
+            for text, _ in self.held:
+                print(text, file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
