@@ -6,7 +6,11 @@ use), the model's tau-1 distribution against the experts' exact mixture: KL(mixt
 nats (0 for a perfect imitator; 95% CI over positions), cross-entropy of the moves actually played
 (the mixture's own beside it), the mass the model's arg-max puts in the vote's arg-max set, and the
 mass on captures where one is on (the mixture's beside it). The model's population must be the
-demo's (`--population`, `--seed`: its experts' deal).
+demo's (`--population`, `--seed`: its experts' deal). Where the experts' mixture is flat (every
+legal move equally likely: no capture on, or every capture on blind squares), a low-temperature
+model plays whichever move it learned to prefer: its arg-max's material after the unflawed base's
+reply is set against a uniform legal move's (what the vote plays there), separately for the two
+kinds of flat positions, with the arg-max's capture rate where the captures are all blind.
 
   python benchmarks/fidelity.py runs/demo/diverse/train /tmp/tied/train --population diverse
 """
@@ -21,6 +25,7 @@ from machine import report_load  # benchmarks/machine.py
 from transcendence_jax import analysis
 from transcendence_jax.configs import demo
 from transcendence_jax.experiment import make_population
+from transcendence_jax.experts.policies import VALUE
 from transcendence_jax.experts.population import play_game
 from transcendence_jax.experts.reference import expert_distribution, mixture_distribution, vote_distribution
 from transcendence_jax.training.checkpoint import load_model
@@ -44,6 +49,39 @@ def positions(experts, games: int, seed: int):
                 log_like[board.turn] += np.log([expert_distribution(e, board).get(move, 0.0) for e in experts])
             board.push(move)
     return out
+
+
+def net_material(board: chess.Board, move: chess.Move) -> int:
+    """Material the mover wins with `move`, less the most valuable victim the opponent can then
+    capture (the unflawed MVV-LVA reply; one ply, no recapture)."""
+    def victim(b, m):
+        return VALUE[b.piece_type_at(m.to_square) or chess.PAWN] + (VALUE[m.promotion] - 1 if m.promotion else 0)
+    gain = victim(board, move) if board.is_capture(move) else (VALUE[move.promotion] - 1 if move.promotion else 0)
+    board.push(move)
+    reply = max((victim(board, m) for m in board.generate_legal_captures()), default=0)
+    board.pop()
+    return gain - reply
+
+
+def flat_choices(boards, pi, vote, captures, rng) -> str:
+    """The model's arg-max against a uniform legal move where the experts are flat (see above)."""
+    parts = []
+    for kind, wanted in (("no capture on", False), ("every capture blind", True)):
+        flat = [s for s, b in enumerate(boards) if bool(captures[s]) == wanted
+                and len(vote[s]) > 1 and len(vote[s]) == b.legal_moves.count()]
+        if not flat:
+            continue
+        diff = np.array([net_material(boards[s], max(pi[s], key=pi[s].get))
+                         - np.mean([net_material(boards[s], m) for m in boards[s].legal_moves]) for s in flat])
+        lo, hi = np.percentile(diff[rng.integers(0, len(diff), (1000, len(diff)))].mean(1), [2.5, 97.5])
+        part = f"{kind} ({len(flat)}): arg-max minus uniform {diff.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] pawns"
+        if wanted:
+            takes = np.mean([boards[s].is_capture(max(pi[s], key=pi[s].get)) for s in flat])
+            share = np.mean([len(captures[s]) / boards[s].legal_moves.count() for s in flat])
+            mass = np.mean([analysis.mass_on(pi[s], captures[s]) for s in flat])
+            part += f", arg-max a capture {takes:.2f}, model@1's capture mass {mass:.2f} (uniform {share:.2f})"
+        parts.append(part)
+    return "; ".join(parts)
 
 
 def main():
@@ -88,6 +126,7 @@ def main():
               f"KL(mixture || model@1) {kl_S.mean():.3f} [{lo:.3f}, {hi:.3f}] nats, KL(posterior || model@1) "
               f"{kl_post.mean():.3f} [{lo_post:.3f}, {hi_post:.3f}], cross-entropy {ce:.3f}, "
               f"arg-max in the vote's set {top_in_vote:.3f}, capture mass {capture:.3f}", flush=True)
+        print(f"  where the experts are flat: {flat_choices(boards, pi, vote, captures, rng)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,13 @@ before anything is trained: each expert and the vote play every expert of the po
 adjudicated by material), and the vote's Elo minus the best expert's and minus the experts' mean
 is printed with a 95% bootstrap CI over the games. With clones it says whether the control can
 hold: where a clone's own mode beats the clone, Proposition 2 allows their model to transcend.
+`--tie-breaks` adds votes that break exact ties by a fixed rule instead of at random (as a trained
+model's arg-max is fixed; `reference.VotePolicy`): where the experts' distributions are flat, which
+arg-max is played is a choice the theory leaves open.
 
   .venv/bin/python benchmarks/vote_margin.py --bases mvv-lva mvv-lva-softmax-0.4 mvv-lva-softmax \\
       mvv-lva-softmax-3.2 mvv-lva-argmax --games 100
+  .venv/bin/python benchmarks/vote_margin.py --bases mvv-lva --tie-breaks random position square
 """
 
 import argparse
@@ -19,7 +23,7 @@ import numpy as np
 from machine import report_load  # benchmarks/machine.py
 
 from transcendence_jax.experts.population import play_game, population
-from transcendence_jax.experts.reference import VotePolicy
+from transcendence_jax.experts.reference import TIE_BREAKS, VotePolicy
 
 
 class _Decides:
@@ -33,10 +37,10 @@ class _Decides:
 
 
 def scores(job) -> tuple[str, str, np.ndarray]:
-    """(base, kind, points [candidate, game]): candidates are the experts, then the vote."""
-    base, kind, k, blind_fraction, seed, games = job
+    """(base, kind, points [candidate, game]): candidates are the experts, then a vote per tie-break."""
+    base, kind, k, blind_fraction, seed, games, tie_breaks = job
     experts = population(kind, k, seed, base=base, blind_fraction=blind_fraction)
-    candidates = list(experts) + [_Decides(VotePolicy(experts))]
+    candidates = list(experts) + [_Decides(VotePolicy(experts, t, seed)) for t in tie_breaks]
     points = np.zeros((len(candidates), k * games))
     for c, player in enumerate(candidates):
         for o, opponent in enumerate(experts):
@@ -53,18 +57,21 @@ def elo(score):
     return 400 * np.log10(score / (1 - score))
 
 
-def margins(points: np.ndarray, rng: np.random.Generator, draws: int = 2000) -> dict:
-    """Vote minus best expert and minus the experts' mean (Elo from each one's score against the
-    experts), with 95% CIs from resampling every candidate's games."""
+def margins(points: np.ndarray, rng: np.random.Generator, votes: int = 1, draws: int = 2000) -> dict:
+    """The last `votes` candidates' Elo minus the best expert's and minus the experts' mean (Elo
+    from each one's score against the experts), with 95% CIs from resampling every candidate's
+    games: {"best": [(value, low, high) per vote], "mean": [...], "scores": ...}."""
     def both(p):
         e = elo(p.mean(1))
-        return e[-1] - e[:-1].max(), e[-1] - e[:-1].mean()
+        experts = e[:-votes]
+        return np.concatenate([e[-votes:] - experts.max(), e[-votes:] - experts.mean()])
 
     n = points.shape[1]
     boot = np.array([both(points[:, rng.integers(n, size=n)]) for _ in range(draws)])
     lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
-    best, mean = both(points)
-    return {"best": (best, lo[0], hi[0]), "mean": (mean, lo[1], hi[1]), "scores": points.mean(1)}
+    value = both(points)
+    cells = [(value[i], lo[i], hi[i]) for i in range(2 * votes)]
+    return {"best": cells[:votes], "mean": cells[votes:], "scores": points.mean(1)}
 
 
 def main():
@@ -75,19 +82,22 @@ def main():
     ap.add_argument("--blind-fraction", type=float, default=0.375, help="the demo's (default 0.375)")
     ap.add_argument("--seed", type=int, default=0, help="the population's deal and every game")
     ap.add_argument("--games", type=int, default=100, help="games of each candidate against each expert")
+    ap.add_argument("--tie-breaks", nargs="+", default=["random"], choices=TIE_BREAKS,
+                    help="the votes to play, by how each breaks exact ties (default: random, the theory's)")
     ap.add_argument("--workers", type=int, default=multiprocessing.cpu_count())
     a = ap.parse_args()
     report_load()
-    jobs = [(b, k, a.experts, a.blind_fraction, a.seed, a.games) for b in a.bases for k in a.kinds]
+    jobs = [(b, k, a.experts, a.blind_fraction, a.seed, a.games, a.tie_breaks) for b in a.bases for k in a.kinds]
     rng = np.random.default_rng(a.seed)
-    print(f"{'base':22s} {'population':10s} {'vote - best expert':>22s} {'vote - experts mean':>22s}  "
-          "scores (the experts, the vote)")
+    print(f"{'base':22s} {'population':10s} {'vote (ties)':12s} {'vote - best expert':>22s} "
+          f"{'vote - experts mean':>22s}  scores (the experts, the votes)")
     with multiprocessing.get_context("spawn").Pool(a.workers) as pool:
         for base, kind, points in pool.imap(scores, jobs):
-            m = margins(points, rng)
+            m = margins(points, rng, len(a.tie_breaks))
             cell = lambda v: f"{v[0]:+5.0f} [{v[1]:+4.0f}, {v[2]:+4.0f}]"  # noqa: E731
-            print(f"{base:22s} {kind:10s} {cell(m['best']):>22s} {cell(m['mean']):>22s}  "
-                  + " ".join(f"{s:.3f}" for s in m["scores"]), flush=True)
+            for i, tie_break in enumerate(a.tie_breaks):
+                print(f"{base:22s} {kind:10s} {tie_break:12s} {cell(m['best'][i]):>22s} {cell(m['mean'][i]):>22s}  "
+                      + " ".join(f"{s:.3f}" for s in m["scores"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -195,3 +195,20 @@ def test_quiet_random_plays_the_model_where_a_capture_is_legal_and_random_moves_
     assert moves[:4] == model_moves[:4]
     assert len(set(model_moves[4:])) == 1  # the model's arg-max: one move in every game
     assert all(m in quiet.legal_moves for m in moves[4:]) and len(set(moves[4:])) >= 5
+
+
+def test_a_fixed_tie_break_plays_one_arg_max_of_the_vote(positions):
+    """The vote's fixed tie-breaks play one move of the vote's arg-max set, the same whatever the
+    random stream; "position" and "square" choose differently somewhere; a bad name is refused."""
+    experts, boards = positions
+    boards = boards + [chess.Board()]  # the start: every legal move tied
+    chosen = {}
+    for tie_break in ("position", "square"):
+        vote = VotePolicy(experts, tie_break)
+        chosen[tie_break] = [vote(b, np.random.default_rng(0)) for b in boards]
+        for board, move in zip(boards, chosen[tie_break]):
+            assert move in vote_distribution(experts, board)
+            assert all(vote(board, np.random.default_rng(seed)) == move for seed in range(1, 4))
+    assert chosen["position"] != chosen["square"]
+    with pytest.raises(ValueError, match="tie_break 'first'"):
+        VotePolicy(experts, "first")

@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Sequence
 
 import chess
+import chess.polyglot
 import numpy as np
 
 from transcendence_jax.experts.population import Expert
@@ -50,15 +51,39 @@ def vote_distribution(experts: Sequence[Expert], board: chess.Board) -> dict[che
     return {m: 1.0 / len(top) for m in top}
 
 
-class VotePolicy:
-    """The experts' majority vote as an arena policy: `policy(board, rng) -> chess.Move`."""
+TIE_BREAKS = ("random", "position", "square")
 
-    def __init__(self, experts: Sequence[Expert]):
-        self.experts = list(experts)
+
+class VotePolicy:
+    """The experts' majority vote as an arena policy: `policy(board, rng) -> chess.Move`.
+
+    `tie_break` picks among exactly tied top moves: "random" (uniformly: the vote of the theory);
+    or one fixed choice that knows nothing of chess, as a trained model's arg-max is fixed:
+    "position" (the least of a seeded hash of the position and the move: no rule shared across
+    positions), "square" (the best of a seeded random score per (from, to) square: the same
+    preference in every position). Any of them is an arg-max of the summed distributions; where
+    those are flat the three can play differently well (FINDINGS, "Which arg-max")."""
+
+    def __init__(self, experts: Sequence[Expert], tie_break: str = "random", seed: int = 0):
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"tie_break {tie_break!r}: use one of {', '.join(TIE_BREAKS)}")
+        self.experts, self.tie_break, self.seed = list(experts), tie_break, seed
+        self.score = np.random.default_rng([seed, 64]).standard_normal((64, 64))
+
+    def _key(self, board: chess.Board, move: chess.Move) -> float:
+        if self.tie_break == "square":
+            return -self.score[move.from_square, move.to_square] - 1e-3 * (move.promotion or 0)
+        words = [chess.polyglot.zobrist_hash(board), self.seed, move.from_square, move.to_square,
+                 move.promotion or 0]
+        return float(np.random.default_rng(words).random())
 
     def __call__(self, board: chess.Board, rng: np.random.Generator) -> chess.Move | None:
         top = list(vote_distribution(self.experts, board))
-        return top[int(rng.integers(len(top)))] if top else None
+        if not top:
+            return None
+        if self.tie_break == "random":
+            return top[int(rng.integers(len(top)))]
+        return min(top, key=lambda move: self._key(board, move))
 
 
 class MixturePolicy:
