@@ -1,9 +1,13 @@
 """The experts' base policies and their flaw: the move an expert blind on some squares plays.
 
-Six base policies, ties broken uniformly at random (seeded); `decide`, `choices` and
+Seven base policies, ties broken uniformly at random (seeded); `decide`, `choices` and
 `error_probability` take the base's name:
 - "mvv-lva" (the default): capture the most valuable victim with the least valuable
   attacker; no capture: any legal move. Nearly linear in the board, so a small model learns it.
+- "mvv-lva-quiet": the same, but an expert that sees no capture while some are on (all of them
+  on its blind squares) plays any legal move except those captures: it does not play what it
+  cannot see. Under "mvv-lva" a capture and the quiet moves are exactly tied there, and a
+  model's arg-max breaks that tie toward the capture (docs/FINDINGS.md, "Which arg-max").
 - "safe" (stronger, for larger models): the best material-winning capture or promotion, or
   the rescue of a hanging piece; else any safe move; else any legal move.
 - "stockfish": Stockfish's moves within a margin of its best (`stockfish_base`).
@@ -289,7 +293,7 @@ def _moves(group: list, step: int):
         yield chess.Move(fr, to, promo or None), bool(good >> to & 1)
 
 
-BASES = ("mvv-lva", "safe", "stockfish", "mvv-lva-ranked", "mvv-lva-softmax", "mvv-lva-argmax")
+BASES = ("mvv-lva", "safe", "stockfish", "mvv-lva-ranked", "mvv-lva-softmax", "mvv-lva-argmax", "mvv-lva-quiet")
 # The preference of mvv-lva-ranked and mvv-lva-softmax: a fixed score per (from, to) (one table for
 # every population and seed, so the experts share it). mvv-lva-ranked lists its top three moves 3,
 # 2 and 1 times in `choices`; mvv-lva-softmax lists each legal move round(8 exp(1.6 score)) times.
@@ -300,9 +304,10 @@ ARGMAX_OPENING_PLIES = 8
 _ATTACKER = (0, 1, 3, 3, 5, 9, 10)  # the king attacks last
 
 
-def _mvv_lva(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[bool]]:
+def _mvv_lva(board: chess.Board, blind: int, quiet: bool = False) -> tuple[list[chess.Move], list[bool]]:
     """(the moves an MVV-LVA expert blind on `blind` chooses among, whether each is a best
-    move of the unflawed base), in legal-move order."""
+    move of the unflawed base), in legal-move order. `quiet` (mvv-lva-quiet): with every capture
+    blind, the legal moves that are not captures (all of them if there is none)."""
     piece_at, captures = board.piece_type_at, []
     for move in board.generate_legal_captures():
         victim = piece_at(move.to_square) or chess.PAWN  # None: en passant
@@ -316,8 +321,10 @@ def _mvv_lva(board: chess.Board, blind: int) -> tuple[list[chess.Move], list[boo
     if seen:
         top_seen = max(key for key, _ in seen)
         moves = [move for key, move in seen if key == top_seen]
-    else:  # every capture is invisible: any legal move
+    else:  # every capture is invisible: any legal move (mvv-lva-quiet: any but those captures)
         moves = list(board.legal_moves)
+        if quiet:
+            moves = [move for move in moves if not board.is_capture(move)] or moves
     return moves, [move in best for move in moves]
 
 
@@ -396,13 +403,14 @@ def _draw(moves: list[chess.Move], good: list[bool], rng: np.random.Generator) -
     return moves[k], not good[k]
 
 
-def _mvv_lva_decide(board: chess.Board, rng: np.random.Generator, blind: int) -> tuple[chess.Move | None, bool]:
+def _mvv_lva_decide(board: chess.Board, rng: np.random.Generator, blind: int,
+                    quiet: bool = False) -> tuple[chess.Move | None, bool]:
     """`decide` for MVV-LVA without listing the legal moves: one pseudo-legal generation,
     legality checked only on captures, and a uniformly random legal move by rejection from the
     pseudo-legal ones (the same distribution as drawing from `choices`)."""
     king = board.king(board.turn)
     if king is None or board.attackers_mask(not board.turn, king):  # in check: the exact list
-        return _draw(*_mvv_lva(board, blind), rng)
+        return _draw(*_mvv_lva(board, blind, quiet), rng)
     blockers, is_safe, piece_at = board._slider_blockers(king), board._is_safe, board.piece_type_at
     them, ep, pawns = board.occupied_co[not board.turn], board.ep_square, board.pawns
     pseudo = list(board.generate_pseudo_legal_moves())
@@ -431,6 +439,8 @@ def _mvv_lva_decide(board: chess.Board, rng: np.random.Generator, blind: int) ->
     if seen:
         move = seen[int(rng.integers(len(seen)))] if len(seen) > 1 else seen[0]
         return move, move not in best
+    if quiet and best:  # mvv-lva-quiet, every capture blind: the legal moves but those (exactly)
+        return _draw(*_mvv_lva(board, blind, quiet), rng)
     for _ in range(8):  # no capture seen: uniform over legal moves (pseudo-legal ones are nearly all legal)
         move = pseudo[int(rng.integers(len(pseudo)))] if pseudo else None
         if move is not None and is_safe(king, blockers, move):
@@ -463,7 +473,7 @@ def choices(board: chess.Board, blind: int = 0, base: str = "mvv-lva") -> tuple[
         return _preferred(board, blind, weigh)
     if base != "safe":
         check_base(base)
-        return _mvv_lva(board, blind)
+        return _mvv_lva(board, blind, base == "mvv-lva-quiet")
     step = 8 if board.turn == chess.WHITE else -8
     pairs = [pair for group in _top(board, blind) for pair in _moves(group, step)]
     return [move for move, _ in pairs], [good for _, good in pairs]
@@ -480,7 +490,7 @@ def decide(board: chess.Board, rng: np.random.Generator, blind_squares: int = 0,
         return _draw(*choices(board, blind_squares, base), rng)
     if base != "safe":
         check_base(base)
-        return _mvv_lva_decide(board, rng, blind_squares)
+        return _mvv_lva_decide(board, rng, blind_squares, base == "mvv-lva-quiet")
     groups = _top(board, blind_squares)
     count = sum(group[2].bit_count() for group in groups)
     if not count:

@@ -34,7 +34,7 @@ DEFAULT_BASE = "mvv-lva"
 # Per base policy, the share of the 64 squares each expert is blind on. mvv-lva: 20 squares
 # (the study's: 5 x 20 covers each square once or twice); safe: 12 (5 x 12 are disjoint).
 BLIND_FRACTION = {"mvv-lva": 0.3125, "safe": 0.1875, "stockfish": 0.3125, "mvv-lva-ranked": 0.3125,
-                  "mvv-lva-softmax": 0.3125, "mvv-lva-argmax": 0.3125}
+                  "mvv-lva-softmax": 0.3125, "mvv-lva-argmax": 0.3125, "mvv-lva-quiet": 0.3125}
 Policy = Callable[[chess.Board, np.random.Generator], chess.Move]
 
 
@@ -123,7 +123,7 @@ MVV_TRAFFIC = (
     3.6, 4.4, 3.0, 4.7, 3.9, 3.4, 2.5, 5.4, 2.2, 1.1, 1.3, 0.8, 0.3, 1.4, 1.9, 1.2,
 )
 TRAFFIC = {"mvv-lva": MVV_TRAFFIC, "stockfish": MVV_TRAFFIC, "mvv-lva-ranked": MVV_TRAFFIC,
-           "mvv-lva-softmax": MVV_TRAFFIC, "mvv-lva-argmax": MVV_TRAFFIC, "safe": (
+           "mvv-lva-softmax": MVV_TRAFFIC, "mvv-lva-argmax": MVV_TRAFFIC, "mvv-lva-quiet": MVV_TRAFFIC, "safe": (
     12.7, 7.7, 4.6, 7.6, 6.9, 8.5, 9.5, 8.1, 8.8, 13.2, 8.9, 9.8, 7.8, 7.5, 9.9, 6.4,
     19.9, 6.5, 19.0, 11.6, 20.5, 14.0, 4.9, 25.1, 11.0, 26.2, 16.1, 15.8, 30.6, 16.9, 30.4, 10.1,
     22.8, 30.2, 33.1, 31.2, 29.8, 26.0, 28.1, 15.1, 10.8, 14.1, 11.5, 8.8, 12.7, 28.1, 14.9, 23.8,
