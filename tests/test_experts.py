@@ -191,6 +191,40 @@ def test_mvv_lva_decide_draws_from_choices():
             assert flag == (not good[moves.index(move)]), board.fen()
 
 
+def test_quiet_base_does_not_play_the_captures_it_cannot_see():
+    """mvv-lva-quiet: blind on every capture's square, an expert plays any legal move but the
+    captures, uniformly (`decide` samples exactly that, flagged as `choices` says); seeing one it
+    plays MVV-LVA's; with no capture on it is mvv-lva. So the clones' vote never takes a capture
+    they are blind to, while the diverse experts' still does."""
+    from transcendence_jax.experts.reference import vote_distribution
+
+    board = chess.Board(MVV)
+    everything = (1 << chess.D5) | (1 << chess.H8) | (1 << chess.E5)
+    assert P.choices(board, 0, "mvv-lva-quiet") == P.choices(board)
+    assert P.choices(board, 1 << chess.D5, "mvv-lva-quiet") == P.choices(board, 1 << chess.D5)
+    moves, good = P.choices(board, everything, "mvv-lva-quiet")
+    quiet = [m for m in board.legal_moves if not board.is_capture(m)]
+    assert moves == quiet and len(quiet) < board.legal_moves.count() and not any(good)
+    rng = np.random.default_rng(0)
+    drawn = [P.decide(board, rng, everything, "mvv-lva-quiet") for _ in range(3000)]
+    assert {move for move, _ in drawn} == set(quiet) and all(flag for _, flag in drawn)
+    counts = np.array([sum(move == m for move, _ in drawn) for m in quiet])
+    p = 1 / len(quiet)
+    assert np.all(np.abs(counts / 3000 - p) < 5 * np.sqrt(p * (1 - p) / 3000)), counts
+    start = chess.Board()
+    assert P.choices(start, everything, "mvv-lva-quiet") == P.choices(start, everything)
+    blind = E.Expert(1, everything, base="mvv-lva-quiet")
+    seeing = [E.Expert(i, 0, base="mvv-lva-quiet") for i in range(3)]
+    assert vote_distribution(seeing + [blind] * 2, board) == {chess.Move.from_uci("c4d5"): 1.0}
+    assert set(vote_distribution([blind] * 5, board)) == set(quiet)
+    masks = [int(m) for m in np.random.default_rng(1).integers(0, 2**63, 4)]  # 1 square in 2 blind
+    for board in _positions(games=2):  # the fast path draws only what `choices` lists
+        for blind in masks:
+            move, flag = P.decide(board, rng, blind, "mvv-lva-quiet")
+            moves, good = P.choices(board, blind, "mvv-lva-quiet")
+            assert (move is None) == (not moves) and (move is None or flag == (not good[moves.index(move)]))
+
+
 def test_ranked_base_is_never_flat():
     """mvv-lva-ranked: where MVV-LVA would play any legal move (no capture on, or every capture on
     a blind square) it plays its three preferred moves at 1/2, 1/3, 1/6, the same three for every
