@@ -1,7 +1,8 @@
 """The demo experiment (`transcendence demo`): diverse vs clones on 2 CPU cores.
 
-Five synthetic experts sharing an MVV-LVA base, each blind to captures on its own 24 squares
-(docs/EXPERTS.md); 10,000 games per population; the tiny decoder trained 600 steps of 24
+Five synthetic experts sharing an MVV-LVA base that does not play the captures it cannot see
+(`mvv-lva-quiet`), each blind to captures on its own 24 squares (docs/EXPERTS.md); 10,000 games per
+population; the tiny decoder trained 600 steps of 24
 games; a round robin of experts, base and model temperatures plus head-to-heads; one Elo
 scale. Override any field as `--config.games=30000` or `--config.training.train.steps=1000`.
 """
@@ -21,7 +22,8 @@ def get_config() -> ConfigDict:
     # Populations by the shared fraction of each expert's blind squares, at one per-expert error
     # rate: 0 diverse (each square blind for one or two experts) ... 1 clones (one shared set).
     c.populations = ConfigDict({"diverse": 0.0, "clones": 1.0})
-    c.base = "mvv-lva"                   # the experts' shared skill (docs/EXPERTS.md)
+    c.base = "mvv-lva-quiet"             # the experts' shared skill (docs/EXPERTS.md); under "mvv-lva" an expert
+                                         # blind to every capture on may play one, and the clones' control fails
     c.blind_fraction = 0.375             # 24 of 64 squares: each square blind for one or two of the five
     c.games = 10000                      # expert games per population
     c.workers = os.cpu_count() or 1
@@ -30,7 +32,8 @@ def get_config() -> ConfigDict:
     c.training.train.batch_size = 24
     c.train_together = "auto"            # models of one shape in one stacked step: auto = on a GPU/TPU
     c.temperatures = [0.001, 0.1, 0.5, 1.0]
-    c.reference_players = ["vote", "mixture"]  # the experts' majority vote and mixture (experts/reference.py)
+    c.reference_players = ["vote", "mixture", "game-mixture"]  # the experts' majority vote, their mixture per
+                                         # move and per game (experts/reference.py)
     c.model_votes = [5, 25]              # inference-time vote: the model samples k moves, plays the mode
     c.vote_temperature = 1.0             # ... each sampled at this temperature
     c.ensemble_vote = False              # also a model per expert (its own games only), voting move by move

@@ -12,7 +12,8 @@ NAMES = ("diversity", "scale", "specialists", "generations")
 
 def experiment(size: str):
     """The base experiment of a packaged sweep at `size`: the demo's config (demo_reduced, demo,
-    demo_gpu), without the model-vote and quiet-random players (not what the sweeps measure) and, at reduced size,
+    demo_gpu) at the `mvv-lva` base with the vote and mixture (the settings of the recorded sweeps,
+    docs/sweeps), without the model-vote and quiet-random players (not what the sweeps measure) and, at reduced size,
     shrunk to a few seconds of work a stage (a test's size: its figures mean nothing)."""
     import importlib
 
@@ -20,6 +21,7 @@ def experiment(size: str):
     c = importlib.import_module(f"transcendence_jax.configs.{module}").get_config()
     c.model_votes = []
     c.ensemble_vote = False
+    c.base, c.reference_players = "mvv-lva", ["vote", "mixture"]  # what the recorded sweeps were run with
     del c.quiet_random_player  # the demo's diagnostic player: not what the sweeps measure (and their
                                # settings stay those of the sweeps run before it existed)
     if size == "reduced":
