@@ -133,11 +133,12 @@ populations on 2 CPU cores, 5 of them training (5 min 50 s on this project's sha
 *diverse* transcended (the model at tau 0.001 +91 [+47, +136] Elo above the best expert) and
 *clones* did not (-177 [-238, -123]). Fewer training steps did not: the demo's 4-layer model at 300
 and 450 steps stayed level with the best expert (-33 [-77, +13], +20 [-31, +67]; at 600 steps, +46
-[+1, +91]). Not re-measured with the board head (`model.board_head`, on since): with it the
-README's demo finds the clones transcending too, and says why. From a shell:
+[+1, +91]). Not re-measured with the board head (`model.board_head`, on since) nor with the demo's
+experts of now (`mvv-lva-quiet`: they never play a capture they cannot see); the README's demo has
+the current figures. From a shell:
 `transcendence demo --out runs/quick {" ".join(shell_override(o) for o in QUICK)}`.
 `SCALE = "default"` is the whole experiment of the README (10k expert games per population, 600
-training steps, the reference players, 40 games a pair and 100 head-to-head games; about 10 minutes
+training steps, the reference players, 40 games a pair and 100 head-to-head games; about 8 minutes
 on 2 CPU cores; faster on a TPU). `SCALE = "reduced"` is the test suite's smoke test: every stage
 in a minute, a model barely trained, ratings that mean nothing. From a shell:
 `transcendence demo --out runs/demo` (default), with `--config.KEY=VALUE` for each override. Each
