@@ -13,6 +13,7 @@ reply is set against a uniform legal move's (what the vote plays there), separat
 kinds of flat positions, with the arg-max's capture rate where the captures are all blind.
 
   python benchmarks/fidelity.py runs/demo/diverse/train /tmp/tied/train --population diverse
+  python benchmarks/fidelity.py runs/demo_bh3/clones/train --population clones --base mvv-lva
 """
 
 import argparse
@@ -65,18 +66,18 @@ def net_material(board: chess.Board, move: chess.Move) -> int:
 
 def flat_choices(boards, pi, vote, captures, rng) -> str:
     """The model's arg-max against a uniform legal move where the experts are flat (see above)."""
-    parts = []
+    parts, top = [], [max(p, key=p.get) for p in pi]
     for kind, wanted in (("no capture on", False), ("every capture blind", True)):
         flat = [s for s, b in enumerate(boards) if bool(captures[s]) == wanted
                 and len(vote[s]) > 1 and len(vote[s]) == b.legal_moves.count()]
         if not flat:
             continue
-        diff = np.array([net_material(boards[s], max(pi[s], key=pi[s].get))
+        diff = np.array([net_material(boards[s], top[s])
                          - np.mean([net_material(boards[s], m) for m in boards[s].legal_moves]) for s in flat])
         lo, hi = np.percentile(diff[rng.integers(0, len(diff), (1000, len(diff)))].mean(1), [2.5, 97.5])
         part = f"{kind} ({len(flat)}): arg-max minus uniform {diff.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] pawns"
         if wanted:
-            takes = np.mean([boards[s].is_capture(max(pi[s], key=pi[s].get)) for s in flat])
+            takes = np.mean([boards[s].is_capture(top[s]) for s in flat])
             share = np.mean([len(captures[s]) / boards[s].legal_moves.count() for s in flat])
             mass = np.mean([analysis.mass_on(pi[s], captures[s]) for s in flat])
             part += f", arg-max a capture {takes:.2f}, model@1's capture mass {mass:.2f} (uniform {share:.2f})"
@@ -89,11 +90,14 @@ def main():
     parser.add_argument("workdirs", nargs="+")
     parser.add_argument("--population", default="diverse")
     parser.add_argument("--seed", type=int, default=0, help="the demo's seed: which experts' deal (default: 0)")
+    parser.add_argument("--base", default=None, help="the experts' base policy (default: the demo config's; "
+                        "mvv-lva for runs made before 2026-12-07's switch to mvv-lva-quiet)")
     parser.add_argument("--games", type=int, default=30, help="fresh games to take positions from (default: 30)")
     args = parser.parse_args()
     report_load()
     cfg = demo.get_config()
     cfg.seed = args.seed
+    cfg.base = args.base or cfg.base
     experts = make_population(cfg, args.population)
     pairs = positions(experts, args.games, seed=12345 + args.seed)
     boards = [b for b, _, _ in pairs]

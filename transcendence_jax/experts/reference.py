@@ -70,12 +70,13 @@ class VotePolicy:
         self.experts, self.tie_break, self.seed = list(experts), tie_break, seed
         self.score = np.random.default_rng([seed, 64]).standard_normal((64, 64))
 
-    def _key(self, board: chess.Board, move: chess.Move) -> float:
+    def _key(self, board: chess.Board):
+        """The fixed tie-break's sort key over `board`'s moves (least first)."""
         if self.tie_break == "square":
-            return -self.score[move.from_square, move.to_square] - 1e-3 * (move.promotion or 0)
-        words = [chess.polyglot.zobrist_hash(board), self.seed, move.from_square, move.to_square,
-                 move.promotion or 0]
-        return float(np.random.default_rng(words).random())
+            return lambda move: -self.score[move.from_square, move.to_square] - 1e-3 * (move.promotion or 0)
+        position = chess.polyglot.zobrist_hash(board)  # once per position, not per move
+        return lambda move: float(np.random.default_rng(
+            [position, self.seed, move.from_square, move.to_square, move.promotion or 0]).random())
 
     def __call__(self, board: chess.Board, rng: np.random.Generator) -> chess.Move | None:
         top = list(vote_distribution(self.experts, board))
@@ -83,7 +84,7 @@ class VotePolicy:
             return None
         if self.tie_break == "random":
             return top[int(rng.integers(len(top)))]
-        return min(top, key=lambda move: self._key(board, move))
+        return min(top, key=self._key(board))
 
 
 class MixturePolicy:
