@@ -126,10 +126,17 @@ def main():
         ce = -np.mean([math.log(max(p.get(m, 0.0), 1e-9)) for p, (_, m, _) in zip(pi, pairs)])
         top_in_vote = np.mean([max(p, key=p.get) in v for p, v in zip(pi, vote)])
         capture = np.mean([analysis.mass_on(pi[s], captures[s]) for s in on])
+        outside = np.array([sum(q for m, q in p.items() if m not in mix) for p, mix in zip(pi, mixture)])
+        lo_out, hi_out = np.percentile(outside[rng.integers(0, len(outside), (1000, len(outside)))].mean(1),
+                                       [2.5, 97.5])
         print(f"{workdir} (step {step}, board_head {bool(config.model.get('board_head'))}): "
               f"KL(mixture || model@1) {kl_S.mean():.3f} [{lo:.3f}, {hi:.3f}] nats, KL(posterior || model@1) "
               f"{kl_post.mean():.3f} [{lo_post:.3f}, {hi_post:.3f}], cross-entropy {ce:.3f}, "
               f"arg-max in the vote's set {top_in_vote:.3f}, capture mass {capture:.3f}", flush=True)
+        print(f"  mass on moves no expert plays (a tau-1 error the experts do not make): {outside.mean():.3f} "
+              f"[{lo_out:.3f}, {hi_out:.3f}] a position; with a capture on {outside[on].mean():.3f}, "
+              f"none on {np.delete(outside, on).mean():.3f}; a game of 100 plies samples "
+              f"{outside.mean() * 50:.1f} such moves a side", flush=True)
         print(f"  where the experts are flat: {flat_choices(boards, pi, vote, captures, rng)}", flush=True)
 
 

@@ -95,7 +95,7 @@ def test_seeds_are_independent_replicates_and_reproduce(tmp_path):
 
     out = tmp_path / "two"
     summary = demo(str(out), scale="reduced", populations=["diverse"], parallel=False,
-                   overrides=[*TINY, "seeds=2"])
+                   overrides=[*TINY, "seeds=2", "analysis_positions=16"])
     pop = summary["populations"]["diverse"]
     per_seed = pop["seeds"]["per_seed"]
     assert [s["seed"] for s in per_seed] == [0, 1]
@@ -105,6 +105,13 @@ def test_seeds_are_independent_replicates_and_reproduce(tmp_path):
     lo, hi = pop["model_minus_best_expert"]["lo"], pop["model_minus_best_expert"]["hi"]
     assert lo < pop["model_minus_best_expert"]["diff"] < hi
     assert "over 2 seeds" in pop["verdict"]
+    # The state-level gain where some expert is blind, pooled the same way: the mean of the seeds' means.
+    low = model_name(min(summary["config"]["temperatures"]))
+    over = pop["state_level_over_seeds"][low]
+    assert over["per_seed"][0] == pytest.approx(pop["state_level"]["temperatures"][str(min(
+        summary["config"]["temperatures"]))]["gain_over_experts"]["groups"]["blind"]["mean"])
+    assert over["across"]["mean"] == pytest.approx(sum(over["per_seed"]) / 2)
+    assert over["across"]["lo"] <= min(over["per_seed"]) and max(over["per_seed"]) <= over["across"]["hi"]
     cfg = summary["config"]
     from ml_collections import ConfigDict
 

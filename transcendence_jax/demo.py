@@ -63,6 +63,35 @@ def combine_seeds(cfg: ConfigDict, replicates: list[dict]) -> dict:
     return dict(per_seed=per_seed, across=dict(zip(("diff", "lo", "hi"), across)))
 
 
+def combine_state_levels(cfg: ConfigDict, replicates: list[dict]) -> dict | None:
+    """The state-level gain where some expert is blind, over every replicate: per player (the vote,
+    the model at the lowest temperature) each seed's mean, and their mean with a CI that resamples
+    the seeds and each one's positions (rating.across_seeds). None for replicates measured before
+    the per-position gains were kept (results of 2026-12-07 and earlier) or with no such position."""
+    import numpy as np
+
+    from transcendence_jax.rating import across_seeds
+
+    if len(replicates) < 2 or any(not r["states"].get("blind_gains", {}).get("vote") for r in replicates):
+        return None  # one seed, an old result, or a seed without a position where some expert is blind
+    rng, out = np.random.default_rng(cfg.seed), {}
+    for player in ("vote", model_name(min(cfg.temperatures))):
+        gains = [np.asarray(r["states"]["blind_gains"][player]) for r in replicates]
+        samples = [g[rng.integers(0, len(g), (2000, len(g)))].mean(1) for g in gains]
+        across = across_seeds([g.mean() for g in gains], samples, seed=cfg.seed)
+        out[player] = dict(per_seed=[float(g.mean()) for g in gains], positions=[len(g) for g in gains],
+                           across=dict(zip(("mean", "lo", "hi"), across)))
+    return out
+
+
+def state_level_seeds_line(combined: dict) -> str:
+    parts = [f"{player} {c['across']['mean']:+.2f} [{c['across']['lo']:+.2f}, {c['across']['hi']:+.2f}] "
+             f"(each: {', '.join(f'{x:+.2f}' for x in c['per_seed'])}; {sum(c['positions'])} positions)"
+             for player, c in combined.items()]
+    return (f"state-level over {len(next(iter(combined.values()))['per_seed'])} seeds, gain over the experts "
+            "where some expert is blind (CI from seeds and positions): " + ", ".join(parts))
+
+
 def state_level_line(states: dict) -> str:
     """The state-level measure in one line: per player, its gain over the experts' average where
     some expert is blind (points x 100, 95% CI over positions), and its agreement with the base."""
@@ -99,7 +128,8 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
     mains = []
     for kind in dict.fromkeys(r["kind"] for r in runs):
         replicates = sorted((r for r in runs if r["kind"] == kind), key=lambda r: r["replicate"])
-        r = dict(replicates[0], seeds=combine_seeds(cfg, replicates))
+        r = dict(replicates[0], seeds=combine_seeds(cfg, replicates),
+                 states_over_seeds=combine_state_levels(cfg, replicates))
         if len(replicates) > 1:
             r["diff"] = tuple(r["seeds"]["across"][k] for k in ("diff", "lo", "hi"))
             r["transcends"] = bool(r["diff"][1] > 0)
@@ -120,6 +150,8 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
         for label, (d, lo, hi) in r["fidelity"].items():
             print(f"{label}: {d:+.0f} [{lo:+.0f}, {hi:+.0f}]")
         print(state_level_line(r["states"]))
+        if r["states_over_seeds"]:
+            print(state_level_seeds_line(r["states_over_seeds"]))
         summary["populations"][r["kind"]] = {
             "ratings": json.loads(ratings.to_json()), "best_expert": r["best_expert"],
             "model_minus_best_expert": dict(zip(("diff", "lo", "hi"), r["diff"])),
@@ -127,7 +159,7 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
             "fidelity": {label: dict(zip(("diff", "lo", "hi"), d)) for label, d in r["fidelity"].items()},
             "transcends": r["transcends"], "verdict": verdict(r, tau), "training_step": r["step"],
             "games": len(r["results"]), "seconds": round(r["seconds"], 1), "data": r["data"],
-            "state_level": r["states"], "seeds": r["seeds"],
+            "state_level": r["states"], "seeds": r["seeds"], "state_level_over_seeds": r["states_over_seeds"],
             # With several seeds, the verdict and model_minus_best_expert are over all of them; the
             # ratings, fidelity and state-level measure above are this seed's (the first replicate).
             "ratings_from_seed": r["seed"]}

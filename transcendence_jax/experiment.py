@@ -312,12 +312,15 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
     with_capture = [s for s, c in enumerate(captures) if c]
     groups = {"blind": blind_S, "none_blind": ~blind_S}
 
-    def gain_over_experts(pi) -> dict:
-        return analysis.summarize_gains(analysis.state_gains(pi, mixture, values), groups=groups, bootstrap=200,
-                                        seed=cfg.seed)
+    blind_gains = {}  # per player, its gain at each position where some expert is blind: seeds pool these
+
+    def gain_over_experts(pi, player: str) -> dict:
+        gains_S = analysis.state_gains(pi, mixture, values)
+        blind_gains[player] = gains_S[blind_S].tolist()
+        return analysis.summarize_gains(gains_S, groups=groups, bootstrap=200, seed=cfg.seed)
 
     out = {"positions": len(boards), "some_expert_blind": float(blind_S.mean()), "values": how,
-           "vote_gain_over_experts": gain_over_experts(vote),
+           "vote_gain_over_experts": gain_over_experts(vote, "vote"),
            "positions_with_a_capture": len(with_capture),
            "mixture_capture_mass": _mean([analysis.mass_on(mixture[s], captures[s]) for s in with_capture]),
            "temperatures": {}}
@@ -332,7 +335,8 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
             "kl_from_mixture": _mean([analysis.kl_divergence(q, p) for q, p in zip(mixture, pi)]),
             "mass_on_vote": _mean([analysis.mass_on(p, v) for p, v in zip(pi, vote)]),
             "capture_mass": _mean([analysis.mass_on(pi[s], captures[s]) for s in with_capture]),
-            "gain_over_experts": gain_over_experts(pi)}
+            "gain_over_experts": gain_over_experts(pi, model_name(tau))}
+    out["blind_gains"] = blind_gains
     return out
 
 
