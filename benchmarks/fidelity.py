@@ -4,8 +4,9 @@ For every workdir (a `transcendence train` or demo population's train/ folder): 
 `--games` fresh games of the population (every 4th ply from ply 1, a seed the training data did not
 use), the model's tau-1 distribution against the experts' exact mixture: KL(mixture || model) in
 nats (0 for a perfect imitator; 95% CI over positions), cross-entropy of the moves actually played
-(the mixture's own beside it), the mass the model's arg-max puts in the vote's arg-max set, and the
-mass on captures where one is on (the mixture's beside it). The model's population must be the
+(the mixture's own beside it), the mass the model's arg-max puts in the vote's arg-max set, the
+mass on captures where one is on (the mixture's beside it), and the mass on moves no expert plays
+(the mixture's zeros: a tau-1 error that neither the mixture nor game-mixture makes). The model's population must be the
 demo's (`--population`, `--seed`: its experts' deal). Where the experts' mixture is flat (every
 legal move equally likely: no capture on, or every capture on blind squares), a low-temperature
 model plays whichever move it learned to prefer: its arg-max's material after the unflawed base's
