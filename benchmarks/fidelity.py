@@ -6,12 +6,13 @@ use), the model's tau-1 distribution against the experts' exact mixture: KL(mixt
 nats (0 for a perfect imitator; 95% CI over positions), cross-entropy of the moves actually played
 (the mixture's own beside it), the mass the model's arg-max puts in the vote's arg-max set, the
 mass on captures where one is on (the mixture's beside it), and the mass on moves no expert plays
-(the mixture's zeros: a tau-1 error that neither the mixture nor game-mixture makes). The model's population must be the
-demo's (`--population`, `--seed`: its experts' deal). Where the experts' mixture is flat (every
-legal move equally likely: no capture on, or every capture on blind squares), a low-temperature
-model plays whichever move it learned to prefer: its arg-max's material after the unflawed base's
-reply is set against a uniform legal move's (what the vote plays there), separately for the two
-kinds of flat positions, with the arg-max's capture rate where the captures are all blind.
+(the mixture's zeros: a tau-1 error that neither the mixture nor game-mixture makes). The
+model's population must be the demo's (`--population`, `--seed`: its experts' deal). Where the
+experts' mixture is flat (every legal move equally likely: no capture on, or every capture on
+blind squares), a low-temperature model plays whichever move it learned to prefer: its arg-max's
+material after the unflawed base's reply is set against a uniform legal move's (what the vote
+plays there), separately for the two kinds of flat positions, with the arg-max's capture rate
+where the captures are all blind.
 
   python benchmarks/fidelity.py runs/demo/diverse/train /tmp/tied/train --population diverse
   python benchmarks/fidelity.py runs/demo_bh3/clones/train --population clones --base mvv-lva

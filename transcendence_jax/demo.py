@@ -66,8 +66,8 @@ def combine_seeds(cfg: ConfigDict, replicates: list[dict]) -> dict:
 def combine_state_levels(cfg: ConfigDict, replicates: list[dict]) -> dict | None:
     """The state-level gain where some expert is blind, over every replicate: per player (the vote,
     the model at the lowest temperature) each seed's mean, and their mean with a CI that resamples
-    the seeds and each one's positions (rating.across_seeds). None for replicates measured before
-    the per-position gains were kept (results of 2026-12-07 and earlier) or with no such position."""
+    the seeds and each one's positions (rating.across_seeds). None with one replicate, for results
+    measured before the per-position gains were kept (before dc77f48), or with no such position."""
     import numpy as np
 
     from transcendence_jax.rating import across_seeds
@@ -85,6 +85,7 @@ def combine_state_levels(cfg: ConfigDict, replicates: list[dict]) -> dict | None
 
 
 def state_level_seeds_line(combined: dict) -> str:
+    """combine_state_levels' result in one line, each seed's figure beside the pooled one."""
     parts = [f"{player} {c['across']['mean']:+.2f} [{c['across']['lo']:+.2f}, {c['across']['hi']:+.2f}] "
              f"(each: {', '.join(f'{x:+.2f}' for x in c['per_seed'])}; {sum(c['positions'])} positions)"
              for player, c in combined.items()]

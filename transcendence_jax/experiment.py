@@ -288,7 +288,9 @@ def state_level(cfg: ConfigDict, kind: str, model, data_dir: str) -> dict:
     material (`rollouts`). Reports the model's probability of playing one of the base policy's
     best moves, and its gain in expected score over the experts' average (the mixture), split
     by whether some expert is blind in the position or none is; the same gain for the vote, the
-    reference that tells a measure that cannot see the flaw from a model that did not learn it."""
+    reference that tells a measure that cannot see the flaw from a model that did not learn it.
+    blind_gains keeps each player's gain at every position where some expert is blind, for the
+    demo to pool over seeds."""
     from transcendence_jax import analysis
     from transcendence_jax.experts import population as experts
     from transcendence_jax.experts import reference
