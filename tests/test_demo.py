@@ -37,6 +37,21 @@ def test_artefacts(demo_run):
             assert len(board.move_stack) == row["plies"]
 
 
+def test_figure_panel_of_state_level_gains_is_the_json_s(demo_run):
+    """The figure's second panel: each group's state-level gain at each temperature, as results.json has it."""
+    from transcendence_jax.demo import state_level_series
+
+    _, summary = demo_run
+    for kind in ("diverse", "clones"):
+        states = summary["populations"][kind]["state_level"]
+        drawn = state_level_series(kind, states)
+        for group, name in (("blind", "some expert blind"), ("none_blind", "none blind")):
+            expected = [(float(t), v["gain_over_experts"]["groups"][group]["mean"])
+                        for t, v in states["temperatures"].items() if group in v["gain_over_experts"].get("groups", {})]
+            assert [p[:2] for p in drawn.get(f"{kind}: {name}", [])] == expected
+        assert any(drawn.values())
+
+
 def test_table_structure(demo_run, capsys):
     out, summary = demo_run
     cfg = summary["config"]

@@ -43,6 +43,34 @@ def test_rating_figure_shows_games_and_refuses_a_ci_to_a_perfect_score(tmp_path,
     plt.close(fig)
 
 
+def test_rating_figure_second_panel_draws_each_group_with_its_population_colour():
+    series = {"diverse": [(0.001, 300.0, 280.0, 320.0), (1.0, -50.0, -80.0, -20.0)],
+              "clones": [(0.001, -15.0, -40.0, 10.0), (1.0, -45.0, -70.0, -20.0)]}
+    states = {"diverse: some expert blind": [(1.0, -1.8, -2.9, -0.7), (0.001, 2.4, -0.1, 4.2)],
+              "diverse: none blind": [(0.001, -0.1, -1.8, 1.4), (1.0, 0.0, -0.1, 0.1)],
+              "clones: some expert blind": [(0.001, -0.9, -3.4, 1.3), (1.0, 0.1, -0.1, 0.2)]}
+    fig = rating_figure(series, lines={"diverse: vote": 315.0, "diverse: mixture": 73.0, "clones: vote": -21.0},
+                        states=states, state_lines={"diverse: vote, some expert blind": 4.4})
+    elo, panel = fig.axes
+    colour = {c.get_label(): c.lines[0].get_color() for c in elo.containers}
+    drawn = {c.get_label(): c for c in panel.containers}
+    assert set(drawn) == set(states)
+    for label, container in drawn.items():
+        line = container.lines[0]
+        assert line.get_color() == colour[label.split(": ")[0]]  # a population's colour in both panels
+        assert sorted(line.get_xdata()) == list(line.get_xdata())  # drawn in temperature order
+        assert line.get_linestyle() == ("-" if label.endswith("some expert blind") else "--")
+    assert list(drawn["diverse: some expert blind"].lines[0].get_ydata()) == [2.4, -1.8]
+    assert panel.get_xscale() == "log" and panel.get_xlabel() == "sampling temperature (log scale)"
+    refs = {line.get_label(): line for line in elo.get_lines() if line.get_label() in ("diverse: vote", "clones: vote",
+                                                                                     "diverse: mixture")}
+    assert refs["diverse: vote"].get_linestyle() == refs["clones: vote"].get_linestyle() != \
+        refs["diverse: mixture"].get_linestyle()  # one dash per reference player
+    assert "diverse: vote, some expert blind" in [t.get_text() for t in panel.get_legend().get_texts()]
+    plt.close(fig)
+    assert len(rating_figure(series).axes) == 1  # no states: the one panel
+
+
 def test_loss_figure_says_what_the_loss_is_over(tmp_path):
     rows = [dict(step=s, loss=3.0 / s) for s in range(1, 11)] + [dict(step=10, val_loss=0.4)]
     fig = loss_figure(rows)

@@ -93,6 +93,16 @@ def state_level_seeds_line(combined: dict) -> str:
             "where some expert is blind (CI from seeds and positions): " + ", ".join(parts))
 
 
+def state_level_series(kind: str, states: dict) -> dict[str, list[tuple]]:
+    """The figure's second panel: the model's state-level gain at each temperature (95% CI over
+    positions), one line per group of positions (some expert blind, none blind)."""
+    names = {"blind": "some expert blind", "none_blind": "none blind"}
+    return {f"{kind}: {name}": [(float(t), g["mean"], *g["ci95"]) for t, v in states["temperatures"].items()
+                                for g in [v["gain_over_experts"].get("groups", {}).get(group)] if g]
+            for group, name in names.items()
+            if any(group in v["gain_over_experts"].get("groups", {}) for v in states["temperatures"].values())}
+
+
 def state_level_line(states: dict) -> str:
     """The state-level measure in one line: per player, its gain over the experts' average where
     some expert is blind (points x 100, 95% CI over positions), and its agreement with the base."""
@@ -125,7 +135,7 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
 
     tau = min(cfg.temperatures)
     summary = {"config": cfg.to_dict(), "populations": {}}
-    series, bands, lines = {}, {}, {}
+    series, bands, lines, states, state_lines = {}, {}, {}, {}, {}
     mains = []
     for kind in dict.fromkeys(r["kind"] for r in runs):
         replicates = sorted((r for r in runs if r["kind"] == kind), key=lambda r: r["replicate"])
@@ -146,8 +156,12 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
                               rec[model_name(t)]["games"], rec[model_name(t)]["points"] / rec[model_name(t)]["games"])
                              for t in cfg.temperatures]
         bands[f"{r['kind']}: best expert, 95% CI"] = tuple(x - zero for x in ratings.ci[r["best_expert"]])
-        lines.update({f"{r['kind']}: {name}": ratings.elo[name] - zero for name in ("vote", "mixture")
+        lines.update({f"{r['kind']}: {name}": ratings.elo[name] - zero for name in ("vote", "mixture", "game-mixture")
                       if name in ratings.elo})
+        states.update(state_level_series(r["kind"], r["states"]))
+        vote_blind = r["states"]["vote_gain_over_experts"].get("groups", {}).get("blind")
+        if vote_blind:
+            state_lines[f"{r['kind']}: vote, some expert blind"] = vote_blind["mean"]
         for label, (d, lo, hi) in r["fidelity"].items():
             print(f"{label}: {d:+.0f} [{lo:+.0f}, {hi:+.0f}]")
         print(state_level_line(r["states"]))
@@ -169,7 +183,10 @@ def report(cfg: ConfigDict, runs: list[dict], out: str) -> dict:
         print(verdict(r, tau))
     plot_rating_vs_temperature(series, os.path.join(out, "transcendence.png"), bands=bands, lines=lines,
                                ylabel="Elo minus the population's best expert",
-                               title="The model against its experts, by sampling temperature")
+                               title="The model against its experts, by sampling temperature",
+                               states=states, state_lines=state_lines,
+                               states_title="State-level: gain per position over the experts' average"
+                               + (f" (seed {cfg.seed})" if cfg.get("seeds", 1) > 1 else ""))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(summary, f, indent=1, default=float)
     print(f"\nwrote {out}/results.json and {out}/transcendence.png")
