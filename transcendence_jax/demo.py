@@ -118,6 +118,10 @@ def state_level_line(states: dict) -> str:
     line = (f"state-level, {states['positions']} held-out positions ({states['values']} values), gain over the "
             "experts where some expert is blind: " + ", ".join(parts))
     temps = states["temperatures"]
+    low_blind = temps[min(temps, key=float)]["gain_over_experts"].get("groups", {}).get("blind") if temps else None
+    if low_blind:
+        line += (f"; at tau={min(temps, key=float)} the best 10% of those {low_blind['states']} positions carry "
+                 f"{low_blind['share_top']:.0%} of the positive gain")
     if "kl_from_mixture" not in next(iter(temps.values()), {}):
         return line  # a results.json written before the distribution measures
     high, low = temps[max(temps, key=float)], temps[min(temps, key=float)]
