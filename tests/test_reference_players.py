@@ -212,3 +212,51 @@ def test_a_fixed_tie_break_plays_one_arg_max_of_the_vote(positions):
     assert chosen["position"] != chosen["square"]
     with pytest.raises(ValueError, match="tie_break 'first'"):
         VotePolicy(experts, "first")
+
+
+def test_support_player_samples_the_model_renormalized_on_the_support():
+    """Every move inside the support, at the frequencies of the model's distribution renormalized
+    there; a support holding every legal move is the model's own sampler (same seed, same moves)."""
+    import collections
+
+    from flax import nnx
+
+    from transcendence_jax.config import load_config
+    from transcendence_jax.model import Transformer
+    from transcendence_jax.play.players import GameState, ModelPlayer, SupportBackend, SupportPlayer
+    from transcendence_jax.sampling.policy import move_probabilities
+    from transcendence_jax.sampling.sampler import Sampler
+
+    cfg = load_config("tiny", ["model.num_layers=1", "model.embed_dim=32", "model.mlp_dim=64", "model.num_heads=2"])
+    model = Transformer(cfg.model, rngs=nnx.Rngs(3))
+    start = chess.Board()
+    probs = move_probabilities(model, start, 1.0)
+    ranked = sorted(probs, key=probs.get)
+    allowed = {ranked[-1], ranked[0], ranked[1]}  # the likeliest move and the two least likely: far from uniform
+    backend = SupportBackend(Sampler(model, max_games=64, seed=7), lambda board: allowed, seed=1)
+    player = SupportPlayer("s", backend, 1.0)
+    counts = collections.Counter()
+    for r in range(10):
+        states = [GameState(f"g{r}-{i}", start.copy()) for i in range(60)]
+        counts.update(c.move for c in backend.choose([(player, s) for s in states]))
+        for s in states:
+            backend.release(s.game_id)
+    assert set(counts) <= allowed and sum(counts.values()) == 600
+    mass = sum(probs[m] for m in allowed)
+    assert mass < 0.5  # most first draws fall outside and are redrawn from the restriction
+    for move in allowed:
+        assert abs(counts[move] / 600 - probs[move] / mass) < 0.07, (move, counts, probs[move] / mass)
+
+    rng = np.random.default_rng(0)
+    boards = []
+    for n in range(6):
+        board = chess.Board()
+        for _ in range(n * 3):
+            board.push(list(board.legal_moves)[rng.integers(board.legal_moves.count())])
+        boards.append(board)
+    states = [GameState(f"h{i}", b) for i, b in enumerate(boards)]
+    alone = Sampler(model, max_games=8, seed=7)
+    everything = SupportBackend(Sampler(model, max_games=8, seed=7), lambda board: set(board.legal_moves), seed=1)
+    model_player, support_player = ModelPlayer("m", alone, 1.0), SupportPlayer("s", everything, 1.0)
+    assert [c.move for c in everything.choose([(support_player, s) for s in states])] == \
+        [c.move for c in alone.choose([(model_player, s) for s in states])]

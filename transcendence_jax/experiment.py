@@ -168,6 +168,8 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list
         PolicyPlayer,
         QuietRandomBackend,
         QuietRandomPlayer,
+        SupportBackend,
+        SupportPlayer,
         close_players,
     )
     from transcendence_jax.sampling.sampler import Sampler
@@ -180,7 +182,8 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list
     # against every other player of the round robin, once per game, plus the head-to-heads.
     m, v = len(cfg.temperatures), len(cfg.get("model_votes", []))
     q, e = int(bool(cfg.get("quiet_random_player"))), int(bool(ensemble))
-    total = len(players) + m + v + q + e
+    s = int(bool(cfg.get("support_player")))
+    total = len(players) + m + v + q + e + s
 
     def slots(k: int, extra: int = 0) -> int:  # the games of k players sharing one backend
         return min(cfg.games_per_pair * (k * (total - k) + k * (k - 1) // 2) + extra, 4096)
@@ -197,6 +200,12 @@ def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list
         backend = QuietRandomBackend(Sampler(model, max_games=slots(1), legal="mask", seed=cfg.seed + 99),
                                      seed=cfg.seed)
         models.append(QuietRandomPlayer(quiet_random_name(tau), backend, tau))
+    if s:  # the model at the highest tau without the moves no expert plays
+        from transcendence_jax.experts import reference
+
+        backend = SupportBackend(Sampler(model, max_games=slots(1), legal="mask", seed=cfg.seed + 98),
+                                 lambda board: set(reference.mixture_distribution(population, board)), seed=cfg.seed)
+        models.append(SupportPlayer(support_name(max(cfg.temperatures)), backend, max(cfg.temperatures)))
     if ensemble:  # one Sampler a member, each member sampling its own move at the vote temperature
         members = [Sampler(member, max_games=slots(1), legal="mask", seed=cfg.seed + 2 + i)
                    for i, member in enumerate(ensemble)]
@@ -245,6 +254,10 @@ def vote_name(votes: int, tau: float) -> str:
     return f"model-vote{votes}@{tau:g}"
 
 
+def support_name(tau: float) -> str:
+    return f"model-support@{tau:g}"
+
+
 def quiet_random_name(tau: float) -> str:
     return f"model-quiet-random@{tau:g}"
 
@@ -272,6 +285,9 @@ def rate(cfg: ConfigDict, results: list[dict]) -> dict:
     references.update({f"{n} minus best expert": (n, best) for n in voters})
     quiet = quiet_random_name(min(cfg.temperatures))
     references[f"{quiet} minus vote"] = (quiet, "vote")
+    support = support_name(max(cfg.temperatures))  # what the moves no expert plays cost the model
+    references.update({f"{high} minus {support}": (high, support), f"{support} minus game-mixture":
+                       (support, "game-mixture")})
     fidelity = {label: ratings.diff(a, b) for label, (a, b) in references.items()
                 if a in ratings.elo and b in ratings.elo}
     return dict(ratings=ratings, best_expert=best, diff=diff, diff_high=diff_high, fidelity=fidelity,

@@ -232,6 +232,56 @@ class QuietRandomPlayer:
         return {"temperature": self.temperature, "quiet": "random"}
 
 
+class SupportBackend:
+    """The model with the moves outside a support removed: its distribution at the player's
+    temperature over the legal moves `support(board)` holds, renormalized (where it holds none,
+    the model's own choice). A diagnostic: with the experts' support (every move some expert may
+    play) it is the model without the errors no expert makes. A first sample inside the support is
+    kept, else one is drawn from the restriction: together exactly the renormalized distribution.
+    Its Sampler must be its own (as ModelVoteBackend's) and mask to the legal moves."""
+
+    def __init__(self, sampler, support: Callable[[chess.Board], set], seed: int = 0):
+        self.sampler, self.support, self.seed = sampler, support, seed
+
+    def choose(self, requests):
+        from transcendence_jax.data.tokenizer import move_token
+        from transcendence_jax.sampling.policy import tempered
+
+        if self.sampler.legal != "mask":
+            raise ValueError("SupportBackend draws among the legal moves: use a Sampler with legal='mask'")
+        first = self.sampler.choose(requests)
+        logits_nV = self.sampler.last_logits
+        choices = []
+        for i, ((player, state), choice) in enumerate(zip(requests, first)):
+            support = self.support(state.board)
+            allowed = [m for m in state.board.legal_moves if m in support]
+            if choice.move is None or not allowed or choice.move in allowed:
+                choices.append(choice)
+                continue
+            p = tempered({m: float(logits_nV[i, move_token(m)]) for m in allowed}, player.temperature,
+                         self.sampler.threshold)
+            rng = np.random.default_rng(seed_of(self.seed, player.name, state.game_id, state.board.ply()))
+            choices.append(MoveChoice(allowed[int(rng.choice(len(allowed), p=np.array([p[m] for m in allowed])))],
+                                      choice.illegal))
+        return choices
+
+    def release(self, game_id: str) -> None:
+        self.sampler.release(game_id)
+
+    def close(self) -> None:
+        self.sampler.close()
+
+
+class SupportPlayer:
+    """The model at `temperature` restricted to its backend's support."""
+
+    def __init__(self, name: str, backend: SupportBackend, temperature: float):
+        self.name, self.backend, self.temperature = name, backend, float(temperature)
+
+    def describe(self) -> dict:
+        return {"temperature": self.temperature, "restricted": "support"}
+
+
 class EnsembleVoteBackend:
     """An ensemble of agents voting move by move: each member model (one Sampler each) samples
     its own move at the player's temperature, the most frequent is played (ties at random)."""
