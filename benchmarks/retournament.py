@@ -9,6 +9,9 @@ Used to rate the experts' mixture per game (`game-mixture`) beside the mixture p
   python benchmarks/retournament.py runs/demo_bh3/diverse runs/demo_bh3/diverse-seed1 \\
     runs/demo_bh3/diverse-seed2 --out runs/gm --set 'reference_players=["vote","mixture","game-mixture"]' \\
     --set 'temperatures=[0.001,1.0]' --set 'model_votes=[]' --set quiet_random_player=false
+
+and, with `--set support_player=true` beside the same, the model at tau 1 without the moves no
+expert plays (`model-support@1`: docs/FINDINGS.md, "Where model@1 loses").
 """
 
 import argparse

@@ -153,7 +153,9 @@ def train_ensemble(cfg: ConfigDict, kind: str, root: str) -> list:
 def tournament(cfg: ConfigDict, kind: str, model, out: str, ensemble=()) -> list[dict]:
     """Round robin of experts, base, the reference players (the experts' vote and mixture, the
     model voting with itself, the ensemble of per-expert models voting) and the model at every
-    temperature, plus head-to-heads. From the start position, or from cfg.openings (N random plies
+    temperature, plus head-to-heads. Diagnostics: `quiet_random_player`; `support_player` (no
+    packaged config sets it: benchmarks/retournament.py does), the model at the highest temperature
+    without the moves no expert plays. From the start position, or from cfg.openings (N random plies
     or a .pgn / .epd book: opening k in games 2k and 2k+1 of each pair, colours swapped). Writes
     games.jsonl, games.pgn (players, result, opening) and summary.json (games, distinct games, the
     pairs that repeated games)."""
