@@ -114,19 +114,19 @@ def test_clones_vote_keeps_their_shared_flaw(positions):
         assert vote_distribution(clones, board) == expert_distribution(clones[0], board)
 
 
-def test_model_vote_of_one_is_the_models_sampler():
-    """k = 1 plays exactly the Sampler's move (same seed, same games); k = 25 at tau 1 plays the
-    model's arg-max far more often than one draw does."""
+def _tiny_model():
+    """An untrained one-layer decoder: a model whose distributions the sampler-backed players must follow."""
     from flax import nnx
 
     from transcendence_jax.config import load_config
     from transcendence_jax.model import Transformer
-    from transcendence_jax.play.players import GameState, ModelPlayer, ModelVoteBackend, ModelVotePlayer
-    from transcendence_jax.sampling.policy import move_probabilities
-    from transcendence_jax.sampling.sampler import Sampler
 
     cfg = load_config("tiny", ["model.num_layers=1", "model.embed_dim=32", "model.mlp_dim=64", "model.num_heads=2"])
-    model = Transformer(cfg.model, rngs=nnx.Rngs(3))
+    return Transformer(cfg.model, rngs=nnx.Rngs(3))
+
+
+def _random_boards() -> list[chess.Board]:
+    """Six positions after 0, 3, ..., 15 random plies (seeded)."""
     rng = np.random.default_rng(0)
     boards = []
     for n in range(6):
@@ -134,6 +134,19 @@ def test_model_vote_of_one_is_the_models_sampler():
         for _ in range(n * 3):
             board.push(list(board.legal_moves)[rng.integers(board.legal_moves.count())])
         boards.append(board)
+    return boards
+
+
+def test_model_vote_of_one_is_the_models_sampler():
+    """k = 1 plays exactly the Sampler's move (same seed, same games); k = 25 at tau 1 plays the
+    model's arg-max far more often than one draw does."""
+
+    from transcendence_jax.play.players import GameState, ModelPlayer, ModelVoteBackend, ModelVotePlayer
+    from transcendence_jax.sampling.policy import move_probabilities
+    from transcendence_jax.sampling.sampler import Sampler
+
+    model = _tiny_model()
+    boards = _random_boards()
     states = [GameState(f"g{i}", b) for i, b in enumerate(boards)]
     alone = Sampler(model, max_games=8, seed=7)
     one = ModelVoteBackend(Sampler(model, max_games=8, seed=7), seed=1)
@@ -172,15 +185,11 @@ def test_stockfish_values_see_what_the_diverse_vote_fixes(positions):
 def test_quiet_random_plays_the_model_where_a_capture_is_legal_and_random_moves_elsewhere():
     """Where a capture is legal: exactly the model's sampler (same seed, same games); where none
     is: a legal move that varies with the game, not the model's fixed arg-max."""
-    from flax import nnx
 
-    from transcendence_jax.config import load_config
-    from transcendence_jax.model import Transformer
     from transcendence_jax.play.players import GameState, ModelPlayer, QuietRandomBackend, QuietRandomPlayer
     from transcendence_jax.sampling.sampler import Sampler
 
-    cfg = load_config("tiny", ["model.num_layers=1", "model.embed_dim=32", "model.mlp_dim=64", "model.num_heads=2"])
-    model = Transformer(cfg.model, rngs=nnx.Rngs(3))
+    model = _tiny_model()
     capture = chess.Board()
     for uci in ("e2e4", "d7d5"):  # exd5 is legal
         capture.push_uci(uci)
@@ -219,16 +228,11 @@ def test_support_player_samples_the_model_renormalized_on_the_support():
     there; a support holding every legal move is the model's own sampler (same seed, same moves)."""
     import collections
 
-    from flax import nnx
-
-    from transcendence_jax.config import load_config
-    from transcendence_jax.model import Transformer
     from transcendence_jax.play.players import GameState, ModelPlayer, SupportBackend, SupportPlayer
     from transcendence_jax.sampling.policy import move_probabilities
     from transcendence_jax.sampling.sampler import Sampler
 
-    cfg = load_config("tiny", ["model.num_layers=1", "model.embed_dim=32", "model.mlp_dim=64", "model.num_heads=2"])
-    model = Transformer(cfg.model, rngs=nnx.Rngs(3))
+    model = _tiny_model()
     start = chess.Board()
     probs = move_probabilities(model, start, 1.0)
     ranked = sorted(probs, key=probs.get)
@@ -247,13 +251,7 @@ def test_support_player_samples_the_model_renormalized_on_the_support():
     for move in allowed:
         assert abs(counts[move] / 600 - probs[move] / mass) < 0.07, (move, counts, probs[move] / mass)
 
-    rng = np.random.default_rng(0)
-    boards = []
-    for n in range(6):
-        board = chess.Board()
-        for _ in range(n * 3):
-            board.push(list(board.legal_moves)[rng.integers(board.legal_moves.count())])
-        boards.append(board)
+    boards = _random_boards()
     states = [GameState(f"h{i}", b) for i, b in enumerate(boards)]
     alone = Sampler(model, max_games=8, seed=7)
     everything = SupportBackend(Sampler(model, max_games=8, seed=7), lambda board: set(board.legal_moves), seed=1)

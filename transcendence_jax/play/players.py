@@ -140,7 +140,19 @@ def close_players(players) -> None:
         backend.close()
 
 
-class ModelVoteBackend:
+class _OwnSampler:
+    """A backend over a Sampler of its own: a game's cache slot and the sampler go with it."""
+
+    sampler: object
+
+    def release(self, game_id: str) -> None:
+        self.sampler.release(game_id)
+
+    def close(self) -> None:
+        self.sampler.close()
+
+
+class ModelVoteBackend(_OwnSampler):
     """Inference-time majority vote over one model: k moves sampled at the player's temperature,
     the most frequent played (exact ties at random). The first draw is the Sampler's own move
     (so k = 1 is the model's sampler); the other k - 1 are drawn on the host from the same
@@ -175,12 +187,6 @@ class ModelVoteBackend:
             choices.append(MoveChoice(legal[int(top[rng.integers(len(top))])], choice.illegal))
         return choices
 
-    def release(self, game_id: str) -> None:
-        self.sampler.release(game_id)
-
-    def close(self) -> None:
-        self.sampler.close()
-
 
 class ModelVotePlayer:
     """The model voting with itself: `votes` samples at `temperature` a move, the mode played."""
@@ -194,7 +200,7 @@ class ModelVotePlayer:
         return {"temperature": self.temperature, "votes": self.votes}
 
 
-class QuietRandomBackend:
+class QuietRandomBackend(_OwnSampler):
     """The model where a capture is legal; where none is, a uniformly random legal move (what the
     MVV-LVA experts play there). A diagnostic: it keeps what the model learned about captures,
     where the experts' knowledge and flaws lie, and takes away its arg-max's fixed choice among
@@ -215,24 +221,26 @@ class QuietRandomBackend:
             choices.append(MoveChoice(legal[int(rng.integers(len(legal)))], choice.illegal))
         return choices
 
-    def release(self, game_id: str) -> None:
-        self.sampler.release(game_id)
 
-    def close(self) -> None:
-        self.sampler.close()
+class _ModelVariantPlayer:
+    """The model at `temperature`, its moves altered by its backend; `variant` says how (describe)."""
 
+    variant: dict = {}
 
-class QuietRandomPlayer:
-    """The model at `temperature` where a capture is legal, a random legal move elsewhere."""
-
-    def __init__(self, name: str, backend: QuietRandomBackend, temperature: float):
+    def __init__(self, name: str, backend, temperature: float):
         self.name, self.backend, self.temperature = name, backend, float(temperature)
 
     def describe(self) -> dict:
-        return {"temperature": self.temperature, "quiet": "random"}
+        return {"temperature": self.temperature, **self.variant}
 
 
-class SupportBackend:
+class QuietRandomPlayer(_ModelVariantPlayer):
+    """The model at `temperature` where a capture is legal, a random legal move elsewhere."""
+
+    variant = {"quiet": "random"}
+
+
+class SupportBackend(_OwnSampler):
     """The model with the moves outside a support removed: its distribution at the player's
     temperature over the legal moves `support(board)` holds, renormalized (where it holds none,
     the model's own choice). A diagnostic: with the experts' support (every move some expert may
@@ -265,21 +273,11 @@ class SupportBackend:
                                       choice.illegal))
         return choices
 
-    def release(self, game_id: str) -> None:
-        self.sampler.release(game_id)
 
-    def close(self) -> None:
-        self.sampler.close()
-
-
-class SupportPlayer:
+class SupportPlayer(_ModelVariantPlayer):
     """The model at `temperature` restricted to its backend's support."""
 
-    def __init__(self, name: str, backend: SupportBackend, temperature: float):
-        self.name, self.backend, self.temperature = name, backend, float(temperature)
-
-    def describe(self) -> dict:
-        return {"temperature": self.temperature, "restricted": "support"}
+    variant = {"restricted": "support"}
 
 
 class EnsembleVoteBackend:
