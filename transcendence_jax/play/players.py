@@ -145,6 +145,23 @@ class _OwnSampler:
 
     sampler: object
 
+    def _sample_with_logits(self, requests):
+        """The Sampler's own moves for `requests`, and a function (request index, moves,
+        temperature) -> the distribution over those moves from the logits that call computed."""
+        from transcendence_jax.data.tokenizer import move_token
+        from transcendence_jax.sampling.policy import tempered
+
+        if self.sampler.legal != "mask":
+            raise ValueError(f"{type(self).__name__} draws among the legal moves: use a Sampler with legal='mask'")
+        first = self.sampler.choose(requests)
+        logits_nV, threshold = self.sampler.last_logits, self.sampler.threshold
+
+        def distribution(i: int, moves: list, temperature: float) -> np.ndarray:
+            p = tempered({m: float(logits_nV[i, move_token(m)]) for m in moves}, temperature, threshold)
+            return np.array([p[m] for m in moves])
+
+        return first, distribution
+
     def release(self, game_id: str) -> None:
         self.sampler.release(game_id)
 
@@ -163,24 +180,15 @@ class ModelVoteBackend(_OwnSampler):
         self.sampler, self.seed = sampler, seed
 
     def choose(self, requests):
-        from transcendence_jax.data.tokenizer import move_token
-        from transcendence_jax.sampling.policy import tempered
-
-        if self.sampler.legal != "mask":
-            raise ValueError("ModelVoteBackend draws its extra votes among the legal moves: "
-                             "use a Sampler with legal='mask'")
-        first = self.sampler.choose(requests)
-        logits_nV = self.sampler.last_logits
+        first, distribution = self._sample_with_logits(requests)
         choices = []
         for i, ((player, state), choice) in enumerate(zip(requests, first)):
             if player.votes == 1 or choice.move is None:
                 choices.append(choice)
                 continue
             legal = list(state.board.legal_moves)
-            p = tempered({m: float(logits_nV[i, move_token(m)]) for m in legal}, player.temperature,
-                         self.sampler.threshold)
             rng = np.random.default_rng(seed_of(self.seed, player.name, state.game_id, state.board.ply()))
-            draws = rng.choice(len(legal), size=player.votes - 1, p=np.array([p[m] for m in legal]))
+            draws = rng.choice(len(legal), size=player.votes - 1, p=distribution(i, legal, player.temperature))
             counts = np.bincount(draws, minlength=len(legal))
             counts[legal.index(choice.move)] += 1
             top = np.flatnonzero(counts == counts.max())
@@ -252,13 +260,7 @@ class SupportBackend(_OwnSampler):
         self.sampler, self.support, self.seed = sampler, support, seed
 
     def choose(self, requests):
-        from transcendence_jax.data.tokenizer import move_token
-        from transcendence_jax.sampling.policy import tempered
-
-        if self.sampler.legal != "mask":
-            raise ValueError("SupportBackend draws among the legal moves: use a Sampler with legal='mask'")
-        first = self.sampler.choose(requests)
-        logits_nV = self.sampler.last_logits
+        first, distribution = self._sample_with_logits(requests)
         choices = []
         for i, ((player, state), choice) in enumerate(zip(requests, first)):
             support = self.support(state.board)
@@ -266,11 +268,9 @@ class SupportBackend(_OwnSampler):
             if choice.move is None or not allowed or choice.move in allowed:
                 choices.append(choice)
                 continue
-            p = tempered({m: float(logits_nV[i, move_token(m)]) for m in allowed}, player.temperature,
-                         self.sampler.threshold)
             rng = np.random.default_rng(seed_of(self.seed, player.name, state.game_id, state.board.ply()))
-            choices.append(MoveChoice(allowed[int(rng.choice(len(allowed), p=np.array([p[m] for m in allowed])))],
-                                      choice.illegal))
+            p = distribution(i, allowed, player.temperature)
+            choices.append(MoveChoice(allowed[int(rng.choice(len(allowed), p=p))], choice.illegal))
         return choices
 
 
